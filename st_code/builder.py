@@ -1,0 +1,128 @@
+"""``build_model``: a code embedding model from any backbone in one call."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
+
+from st_code.lora import LoraSettings, add_lora
+from st_code.model import CodeSentenceTransformer
+from st_code.modules import CodeTransformer, PMAPooling
+from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
+
+PoolingName = Literal["pma", "lasttoken", "mean", "cls"]
+POOLINGS: tuple[str, ...] = ("pma", "lasttoken", "mean", "cls")
+
+
+def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """A hub id, a local folder, or a local ``.gguf`` file -> (name_or_path, loader kwargs)."""
+    text = str(base)
+    path = Path(text).expanduser()
+    if text.endswith(".gguf"):
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF base {text!r} does not exist")
+        return str(path.parent), {"gguf_file": path.name}
+    if path.exists():
+        return str(path), {}
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        raise FileNotFoundError(
+            f"base model folder {text!r} does not exist; pass an existing folder or a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
+        )
+    return text, {}
+
+
+def build_model(
+    base: str | os.PathLike,
+    pooling: PoolingName = "lasttoken",
+    embedding_dim: int | None = None,
+    lora: LoraSettings | dict | bool | None = None,
+    instruction_format: str | None = "bge",
+    instruction_set: str = "coder",
+    default_instruction: str | None = DEFAULT_QUERY_INSTRUCTION,
+    max_seq_length: int | None = 512,
+    normalize: bool = True,
+    pma_num_heads: int | None = None,
+    bidirectional: bool = False,
+    append_eos: bool | None = None,
+    padding_side: Literal["left", "right"] | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    attn_implementation: str | None = None,
+    **model_kwargs: Any,
+) -> CodeSentenceTransformer:
+    """Build a code embedding model: backbone -> pooling -> (normalize), with instructions as prompts.
+
+    Args:
+        base: hub id (``"Qwen/Qwen2.5-Coder-1.5B"``), local model folder, or a ``.gguf`` file.
+        pooling: ``"pma"`` (C2LLM), ``"lasttoken"`` (EOS, CodeR/BGE-Code), ``"mean"`` or ``"cls"``.
+        embedding_dim: PMA output dimension (defaults to the backbone's hidden size). Only for ``"pma"``.
+        lora: ``None`` for full fine-tuning, ``True`` for CodeR's r=32/alpha=64, or a dict
+            ``{"r":..., "alpha":..., "dropout":..., "target_modules": [...]}``.
+        instruction_format: ``"bge"`` (``<instruct>{instruction}\\n<query>``), ``"qwen"``
+            (``Instruct: {instruction}\\nQuery: ``), ``"none"``, or a template with ``{instruction}``.
+        instruction_set: ``"coder"`` (CodeR Table 18 wording) or ``"c2llm"`` (C2LLM Table 1).
+        default_instruction: instruction for the default ``"query"`` prompt; ``None`` for none.
+        max_seq_length: truncation length in tokens (EOS included).
+        normalize: append ``Normalize`` so embeddings are unit length (cosine = dot product).
+        pma_num_heads: PMA heads (default 32 where it divides ``embedding_dim``).
+        bidirectional: bidirectional attention for decoder backbones (CodeXEmbed option).
+        append_eos, padding_side: see :class:`~st_code.modules.CodeTransformer`; defaults suit the backbone.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default picks the best available.
+        dtype: e.g. ``torch.bfloat16`` or ``"auto"``; passed to ``from_pretrained``.
+        attn_implementation: ``"sdpa"``, ``"eager"``, ``"flash_attention_2"``...
+        **model_kwargs: more ``from_pretrained`` kwargs (``revision``, ``trust_remote_code``, ...).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
+    if embedding_dim is not None and pooling != "pma":
+        raise ValueError(f"embedding_dim={embedding_dim} needs pooling='pma' (other poolings keep the hidden size)")
+    lora_settings = LoraSettings.from_value(lora)
+    name_or_path, loader_kwargs = _resolve_base(base)
+
+    model_kwargs = dict(model_kwargs)
+    if dtype is not None:
+        model_kwargs["dtype"] = dtype
+    if attn_implementation is not None:
+        model_kwargs["attn_implementation"] = attn_implementation
+    model_kwargs.update(loader_kwargs)
+    shared = dict(loader_kwargs)  # gguf_file must reach the config and tokenizer loaders too
+    if "trust_remote_code" in model_kwargs:
+        shared["trust_remote_code"] = model_kwargs["trust_remote_code"]
+
+    backbone = CodeTransformer(
+        name_or_path,
+        model_kwargs=model_kwargs,
+        processor_kwargs=dict(shared),
+        config_kwargs=dict(shared),
+        max_seq_length=max_seq_length,
+        append_eos=append_eos,
+        padding_side=padding_side,
+        bidirectional=bidirectional,
+    )
+    hidden_size = backbone.get_embedding_dimension()
+    if pooling == "pma":
+        head = PMAPooling(hidden_size, embedding_dim=embedding_dim, num_heads=pma_num_heads)
+        head.to(next(backbone.auto_model.parameters()).dtype)
+    else:
+        head = Pooling(hidden_size, pooling_mode=pooling)
+    modules = [backbone, head] + ([Normalize()] if normalize else [])
+
+    model = CodeSentenceTransformer(
+        modules=modules,
+        device=device,
+        prompts=build_prompts(instruction_format, instruction_set, default_instruction),
+        similarity_fn_name="cosine",
+    )
+    if lora_settings is not None:
+        add_lora(
+            model,
+            r=lora_settings.r,
+            alpha=lora_settings.alpha,
+            dropout=lora_settings.dropout,
+            target_modules=lora_settings.target_modules,
+            **lora_settings.extra,
+        )
+    return model

@@ -1,0 +1,147 @@
+"""LoRA on the backbone: attach, merge into the base weights, chain stages (CodeXEmbed).
+
+Attaching goes through transformers' PEFT integration (``PreTrainedModel.add_adapter``), so a model
+with an adapter still saves and loads as a normal sentence-transformers folder (adapter-only).
+``merge_lora`` folds the adapter into the base weights and removes every trace of PEFT, giving a
+plain checkpoint; a fresh adapter can then be attached for the next training stage.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+from torch import nn
+
+_DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+#: Default LoRA targets per ``config.model_type`` (CodeR: all attention and MLP projections).
+DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {
+    **{name: _DECODER_TARGETS for name in ("qwen2", "qwen3", "llama", "mistral", "gemma", "gemma2", "gemma3_text")},
+    **{name: ("query", "key", "value", "dense") for name in ("bert", "roberta", "xlm-roberta", "electra")},
+    "mpnet": ("q", "k", "v", "o", "intermediate.dense", "output.dense"),
+    "new": ("qkv_proj", "o_proj", "up_gate_proj", "down_proj"),  # gte-*-v1.5 (CodeXEmbed-400M)
+}
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyper-parameters; defaults follow CodeR (r=32, alpha=64)."""
+
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.05
+    target_modules: Sequence[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_value(cls, value: "LoraSettings | dict | bool | None") -> "LoraSettings | None":
+        """Accept ``None``/``False`` (no LoRA), ``True`` (defaults), a dict or a ``LoraSettings``."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            known = {"r", "alpha", "dropout", "target_modules", "lora_alpha", "lora_dropout"}
+            values = dict(value)
+            values.setdefault("alpha", values.pop("lora_alpha", 64))
+            values.setdefault("dropout", values.pop("lora_dropout", 0.05))
+            extra = {k: values.pop(k) for k in list(values) if k not in known}
+            return cls(**values, extra=extra)
+        raise TypeError(f"lora must be None, True, a dict or LoraSettings, got {type(value).__name__}")
+
+
+def _backbone(model: SentenceTransformer) -> nn.Module:
+    first = model[0]
+    if not hasattr(first, "auto_model"):
+        raise TypeError(f"the first module of this model is {type(first).__name__}, not a Transformer backbone")
+    return first.auto_model
+
+
+def _linear_names(backbone: nn.Module) -> set[str]:
+    return {name for name, module in backbone.named_modules() if isinstance(module, nn.Linear)}
+
+
+def default_target_modules(backbone: nn.Module) -> list[str]:
+    """Targets for this backbone: the table above by model type, else every attention/MLP projection found."""
+    model_type = getattr(backbone.config, "model_type", "")
+    if model_type in DEFAULT_TARGET_MODULES:
+        return list(DEFAULT_TARGET_MODULES[model_type])
+    names = _linear_names(backbone)
+    found = sorted({name.rsplit(".", 1)[-1] for name in names} & set(_DECODER_TARGETS + ("query", "key", "value", "dense")))
+    if not found:
+        raise ValueError(
+            f"no default LoRA targets for model_type {model_type!r}; pass target_modules=[...] naming its Linear layers"
+        )
+    return found
+
+
+def add_lora(
+    model: SentenceTransformer,
+    r: int = 32,
+    alpha: int = 64,
+    dropout: float = 0.05,
+    target_modules: Sequence[str] | None = None,
+    adapter_name: str = "default",
+    **lora_kwargs: Any,
+) -> SentenceTransformer:
+    """Attach a fresh LoRA adapter to the backbone (in place) and freeze the backbone's base weights.
+
+    Modules after the backbone (e.g. a PMA head) keep ``requires_grad=True``.
+    Raises ``ValueError`` when a target name matches no Linear layer.
+    """
+    from peft import LoraConfig
+
+    backbone = _backbone(model)
+    targets = list(target_modules) if target_modules else default_target_modules(backbone)
+    names = _linear_names(backbone)
+    unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if unmatched:
+        examples = sorted({n.rsplit(".", 1)[-1] for n in names})[:12]
+        raise ValueError(f"LoRA target(s) {unmatched} match no Linear layer of the backbone; its layers include {examples}")
+    if getattr(backbone, "_hf_peft_config_loaded", False):
+        raise ValueError("this model already has a LoRA adapter; call st_code.merge_lora(model) before adding another")
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none", **lora_kwargs)
+    backbone.add_adapter(config, adapter_name=adapter_name)
+    for name, parameter in backbone.named_parameters():
+        parameter.requires_grad = "lora_" in name
+    return model
+
+
+def has_lora(model: SentenceTransformer) -> bool:
+    """Whether the backbone currently carries a PEFT adapter."""
+    return bool(getattr(_backbone(model), "_hf_peft_config_loaded", False))
+
+
+def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
+    """Fold the LoRA adapter into the base weights and remove it (in place); returns the model.
+
+    The result is a plain checkpoint whose embeddings equal the adapted model's, with every
+    backbone parameter trainable again (as a freshly loaded model would be). A no-op without LoRA.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    backbone = _backbone(model)
+    if not has_lora(model):
+        return model
+    replacements = [(name, module) for name, module in backbone.named_modules() if isinstance(module, LoraLayer)]
+    for name, module in replacements:
+        module.merge()
+        parent_name, _, child_name = name.rpartition(".")
+        parent = backbone.get_submodule(parent_name) if parent_name else backbone
+        setattr(parent, child_name, module.get_base_layer())
+    if hasattr(backbone, "peft_config"):
+        del backbone.peft_config
+    backbone._hf_peft_config_loaded = False
+    for parameter in backbone.parameters():
+        parameter.requires_grad = True
+    return model
+
+
+def merged_copy(model: SentenceTransformer) -> SentenceTransformer:
+    """A merged deep copy, leaving ``model`` (and its adapter) untouched: for saving mid-training."""
+    return merge_lora(copy.deepcopy(model))

@@ -1,0 +1,126 @@
+"""The backbone module: sentence-transformers' ``Transformer`` with what code LLM embedders need.
+
+* Every input ends in an EOS token, even when truncated (CodeR appends EOS to queries and
+  documents; last-token pooling reads it). Done in the tokenizer's own post-processor, so
+  truncation reserves the slot for it, exactly like BERT's ``[SEP]``.
+* Decoders pad on the left; ``position_ids`` are computed from the attention mask so a text gets
+  the same positions alone or in any padded batch (left or right).
+* Optional bidirectional attention for decoders (CodeXEmbed / LLM2Vec style).
+* Text only: a chat template on the tokenizer is never applied to retrieval inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import torch
+from sentence_transformers.sentence_transformer.modules import Transformer
+from tokenizers import processors
+from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+logger = logging.getLogger(__name__)
+
+TEXT_ONLY_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
+
+
+def is_decoder_config(config: Any) -> bool:
+    """Encoder families (BERT, RoBERTa, ...) have a masked-LM head class; decoders (Qwen2, Llama, ...) do not."""
+    return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+class CodeTransformer(Transformer):
+    """Backbone for code embedders; a drop-in ``Transformer`` with three extra config keys.
+
+    Args:
+        model_name_or_path: hub id or local folder of the backbone.
+        append_eos: guarantee a final EOS token. ``None`` (default) turns it on when the tokenizer does
+            not already end sequences with a special token (decoders), and off for BERT-style tokenizers.
+        padding_side: ``"left"`` or ``"right"``; ``None`` picks left for decoders, right for encoders.
+        bidirectional: let a decoder attend in both directions (needs training to be useful).
+        **kwargs: everything ``sentence_transformers`` ``Transformer`` accepts (model_kwargs with
+            ``dtype``/``attn_implementation``, ``processor_kwargs``, ``max_seq_length``, ...).
+    """
+
+    config_keys: list[str] = [*Transformer.config_keys, "append_eos", "padding_side", "bidirectional"]
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        append_eos: bool | None = None,
+        padding_side: Literal["left", "right"] | None = None,
+        bidirectional: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("unpad_inputs"):
+            # The unpadded layout is handled by PMAPooling and Pooling, but it bypasses our
+            # position_ids and EOS bookkeeping, so it is refused rather than half supported.
+            raise ValueError(
+                "CodeTransformer does not support unpad_inputs=True; leave it unset (padded batches). "
+                "Flash attention still works on padded batches."
+            )
+        kwargs["unpad_inputs"] = False
+        kwargs.setdefault("modality_config", TEXT_ONLY_MODALITY)
+        kwargs.setdefault("module_output_name", "token_embeddings")
+        super().__init__(model_name_or_path, **kwargs)
+
+        self.is_decoder = is_decoder_config(self.model.config)
+        if padding_side not in (None, "left", "right"):
+            raise ValueError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
+        self.padding_side = padding_side or ("left" if self.is_decoder else "right")
+        self.tokenizer.padding_side = self.padding_side
+        if self.tokenizer.pad_token is None:
+            if self.tokenizer.eos_token is None:
+                raise ValueError(f"the tokenizer of {model_name_or_path} has neither a pad nor an EOS token")
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+        self.append_eos = self._install_eos() if append_eos is not False else False
+        if append_eos and not self.append_eos:
+            raise ValueError(f"append_eos=True, but the tokenizer of {model_name_or_path} has no EOS token")
+
+        self.bidirectional = bool(bidirectional)
+        if self.bidirectional:
+            self._make_bidirectional()
+        self._accepts_position_ids = "position_ids" in self._declared_forward_params
+
+    # -- EOS ---------------------------------------------------------------------------------
+    def _ends_with_special_token(self) -> bool:
+        ids = self.tokenizer("a", add_special_tokens=True)["input_ids"]
+        return bool(ids) and ids[-1] in set(self.tokenizer.all_special_ids)
+
+    def _install_eos(self) -> bool:
+        """Append EOS through the fast tokenizer's post-processor; returns whether EOS is appended."""
+        tokenizer = self.tokenizer
+        if self._ends_with_special_token():
+            return True
+        eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+        if eos is None or eos_id is None:
+            return False
+        backend = tokenizer.backend_tokenizer
+        template = processors.TemplateProcessing(
+            single=f"$A:0 {eos}:0", pair=f"$A:0 {eos}:0 $B:1 {eos}:1", special_tokens=[(eos, eos_id)]
+        )
+        existing = backend.post_processor
+        backend.post_processor = template if existing is None else processors.Sequence([existing, template])
+        if not self._ends_with_special_token():
+            raise RuntimeError(f"could not make tokenizer {type(tokenizer).__name__} append {eos!r}")
+        return True
+
+    # -- attention ---------------------------------------------------------------------------
+    def _make_bidirectional(self) -> None:
+        if not self.is_decoder:
+            return  # encoders are bidirectional already
+        self.model.config.is_causal = False  # transformers' masking utils build a bidirectional mask
+        for module in self.model.modules():
+            if hasattr(module, "is_causal"):
+                module.is_causal = False  # sdpa/flash kernels read the per-layer flag
+
+    # -- preprocessing -----------------------------------------------------------------------
+    def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, Any]:
+        features = super().preprocess(inputs, prompt=prompt, **kwargs)
+        mask = features.get("attention_mask")
+        if self._accepts_position_ids and isinstance(mask, torch.Tensor) and mask.dim() == 2:
+            # Positions count real tokens only, so left padding does not shift them.
+            features["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return features

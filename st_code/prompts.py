@@ -1,0 +1,81 @@
+"""Instruction formats and the ``prompts`` dictionary a model carries.
+
+sentence-transformers prepends ``model.prompts[name]`` to the text when ``prompt_name=name`` is
+given, and mteb picks ``"{TaskName}-query"`` (then ``"{TaskName}"``, ..., then ``"query"``) from
+``model.prompts`` by itself. So writing every task's instruction into ``prompts`` is all it takes for
+``encode_query(..., prompt_name="CosQA-query")`` and ``mteb.evaluate`` to apply the right one.
+"""
+
+from __future__ import annotations
+
+from st_code.tasks import evaluation_tasks
+
+#: Named instruction formats. ``{instruction}`` is replaced by the task instruction.
+INSTRUCTION_FORMATS: dict[str, str] = {
+    # BGE-Code / CodeR (FlagEmbedding's ICL-free query template).
+    "bge": "<instruct>{instruction}\n<query>",
+    # E5-Mistral / Qwen3-Embedding / SFR style.
+    "qwen": "Instruct: {instruction}\nQuery: ",
+}
+
+#: Instruction used for ``prompts["query"]``: mteb's last fallback and ``encode_query``'s default.
+DEFAULT_QUERY_INSTRUCTION = "Given a question or a piece of code, retrieve relevant code or text that answers it."
+
+INSTRUCTION_SETS = ("coder", "c2llm")
+
+
+def resolve_template(instruction_format: str | None) -> str | None:
+    """``"bge"``/``"qwen"`` -> their template; a string containing ``{instruction}`` -> itself;
+    ``None``/``"none"`` -> ``None`` (no prompts at all)."""
+    if instruction_format is None or instruction_format == "none":
+        return None
+    if instruction_format in INSTRUCTION_FORMATS:
+        return INSTRUCTION_FORMATS[instruction_format]
+    if "{instruction}" in instruction_format:
+        return instruction_format
+    raise ValueError(
+        f"unknown instruction_format {instruction_format!r}: use one of {sorted(INSTRUCTION_FORMATS)}, 'none', "
+        "or a template string containing '{instruction}', e.g. 'Represent this query: {instruction}\\n'"
+    )
+
+
+def format_instruction(instruction: str, instruction_format: str | None = "bge") -> str:
+    """Render one instruction in a format; empty string when the format is ``"none"``."""
+    template = resolve_template(instruction_format)
+    if template is None:
+        return ""
+    return template.replace("{instruction}", instruction)
+
+
+def build_prompts(
+    instruction_format: str | None = "bge",
+    instruction_set: str = "coder",
+    default_instruction: str | None = DEFAULT_QUERY_INSTRUCTION,
+    extra_instructions: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The ``prompts`` dict for a model: ``"{task}-query"`` for every registered evaluation task,
+    ``"{task}-document"`` where the task has a document instruction, and a default ``"query"``.
+
+    Args:
+        instruction_format: ``"bge"``, ``"qwen"``, ``"none"`` or a template with ``{instruction}``.
+        instruction_set: ``"coder"`` (CodeR Table 18 wording, the default) or ``"c2llm"`` (C2LLM Table 1).
+        default_instruction: instruction for ``prompts["query"]``; ``None`` leaves it out.
+        extra_instructions: more ``{prompt name: instruction}`` to add (e.g. your own tasks).
+    """
+    if instruction_set not in INSTRUCTION_SETS:
+        raise ValueError(f"unknown instruction_set {instruction_set!r}; use one of {INSTRUCTION_SETS}")
+    if resolve_template(instruction_format) is None:
+        return {}
+    prompts: dict[str, str] = {}
+    for task in evaluation_tasks().values():
+        instruction = task.instruction
+        if instruction_set == "c2llm" and task.c2llm_instruction:
+            instruction = task.c2llm_instruction
+        prompts[f"{task.name}-query"] = format_instruction(instruction, instruction_format)
+        if task.document_instruction:
+            prompts[f"{task.name}-document"] = format_instruction(task.document_instruction, instruction_format)
+    for name, instruction in (extra_instructions or {}).items():
+        prompts[name] = format_instruction(instruction, instruction_format)
+    if default_instruction:
+        prompts["query"] = format_instruction(default_instruction, instruction_format)
+    return prompts
