@@ -97,14 +97,14 @@ def add_lora(
     from peft import LoraConfig
 
     backbone = _backbone(model)
+    if getattr(backbone, "_hf_peft_config_loaded", False):
+        raise ValueError("this model already has a LoRA adapter; call st_code.merge_lora(model) before adding another")
     targets = list(target_modules) if target_modules else default_target_modules(backbone)
     names = _linear_names(backbone)
     unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if unmatched:
         examples = sorted({n.rsplit(".", 1)[-1] for n in names})[:12]
         raise ValueError(f"LoRA target(s) {unmatched} match no Linear layer of the backbone; its layers include {examples}")
-    if getattr(backbone, "_hf_peft_config_loaded", False):
-        raise ValueError("this model already has a LoRA adapter; call st_code.merge_lora(model) before adding another")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none", **lora_kwargs)
     backbone.add_adapter(config, adapter_name=adapter_name)
     for name, parameter in backbone.named_parameters():

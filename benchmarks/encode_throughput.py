@@ -1,0 +1,79 @@
+"""Encode throughput: last-token vs PMA pooling vs LoRA (unmerged, merged), same backbone, one run.
+
+    python benchmarks/encode_throughput.py [--backbone minilm|qwen] [--texts 256] [--repeats 5]
+
+Variants are timed in interleaved rounds (A B C D, A B C D, ...) and the median is reported, so
+machine noise hits every variant alike. Ratios are throughput relative to last-token pooling.
+Targets (issue #2): PMA costs < 5% over last-token; merged LoRA within noise of no LoRA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+import st_code  # noqa: E402
+from st_code.testing import minilm_path, save_tiny_qwen2  # noqa: E402
+
+
+def _texts(n: int) -> list[str]:
+    import inspect
+    import json
+
+    source = inspect.getsource(json)
+    lines = [line for line in source.splitlines() if line.strip()]
+    return ["\n".join(lines[i : i + 6]) for i in range(0, 6 * n, 6)][:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backbone", choices=["minilm", "qwen"], default="minilm",
+                        help="minilm: packaged all-MiniLM-L6-v2; qwen: random Qwen2 (512-d, 4 layers) with the real tokenizer")
+    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.backbone == "minilm":
+            base = minilm_path()
+        else:
+            base = save_tiny_qwen2(tmp, hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4)
+        texts = _texts(args.texts)
+        variants = {
+            "lasttoken": st_code.build_model(base, pooling="lasttoken", max_seq_length=256, device="cpu"),
+            "pma": st_code.build_model(base, pooling="pma", max_seq_length=256, device="cpu"),
+            "lora (unmerged)": st_code.build_model(base, pooling="lasttoken", lora=True, max_seq_length=256, device="cpu"),
+        }
+        variants["lora (merged)"] = st_code.merged_copy(variants["lora (unmerged)"])
+        timings: dict[str, list[float]] = {name: [] for name in variants}
+        for model in variants.values():  # warm-up
+            model.eval().encode(texts[:16], batch_size=args.batch_size)
+        for _ in range(args.repeats):
+            for name, model in variants.items():
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    model.encode(texts, batch_size=args.batch_size)
+                timings[name].append(time.perf_counter() - start)
+
+    reference = statistics.median(timings["lasttoken"])
+    print(f"backbone={args.backbone} texts={args.texts} batch={args.batch_size} repeats={args.repeats} "
+          f"threads={torch.get_num_threads()}")
+    print(f"{'variant':<18}{'median s':>10}{'texts/s':>10}{'throughput ratio':>18}")
+    for name, values in timings.items():
+        median = statistics.median(values)
+        print(f"{name:<18}{median:>10.3f}{args.texts / median:>10.1f}{reference / median:>18.3f}")
+    spread = (max(timings["lasttoken"]) - min(timings["lasttoken"])) / reference
+    print(f"noise (last-token max-min spread / median): {spread:.3f}")
+
+
+if __name__ == "__main__":
+    main()

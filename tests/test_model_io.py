@@ -1,0 +1,64 @@
+"""Saving and loading: plain sentence-transformers with trust_remote_code, st_code.load_model, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+import st_code
+from tests.conftest import TEXTS
+
+
+@pytest.mark.parametrize("pooling", ["pma", "lasttoken"])
+def test_save_reload_identity_both_ways(tiny_qwen_path, tmp_path, pooling):
+    model = st_code.build_model(tiny_qwen_path, pooling=pooling, embedding_dim=32 if pooling == "pma" else None,
+                                device="cpu")
+    before = model.encode(TEXTS)
+    model.save(str(tmp_path / "saved"))
+
+    plain = SentenceTransformer(str(tmp_path / "saved"), trust_remote_code=True, device="cpu")
+    ours = st_code.load_model(tmp_path / "saved", device="cpu")
+    np.testing.assert_allclose(plain.encode(TEXTS), before, atol=1e-6)
+    np.testing.assert_allclose(ours.encode(TEXTS), before, atol=1e-6)
+    assert isinstance(ours[0], st_code.CodeTransformer)
+    assert ours.prompts["CosQA-query"] == model.prompts["CosQA-query"]
+    assert ours[0].append_eos and ours[0].padding_side == "left"
+    assert ours.encode_query(["q"], prompt_name="CosQA-query").shape == (1, before.shape[1])
+
+
+def test_plain_load_without_flag_is_refused_and_saved_config_names_st_code(tiny_qwen_path, tmp_path):
+    st_code.build_model(tiny_qwen_path, pooling="pma", device="cpu").save(str(tmp_path / "m"))
+    config = json.loads((tmp_path / "m" / "config_sentence_transformers.json").read_text())
+    assert "st-code" in config["requirements"]
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        SentenceTransformer(str(tmp_path / "m"), device="cpu")
+
+
+def test_encoder_backbone_roundtrip(minilm_path, tmp_path):
+    model = st_code.build_model(minilm_path, pooling="pma", embedding_dim=96, device="cpu")
+    before = model.encode(TEXTS)
+    assert before.shape == (len(TEXTS), 96)
+    model.save(str(tmp_path / "enc"))
+    np.testing.assert_allclose(st_code.load_model(tmp_path / "enc", device="cpu").encode(TEXTS), before, atol=1e-6)
+
+
+def test_clear_errors(tiny_qwen_path, tmp_path):
+    with pytest.raises(ValueError, match="unknown pooling 'maxx'"):
+        st_code.build_model(tiny_qwen_path, pooling="maxx")
+    with pytest.raises(ValueError, match="not divisible by num_heads"):
+        st_code.build_model(tiny_qwen_path, pooling="pma", embedding_dim=50, pma_num_heads=32)
+    with pytest.raises(ValueError, match="needs pooling='pma'"):
+        st_code.build_model(tiny_qwen_path, pooling="lasttoken", embedding_dim=32)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        st_code.build_model(str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        st_code.build_model(str(tmp_path / "model.gguf"))
+    with pytest.raises(FileNotFoundError, match="no saved model"):
+        st_code.load_model(tmp_path / "missing")
+    with pytest.raises(ValueError, match="match no Linear layer"):
+        st_code.build_model(tiny_qwen_path, lora={"target_modules": ["not_a_layer"]})
+    with pytest.raises(ValueError, match="instruction_format"):
+        st_code.build_model(tiny_qwen_path, instruction_format="nonsense")

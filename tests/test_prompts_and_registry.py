@@ -1,0 +1,76 @@
+"""Task registry integrity and prompt resolution through mteb's own lookup."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import mteb
+import pytest
+from mteb.models.abs_encoder import get_prompt_name
+from mteb.types import PromptType
+
+import st_code
+from st_code.prompts import build_prompts, format_instruction
+from st_code.tasks import (
+    MTEB_CODE_TASK_NAMES, RegistryError, coder_pile_tasks, evaluation_tasks, get_task, load_registry,
+)
+
+
+def test_coder_pile_has_the_papers_47_tasks():
+    tasks = coder_pile_tasks()
+    assert len(tasks) == 47
+    assert Counter(t.major_type for t in tasks.values()) == {"Text2Code": 10, "Code2Text": 10, "Code2Code": 18, "Hybrid": 9}
+    assert all(t.generation_instruction and t.annotation_instruction and t.query_type and t.doc_type for t in tasks.values())
+    assert get_task("Code Translation Retrieval").format_instruction(src_code_language="Python", tgt_code_language="C++") == (
+        "Given a piece of Python code, retrieve C++ code that is semantically equivalent to the input code."
+    )
+    assert get_task("Bug Description to Code Retrieval").is_two_step
+    assert {t.input_role for t in tasks.values() if t.major_type == "Text2Code"} == {"positive"}
+    with pytest.raises(KeyError, match="did you mean"):
+        get_task("Code Sumary Retrieval")
+
+
+def test_registry_rejects_malformed_entries(tmp_path):
+    bad = tmp_path / "tasks.yaml"
+    bad.write_text("- name: X\n  major_type: Text2Code\n  instruction: i\n  colour: red\n")
+    with pytest.raises(RegistryError, match="unknown field"):
+        load_registry(bad)
+    bad.write_text("- name: X\n  major_type: Prose\n")
+    with pytest.raises(RegistryError, match="misses field"):
+        load_registry(bad)
+
+
+def test_mteb_code_benchmark_tasks_are_all_registered():
+    benchmark = mteb.get_benchmark("MTEB(Code, v1)")
+    names = {task.metadata.name for task in benchmark.tasks}
+    assert names == set(MTEB_CODE_TASK_NAMES)
+    assert names <= set(evaluation_tasks())
+
+
+@pytest.mark.parametrize("instruction_format", ["bge", "qwen"])
+def test_prompts_resolve_for_all_12_mteb_code_tasks(instruction_format):
+    prompts = build_prompts(instruction_format)
+    for task in mteb.get_benchmark("MTEB(Code, v1)").tasks:
+        name = get_prompt_name(prompts, task.metadata, PromptType.query)
+        assert name == f"{task.metadata.name}-query"
+        assert evaluation_tasks()[task.metadata.name].instruction in prompts[name]
+        # documents get no instruction (CodeR and C2LLM encode documents as they are)
+        assert get_prompt_name(prompts, task.metadata, PromptType.document) is None
+
+
+def test_instruction_formats():
+    assert format_instruction("Find code.", "bge") == "<instruct>Find code.\n<query>"
+    assert format_instruction("Find code.", "qwen") == "Instruct: Find code.\nQuery: "
+    assert format_instruction("Find code.", "Task: {instruction} | ") == "Task: Find code. | "
+    assert build_prompts("none") == {}
+    c2llm = build_prompts("bge", instruction_set="c2llm")
+    assert "programming contest" in c2llm["AppsRetrieval-query"]
+
+
+def test_model_applies_the_prompt(tiny_qwen_path):
+    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", device="cpu")
+    with_prompt = model.encode_query(["sort a list"], prompt_name="CosQA-query")
+    explicit = model.encode([model.prompts["CosQA-query"] + "sort a list"])
+    bare = model.encode(["sort a list"])
+    assert abs(with_prompt - explicit).max() < 1e-5
+    assert abs(with_prompt - bare).max() > 1e-4
