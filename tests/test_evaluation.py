@@ -1,0 +1,93 @@
+"""st_code.evaluation: local and built-in sets through mteb, instructions, reports, CLI, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import st_code
+from st_code.evaluation import apply_instructions, evaluate, load_local_set, make_local_task
+from st_code.training.data import DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def saved_model(tiny_qwen_path, tmp_path_factory):
+    path = tmp_path_factory.mktemp("eval") / "model"
+    st_code.build_model(tiny_qwen_path, pooling="pma", embedding_dim=32, device="cpu").save(str(path))
+    return str(path)
+
+
+@pytest.fixture()
+def beir_folder(tmp_path):
+    folder = tmp_path / "mini-beir"
+    (folder / "qrels").mkdir(parents=True)
+    docs = {f"d{i}": f"def function_{i}(x):\n    return x + {i}" for i in range(6)}
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "text": v}) for k, v in docs.items()))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps({"_id": f"q{i}", "text": f"add {i} to x"})
+                                                    for i in range(6)))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(6)))
+    return folder
+
+
+def test_local_beir_and_builtin_sets_use_mtebs_metrics(saved_model, beir_folder, tmp_path):
+    lines: list[str] = []
+    result = evaluate([saved_model], local=[str(beir_folder)], builtin=["HumanEval-doc2code"],
+                      output_dir=tmp_path / "out", log=lines.append)
+    scores = result.scores[saved_model]
+    assert set(scores) == {"mini-beir", "HumanEval-doc2code"}
+    assert 0.0 <= scores["mini-beir"]["ndcg_at_10"] <= 1.0 and "mrr_at_10" in scores["HumanEval-doc2code"]
+    for name in ("results.md", "results.json", "results.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    # a rerun is served from mteb's result cache
+    again = evaluate([saved_model], local=[str(beir_folder)], output_dir=tmp_path / "out", log=lines.append)
+    assert again.scores[saved_model]["mini-beir"] == scores["mini-beir"]
+
+
+def test_unreachable_hub_task_is_one_line_not_a_crash(saved_model, tmp_path):
+    lines: list[str] = []
+    result = evaluate([saved_model], tasks=["CosQA"], builtin=["HumanEval-doc2code"], output_dir=tmp_path,
+                      log=lines.append)
+    assert "CosQA" in result.skipped and "not reachable" in result.skipped["CosQA"]
+    assert [line for line in lines if line.startswith("skipped CosQA")] and "Traceback" not in "\n".join(lines)
+    assert "HumanEval-doc2code" in result.scores[saved_model]
+
+
+def test_pairs_jsonl_as_a_retrieval_set(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"query": f"q{i}", "positive": f"doc {i % 3}"}) for i in range(5)))
+    rs = load_local_set(path)
+    assert len(rs.queries) == 5 and len(rs.corpus) == 3 and rs.relevant["q3"] == {"d0"}
+
+
+def test_corrupt_qrels_is_a_clear_error(beir_folder):
+    (beir_folder / "qrels" / "test.tsv").write_text("q1\tnot-a-doc\t1\n")
+    with pytest.raises(DataError, match="not in the folder"):
+        make_local_task(load_local_set(beir_folder))
+
+
+def test_instructions_for_third_party_models(minilm_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(minilm_path, device="cpu")
+    assert "CosQA-query" not in model.prompts
+    apply_instructions(model, "qwen")
+    assert model.prompts["CosQA-query"].startswith("Instruct: Given a web search query")
+    apply_instructions(model, "none")
+    assert model.prompts == {}
+
+
+def test_cli_on_a_saved_model(saved_model, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "st_code.evaluation", saved_model, "--builtin", "HumanEval-doc2code",
+         "--output-dir", str(tmp_path / "cli")], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| HumanEval-doc2code |" in result.stdout and (tmp_path / "cli" / "results.md").exists()
+    bad = subprocess.run([sys.executable, "-m", "st_code.evaluation", saved_model, "--local", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr

@@ -1,0 +1,46 @@
+"""Stage-3 difficulty filters: a real embedder, and an LLM judge over a real local HTTP server."""
+
+from __future__ import annotations
+
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from st_code.training.data import Sample
+from st_code.training.filters import embedder_topk_filter, llm_judge_filter, parse_judgement
+from tests.openai_stub import OpenAIStub
+
+
+def test_embedder_topk_drops_only_easy_samples(minilm_path):
+    model = SentenceTransformer(minilm_path, device="cpu")
+    easy = [Sample(f"how to {w} a list in python", f"def {w}_list(items):\n    return {w}(items)", task="t")
+            for w in ("sort", "reverse", "sum", "shuffle")]
+    hard = Sample("the weather in paris", "def sort_list_fast(items):\n    return sorted(items)", task="t")
+    kept, report = embedder_topk_filter(easy + [hard], model, k=1)
+    assert kept == [hard]
+    assert report.dropped == 4 and report.detail == {"too_easy": 4}
+
+
+@pytest.mark.parametrize(("text", "label"), [
+    ("Yes, medium - needs some thought", "medium"), ('"Yes, hard"', "hard"), ("yes, simple.", "simple"),
+    ("No, unrelated", "no"), ("<think>hmm</think>Yes, hard", "hard"), ("Maybe", None), ("", None),
+])
+def test_parse_judgement(text, label):
+    assert parse_judgement(text) == label
+
+
+def test_llm_judge_keeps_medium_and_hard_through_litellm():
+    answers = {"alpha": "Yes, simple", "beta": "Yes, medium because", "gamma": "Yes, hard", "delta": "No",
+               "epsilon": "I cannot say"}
+
+    def answer(prompt: str):
+        if "zeta" in prompt:
+            return (400, "bad request")  # a failing call is counted, never silently kept
+        return next(text for key, text in answers.items() if f"Query:\n{key}" in prompt)
+
+    samples = [Sample(key, f"doc for {key}", task="Code Summary Retrieval") for key in [*answers, "zeta"]]
+    with OpenAIStub(answer) as server:
+        kept, report = llm_judge_filter(samples, {"Code Summary Retrieval": "Given code, retrieve its summary."},
+                                        llm="openai/judge", api_base=server.api_base, concurrency=4, timeout=10)
+        assert "Given code, retrieve its summary." in server.requests[0]  # Table 17 prompt with the instruction
+    assert [s.query for s in kept] == ["beta", "gamma"]
+    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "error": 2}

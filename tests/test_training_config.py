@@ -1,0 +1,75 @@
+"""Curriculum config: bad input fails before training, naming the key or path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from st_code.training import ConfigError, config_from_dict, load_config
+
+BASE = {
+    "data": {"offline": {"max_pairs_per_task": 10}},
+    "stages": [{"name": "s1", "datasets": ["offline:Text Retrieval"]}],
+}
+
+
+def _with(**changes):
+    config = copy.deepcopy(BASE)
+    for path, value in changes.items():
+        node = config
+        keys = path.split("__")
+        for key in keys[:-1]:
+            node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
+        node[keys[-1]] = value
+    return config
+
+
+def test_valid_minimal_config():
+    config = config_from_dict(BASE)
+    assert config.stages[0].temperature == 0.02 and config.model.base == "minilm"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model__poolng": "pma"}, r"model\.poolng: unknown key"),
+        ({"stages__0__learning_rat": 1e-4}, r"stages\[0\]\.learning_rat: unknown key"),
+        ({"model__pooling": "max"}, r"model\.pooling: 'max' is not one of"),
+        ({"stages__0__datasets": []}, r"a stage with no data"),
+        ({"stages__0__datasets": ["nope"]}, r"unknown dataset 'nope'"),
+        ({"stages__0__batch_size": "big"}, r"stages\[0\]\.batch_size: expected an integer"),
+        ({"stages__0__learning_rate": "fast"}, r"learning_rate: expected a number"),
+        ({"data__sources": {"mine": {"path": "/definitely/not/here.jsonl"}}}, r"data\.sources\.mine\.path: /definitely/not/here\.jsonl does not exist"),
+        ({"stages__0__merge_lora": True}, r"merge_lora: true needs model\.lora"),
+        ({"stages__0__filters": [{"type": "llm_judge"}]}, r"needs a litellm model name"),
+        ({"evaluation": {"sets": ["MyBench"]}}, r"unknown set 'MyBench'"),
+        ({"data__offline__code_dirs": ["/no/such/code"]}, r"code_dirs\[0\]: folder /no/such/code does not exist"),
+    ],
+)
+def test_bad_configs_name_the_problem(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(_with(**changes))
+
+
+def test_no_stages_is_an_error():
+    with pytest.raises(ConfigError, match="at least one stage"):
+        config_from_dict({"stages": []})
+
+
+def test_yaml_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_shipped_gpu_configs_parse_except_for_local_data():
+    """The GPU configs are valid apart from the data_gen output folder they expect the user to create."""
+    from pathlib import Path
+
+    for path in sorted(Path("recipes/configs").glob("*.yaml")):
+        with pytest.raises(ConfigError, match=r"data/coder-pile does not exist"):
+            load_config(path)

@@ -1,0 +1,103 @@
+"""Data loaders (JSONL, datasets folder, BEIR), grouping, and the offline default builder."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from st_code.data import build_offline_data, humaneval_retrieval
+from st_code.data.offline_pairs import CODE_CONTEXT, TEXT2CODE, split_code_context
+from st_code.training.data import DataError, group_samples, load_samples, read_beir
+
+
+def test_jsonl_in_data_gen_layout(tmp_path):
+    path = tmp_path / "triplets.jsonl"
+    rows = [{"query": f"q{i}", "positive": f"p{i}", "negative_1": f"n{i}", "negative_2": f"m{i}",
+             "task": "Code Summary Retrieval", "code_language": "Go"} for i in range(3)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    samples = load_samples(path)
+    assert samples[0].negatives == ["n0", "m0"] and samples[0].task == "Code Summary Retrieval"
+    assert samples[0].language == "Go"
+    groups = group_samples(samples, num_negatives=2)
+    assert list(groups) == ["Code Summary Retrieval | Go"]
+    assert groups["Code Summary Retrieval | Go"].column_names == ["anchor", "positive", "negative_1", "negative_2"]
+
+
+def test_csn_style_columns_and_datasets_folder(tmp_path):
+    Dataset.from_dict({"docstring": ["adds"], "code": ["def add(a, b): return a + b"]}).save_to_disk(str(tmp_path / "ds"))
+    samples = load_samples(tmp_path / "ds", task="CSN", language="python")
+    assert (samples[0].query, samples[0].positive, samples[0].task) == ("adds", "def add(a, b): return a + b", "CSN")
+    with pytest.raises(DataError, match="column 'summary'"):
+        load_samples(tmp_path / "ds", columns={"anchor": "summary"})
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"query": "a", "positive": "b"}\n{not json}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: not valid JSON"):
+        load_samples(path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match="no usable"):
+        load_samples(empty)
+
+
+def _beir(tmp_path, qrels: str):
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "def f(): pass"}\n'
+                                         '{"_id": "d2", "text": "def g(): return 1"}\n')
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "a function doing nothing"}\n')
+    (folder / "qrels" / "test.tsv").write_text(qrels)
+    return folder
+
+
+def test_beir_folder(tmp_path):
+    folder = _beir(tmp_path, "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t0\n")
+    rs = read_beir(folder)
+    assert rs.relevant == {"q1": {"d1"}} and len(rs.corpus) == 2
+    samples = load_samples(folder, split="test")
+    assert samples[0].positive == "def f(): pass"
+
+
+@pytest.mark.parametrize(("qrels", "message"), [
+    ("query-id\tcorpus-id\tscore\nq1\td1\n", "expected 'query-id"),
+    ("q1\td1\tyes\n", "is not a number"),
+    ("q1\td9\t1\n", "not in the folder"),
+])
+def test_corrupt_qrels_give_clear_errors(tmp_path, qrels, message):
+    with pytest.raises(DataError, match=message):
+        read_beir(_beir(tmp_path, qrels))
+
+
+def test_code_context_split_is_within_40_to_70_percent():
+    import random
+
+    code = "\n".join(f"line_{i} = {i}" for i in range(20))
+    head, tail = split_code_context(code, random.Random(0))
+    assert 8 <= len(head.splitlines()) <= 14 and head + "\n" + tail == code
+
+
+def test_offline_builder_is_deterministic_deduplicated_and_split_by_module(tmp_path):
+    import sysconfig
+    from pathlib import Path
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    dirs = [stdlib / "json", stdlib / "email", stdlib / "logging"]
+    first = build_offline_data(dirs, seed=1, heldout_percent=30, include_package_docs=False)
+    second = build_offline_data(dirs, seed=1, heldout_percent=30, include_package_docs=False)
+    assert first.train == second.train
+    assert first.train[TEXT2CODE] and first.train[CODE_CONTEXT]
+    codes = [code for _, code in first.train[TEXT2CODE]]
+    assert len(codes) == len(set(codes))
+    heldout_codes = set(first.heldout["stdlib-doc2code"].corpus.values())
+    assert heldout_codes and not heldout_codes & set(codes)  # no held-out function is trained on
+
+
+def test_humaneval_set():
+    rs = humaneval_retrieval()
+    assert len(rs.queries) >= 160
+    query, doc = rs.queries["q0"], rs.corpus["d0"]
+    assert ">>>" not in query and "def has_close_elements" in doc and '"""' not in doc
