@@ -92,7 +92,9 @@ def test_rerun_skips_finished_stages_and_resumes_an_interrupted_one(finished_run
     assert any("stage 2 'mixed' already finished" in line for line in logs)
     assert any("resuming stage 'code' from" in line and "checkpoint-1" in line for line in logs)
     record = json.loads((stage3 / "DONE.json").read_text())
-    assert [step for step, _ in record["losses"]] == [2]  # only the step that was lost is trained again
+    original = json.loads((out / "stages" / "3-code" / "DONE.json").read_text())
+    assert [step for step, _ in record["losses"]] == [1, 2]
+    assert record["losses"][0] == original["losses"][0]  # step 1 restored from its checkpoint, not retrained
     assert (resumed / "final" / "modules.json").exists() and "code" in result["scores"]
 
 

@@ -14,10 +14,13 @@ def test_embedder_topk_drops_only_easy_samples(minilm_path):
     model = SentenceTransformer(minilm_path, device="cpu")
     easy = [Sample(f"how to {w} a list in python", f"def {w}_list(items):\n    return {w}(items)", task="t")
             for w in ("sort", "reverse", "sum", "shuffle")]
-    hard = Sample("the weather in paris", "def sort_list_fast(items):\n    return sorted(items)", task="t")
+    # Its own positive is terse, while another sample's positive (reverse_list) looks like a better match:
+    # the reference model does not rank it first, so it is a hard sample and stays.
+    hard = Sample("reverse the order of a python list", "def f(a):\n    return a[::-1]", task="t")
     kept, report = embedder_topk_filter(easy + [hard], model, k=1)
     assert kept == [hard]
     assert report.dropped == 4 and report.detail == {"too_easy": 4}
+    assert embedder_topk_filter(easy + [hard], model, k=5)[0] == []  # k = group size drops everything
 
 
 @pytest.mark.parametrize(("text", "label"), [

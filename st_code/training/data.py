@@ -108,7 +108,7 @@ def read_beir(path: str | Path, split: str = "test") -> RetrievalSet:
     with qrels_file.open(encoding="utf-8") as handle:
         reader = csv.reader(handle, delimiter="\t")
         for line_number, row in enumerate(reader, 1):
-            if not row or (line_number == 1 and not row[-1].strip().lstrip("-").isdigit()):
+            if not row or (line_number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid", "query")):
                 continue  # header
             if len(row) < 3:
                 raise DataError(f"{qrels_file}:{line_number}: expected 'query-id<TAB>corpus-id<TAB>score', got {row}")

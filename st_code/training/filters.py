@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from dataclasses import dataclass
 
@@ -53,8 +54,6 @@ def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: i
         groups.setdefault((sample.task, sample.language), []).append(index)
     keep = [True] * len(samples)
     for indices in groups.values():
-        if len(indices) <= k:
-            continue
         queries = model.encode([samples[i].query for i in indices], batch_size=batch_size, convert_to_tensor=True,
                                normalize_embeddings=True)
         docs = model.encode([samples[i].positive for i in indices], batch_size=batch_size, convert_to_tensor=True,
@@ -88,6 +87,8 @@ async def _judge_all(prompts: list[str], llm: str, api_base: str | None, concurr
             try:
                 response = await litellm.acompletion(
                     model=llm, api_base=api_base, messages=[{"role": "user", "content": prompt}],
+                    # local OpenAI-compatible servers take any key; the openai client insists on one
+                    api_key=os.environ.get("OPENAI_API_KEY", "sk-local") if api_base else None,
                     timeout=timeout, num_retries=3, temperature=0.0, max_tokens=64,
                 )
                 return parse_judgement(response.choices[0].message.content)

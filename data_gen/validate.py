@@ -1,0 +1,85 @@
+"""Checks on every LLM output: a rejected output is counted with its reason, never silently kept."""
+
+from __future__ import annotations
+
+import json
+import re
+
+_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
+_FENCE = re.compile(r"^\s*```[\w+#.-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
+# Table 11's rule: the output must stand alone, without pointing back at the input.
+_REFERENCES_INPUT = re.compile(
+    r"\b(the|this|that) (given|provided|above|following|input) (code|snippet|function|program|script)\b"
+    r"|\bthe (given|provided) \w+|\bthis (code|snippet|function)\b|给定的|提供的|这段代码|该代码|上述代码",
+    re.IGNORECASE,
+)
+
+
+class Rejected(ValueError):
+    """An LLM output that breaks the prompt's rules; ``reason`` is a short stable key for counting."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def clean(text: str | None) -> str:
+    """Drop ``<think>`` blocks and one wrapping code fence; strip whitespace and wrapping quotes."""
+    text = _THINK.sub("", text or "").strip()
+    match = _FENCE.match(text)
+    if match:
+        text = match.group(1).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
+def check_generation(text: str | None, is_code: bool, min_chars: int = 8) -> str:
+    """A cleaned generation, or :class:`Rejected` (``empty``, ``too_short``, ``refers_to_input``)."""
+    cleaned = clean(text)
+    if not cleaned:
+        raise Rejected("empty")
+    if len(cleaned) < min_chars:
+        raise Rejected("too_short", repr(cleaned))
+    if not is_code and _REFERENCES_INPUT.search(cleaned):
+        raise Rejected("refers_to_input", _REFERENCES_INPUT.search(cleaned).group(0))
+    return cleaned
+
+
+def parse_label(text: str | None) -> int:
+    """Table 12 answer: exactly one of 0, 1, 2 (after cleaning), else :class:`Rejected` ``bad_label``."""
+    cleaned = clean(text).rstrip(".")
+    if cleaned not in ("0", "1", "2"):
+        raise Rejected("bad_label", repr(cleaned[:40]))
+    return int(cleaned)
+
+
+def parse_difficulty(text: str | None) -> str:
+    """Table 17 answer -> ``simple``/``medium``/``hard``/``no``, else :class:`Rejected` ``bad_difficulty``."""
+    from st_code.training.filters import parse_judgement
+
+    label = parse_judgement(text or "")
+    if label is None:
+        raise Rejected("bad_difficulty", repr(clean(text)[:40]))
+    return label
+
+
+def parse_task_list(text: str | None) -> list[dict[str, str]]:
+    """Table 10 answer: a JSON list of ``{"task_name", "task_instruction"}``, else :class:`Rejected`."""
+    cleaned = clean(text)
+    start, end = cleaned.find("["), cleaned.rfind("]")
+    if start < 0 or end <= start:
+        raise Rejected("not_a_json_list")
+    try:
+        items = json.loads(cleaned[start : end + 1])
+    except json.JSONDecodeError as exc:
+        raise Rejected("bad_json", exc.msg) from None
+    tasks = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("task_name"), str) and isinstance(item.get("task_instruction"), str):
+            name, instruction = item["task_name"].strip(), item["task_instruction"].strip()
+            if name and instruction:
+                tasks.append({"task_name": name, "task_instruction": instruction})
+    if not tasks:
+        raise Rejected("no_valid_tasks")
+    return tasks
