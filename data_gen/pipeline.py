@@ -1,0 +1,240 @@
+"""The CodeR-Pile pipeline: stages that each read the previous stage's file under ``out`` and write
+their own, chained by ``all``. Every LLM call is journaled in ``out/journal.jsonl``: kill a run at
+any moment and rerun the same command to continue without repeating finished calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from data_gen.corpus import CodeFile, read_corpus, snippet
+from data_gen.journal import Journal
+from data_gen.llm import LLMClient
+from data_gen.records import Pair, read_jsonl, read_pairs, write_jsonl
+
+STAGES = ("brainstorm", "corpus", "generate", "annotate", "mine", "difficulty", "write")
+
+
+@dataclass
+class PipelineConfig:
+    out: str
+    corpus: list[str] = field(default_factory=list)
+    tasks: list[str] | None = None  # None: all 47 registry tasks
+    task_file: str | None = None  # extra registry-shaped YAML (e.g. reviewed brainstorm output)
+    languages: list[str] | None = None  # programming languages; None: all found
+    natural_languages: list[str] = field(default_factory=lambda: ["English"])
+    model: str = "openai/gpt-4o-mini"
+    api_bases: list[str] = field(default_factory=list)
+    concurrency: int = 16
+    timeout: float = 60.0
+    retries: int = 3
+    max_samples: int | None = 10  # per task x natural language x code language
+    max_files_per_language: int | None = 1000
+    seed: int = 0
+    embedder: str = "minilm"  # for mining: "minilm" (packaged) or any SentenceTransformer path / id
+    num_negatives: int = 15
+    relative_margin: float = 0.05
+    brainstorm_rounds: int = 1
+    skip_difficulty: bool = False
+
+
+@dataclass
+class Summary:
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, dict[str, int]] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    corpus: list[str] = field(default_factory=list)
+    llm: dict = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = ["", "== data_gen summary =="]
+        lines += self.corpus
+        for stage, seconds in self.stage_seconds.items():
+            lines.append(f"{stage:<11} {seconds:8.1f}s  {self.counts.get(stage, '')}")
+        if self.llm:
+            cost = self.llm.get("cost")
+            per_second = self.llm["calls"] / max(self.llm["seconds_total"], 1e-9)
+            lines.append(f"llm: {self.llm['calls']} calls, {self.llm['failures']} failed {self.llm['failure_reasons']}, "
+                         f"{self.llm['prompt_tokens']}+{self.llm['completion_tokens']} tokens, "
+                         f"cost {'$%.4f' % cost if cost is not None else 'unknown'}, {per_second:.1f} calls/s")
+        for task in sorted(set(self.rejected) | set(self.labels)):
+            lines.append(f"  {task}: labels {self.labels.get(task, {})} rejected {self.rejected.get(task, {})}")
+        return "\n".join(lines)
+
+
+class Pipeline:
+    def __init__(self, config: PipelineConfig, log=print) -> None:
+        self.config = config
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.log = log
+        self.summary = Summary()
+        self._client: LLMClient | None = None
+        self._journal: Journal | None = None
+        self._wall = 0.0
+
+    # -- shared resources ----------------------------------------------------------------------
+    @property
+    def client(self) -> LLMClient:
+        if self._client is None:
+            c = self.config
+            self._client = LLMClient(c.model, c.api_bases, c.concurrency, c.timeout, c.retries)
+        return self._client
+
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self.out / "journal.jsonl")
+        return self._journal
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+        if self._client is not None:
+            s = self._client.stats
+            self.summary.llm = {"calls": s.calls, "failures": s.failures, "failure_reasons": s.failure_reasons,
+                                "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
+                                "cost": s.cost, "seconds_total": self._wall}
+        (self.out / "summary.json").write_text(json.dumps(asdict(self.summary), indent=2, default=str))
+
+    def tasks(self):
+        from st_code.tasks import coder_pile_tasks, get_task, load_registry
+
+        registry = dict(coder_pile_tasks())
+        if self.config.task_file:
+            registry.update(load_registry(self.config.task_file))
+        if not self.config.tasks:
+            return list(registry.values())
+        missing = [t for t in self.config.tasks if t not in registry]
+        if missing:
+            get_task(missing[0])  # raises with close-match suggestions
+        return [registry[t] for t in self.config.tasks]
+
+    # -- stages --------------------------------------------------------------------------------
+    async def _gather(self, coroutines, desc: str) -> list:
+        from tqdm.asyncio import tqdm_asyncio
+
+        return await tqdm_asyncio.gather(*coroutines, desc=desc, unit="item", leave=False)
+
+    async def stage_brainstorm(self) -> None:
+        from data_gen.brainstorm import brainstorm, write_proposals
+
+        proposals, rejected = await brainstorm(self.client, self.journal, rounds=self.config.brainstorm_rounds)
+        write_proposals(proposals, self.out / "brainstormed_tasks.yaml")
+        self.summary.counts["brainstorm"] = len(proposals)
+        self.summary.rejected["(brainstorm)"] = rejected
+        self.log(f"brainstorm: {len(proposals)} new task(s) -> {self.out / 'brainstormed_tasks.yaml'} (review before use)")
+
+    def stage_corpus(self) -> None:
+        if not self.config.corpus:
+            raise ValueError("no --corpus given: pass folders, git checkouts, .jsonl files or datasets folders of code")
+        files, report = read_corpus(self.config.corpus, self.config.languages, self.config.max_files_per_language,
+                                    self.config.seed)
+        write_jsonl(self.out / "corpus.jsonl", [asdict(f) for f in files])
+        self.summary.corpus = report.lines()
+        self.summary.counts["corpus"] = len(files)
+        for line in report.lines():
+            self.log(line)
+
+    def _corpus(self) -> list[CodeFile]:
+        return [CodeFile(**row) for row in read_jsonl(self.out / "corpus.jsonl")]
+
+    async def stage_generate(self) -> None:
+        from data_gen.generate import Generator, plan_work
+
+        items = plan_work(self.tasks(), self._corpus(), self.config.natural_languages, self.config.max_samples,
+                          self.config.seed)
+        generator = Generator(self.client, self.journal)
+        results = await self._gather([generator.run(item) for item in items], "generate")
+        pairs = [p for p in results if p is not None]
+        write_jsonl(self.out / "generated.jsonl", [p.to_dict() for p in pairs])
+        self._merge_rejected(generator.rejected)
+        self.summary.counts["generate"] = len(pairs)
+        self.log(f"generate: {len(pairs)} pair(s) from {len(items)} work item(s)")
+
+    async def stage_annotate(self) -> None:
+        from data_gen.judge import Judge
+
+        pairs = read_pairs(self.out / "generated.jsonl")
+        judge = Judge(self.client, self.journal)
+        results = await self._gather([judge.annotate(p) for p in pairs], "annotate")
+        kept = [p for p in results if p is not None]
+        write_jsonl(self.out / "annotated.jsonl", [p.to_dict() for p in kept])
+        self._merge_rejected({t: dict(c) for t, c in judge.rejected.items()})
+        for task, counter in judge.labels.items():
+            self.summary.labels[task] = dict(counter)
+            self.log(f"annotate {task}: labels {dict(counter)}")
+        self.summary.counts["annotate"] = len(kept)
+        self.log(f"annotate: kept {len(kept)} of {len(pairs)} (answer exactly 1)")
+
+    def stage_mine(self) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from data_gen.mine import mine
+        from st_code.testing import minilm_path
+
+        pairs = read_pairs(self.out / "annotated.jsonl")
+        embedder = SentenceTransformer(minilm_path() if self.config.embedder == "minilm" else self.config.embedder)
+        corpus_path = self.out / "corpus.jsonl"
+        corpus = [snippet(row["code"]) for row in read_jsonl(corpus_path)] if corpus_path.exists() else []
+        kept, report = mine(pairs, embedder, corpus, self.config.num_negatives, self.config.relative_margin)
+        write_jsonl(self.out / "mined.jsonl", [p.to_dict() for p in kept])
+        self.summary.counts["mine"] = len(kept)
+        self.log(f"mine: {report.pairs_out} of {report.pairs_in} pair(s) got {self.config.num_negatives} negatives "
+                 f"({report.embed_seconds:.1f}s)")
+
+    async def stage_difficulty(self) -> None:
+        from data_gen.judge import Judge
+
+        pairs = read_pairs(self.out / "mined.jsonl")
+        if self.config.skip_difficulty:
+            write_jsonl(self.out / "labeled.jsonl", [p.to_dict() for p in pairs])
+            return
+        judge = Judge(self.client, self.journal)
+        labeled = await self._gather([judge.difficulty(p) for p in pairs], "difficulty")
+        write_jsonl(self.out / "labeled.jsonl", [p.to_dict() for p in labeled])
+        counts = Counter(p.difficulty or "unparsed" for p in labeled)
+        self.summary.counts["difficulty"] = len(labeled)
+        self.log(f"difficulty: {dict(counts)}")
+
+    def stage_write(self) -> None:
+        from data_gen.write import write_dataset
+
+        source = self.out / "labeled.jsonl"
+        pairs = read_pairs(source if source.exists() else self.out / "mined.jsonl")
+        n = write_dataset(pairs, self.out, self.config.num_negatives)
+        self.summary.counts["write"] = n
+        self.log(f"write: {n} row(s) -> {self.out / 'dataset'} and {self.out / 'triplets.jsonl'}")
+
+    def _merge_rejected(self, rejected: dict[str, dict[str, int]]) -> None:
+        for task, reasons in rejected.items():
+            merged = self.summary.rejected.setdefault(task, {})
+            for reason, n in reasons.items():
+                merged[reason] = merged.get(reason, 0) + n
+
+    async def _run_stages(self, order: list[str]) -> None:
+        for name in order:
+            t0 = time.perf_counter()
+            result = getattr(self, f"stage_{name}")()
+            if asyncio.iscoroutine(result):
+                await result
+            self.summary.stage_seconds[name] = time.perf_counter() - t0
+
+    def run(self, stage: str) -> Summary:
+        """Run one stage, or ``all`` (corpus -> write; brainstorm is a separate, human-reviewed step)."""
+        order = list(STAGES[1:]) if stage == "all" else [stage]
+        if stage != "all" and stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; use one of {STAGES + ('all',)}")
+        start = time.perf_counter()
+        try:
+            asyncio.run(self._run_stages(order))  # one event loop for every LLM call of the run
+        finally:
+            self._wall = time.perf_counter() - start
+            self.close()
+        self.log(self.summary.render())
+        return self.summary
