@@ -61,3 +61,58 @@ def save_tiny_qwen2(
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return str(output_dir)
+
+
+def save_tiny_qwen2_gguf(output_file: str | Path, seed: int = 0, **sizes: int) -> str:
+    """Write a tiny random Qwen2 decoder as a single F32 ``.gguf`` file (weights, config and the real
+    Qwen BPE tokenizer), the format small code LLMs ship in; transformers loads it with ``gguf_file=``."""
+    import json
+    import tempfile
+
+    import gguf
+    import torch
+    from safetensors.torch import load_file
+
+    output_file = Path(output_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(save_tiny_qwen2(tmp, seed=seed, **sizes))
+        config = json.loads((folder / "config.json").read_text())
+        weights = load_file(str(folder / "model.safetensors"))
+        tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    writer = gguf.GGUFWriter(str(output_file), "qwen2")
+    writer.add_context_length(config["max_position_embeddings"])
+    writer.add_embedding_length(config["hidden_size"])
+    writer.add_feed_forward_length(config["intermediate_size"])
+    writer.add_block_count(config["num_hidden_layers"])
+    writer.add_head_count(config["num_attention_heads"])
+    writer.add_head_count_kv(config["num_key_value_heads"])
+    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_layer_norm_rms_eps(config["rms_norm_eps"])
+    vocab = tokenizer["model"]["vocab"]
+    added = {t["content"]: t["id"] for t in tokenizer["added_tokens"]}
+    tokens = [""] * (max(list(vocab.values()) + list(added.values())) + 1)
+    types = [gguf.TokenType.NORMAL] * len(tokens)
+    for text, index in vocab.items():
+        tokens[index] = text
+    for text, index in added.items():
+        tokens[index], types[index] = text, gguf.TokenType.CONTROL
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tokenizer["model"]["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(merges)
+    writer.add_eos_token_id(config["eos_token_id"])
+    writer.add_pad_token_id(config["pad_token_id"])
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, config["num_hidden_layers"])
+    for name, tensor in weights.items():
+        base, _, suffix = name.rpartition(".")
+        mapped = names.get_name("model." + base if not base.startswith("model.") else base)
+        if mapped is None:
+            raise KeyError(f"no GGUF name for tensor {name}")
+        writer.add_tensor(f"{mapped}.{suffix}", tensor.to(torch.float32).numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return str(output_file)

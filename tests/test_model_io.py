@@ -62,3 +62,18 @@ def test_clear_errors(tiny_qwen_path, tmp_path):
         st_code.build_model(tiny_qwen_path, lora={"target_modules": ["not_a_layer"]})
     with pytest.raises(ValueError, match="instruction_format"):
         st_code.build_model(tiny_qwen_path, instruction_format="nonsense")
+
+
+def test_gguf_file_as_the_base(tmp_path):
+    """A .gguf base (how small code LLMs ship offline) gives the same model as its safetensors twin."""
+    from st_code.testing import save_tiny_qwen2, save_tiny_qwen2_gguf
+
+    gguf_file = save_tiny_qwen2_gguf(tmp_path / "tiny.gguf", seed=3)
+    folder = save_tiny_qwen2(tmp_path / "twin", seed=3)
+    from_gguf = st_code.build_model(gguf_file, pooling="lasttoken", device="cpu")
+    from_folder = st_code.build_model(folder, pooling="lasttoken", device="cpu")
+    assert from_gguf[0].tokenizer("def f(): pass")["input_ids"] == from_folder[0].tokenizer("def f(): pass")["input_ids"]
+    np.testing.assert_allclose(from_gguf.encode(TEXTS), from_folder.encode(TEXTS), atol=1e-5)
+    from_gguf.save(str(tmp_path / "saved"))
+    np.testing.assert_allclose(st_code.load_model(tmp_path / "saved", device="cpu").encode(TEXTS),
+                               from_folder.encode(TEXTS), atol=1e-5)

@@ -65,6 +65,7 @@ class CodeTransformer(Transformer):
         kwargs.setdefault("module_output_name", "token_embeddings")
         super().__init__(model_name_or_path, **kwargs)
 
+        self._drop_gguf_quantizer()
         self.is_decoder = is_decoder_config(self.model.config)
         if padding_side not in (None, "left", "right"):
             raise ValueError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
@@ -83,6 +84,16 @@ class CodeTransformer(Transformer):
         if self.bidirectional:
             self._make_bidirectional()
         self._accepts_position_ids = "position_ids" in self._declared_forward_params
+
+    def _drop_gguf_quantizer(self) -> None:
+        """transformers de-quantizes a GGUF checkpoint into ordinary tensors but keeps a GGUF
+        "quantizer" that refuses to save; dropping it makes the model a plain, saveable checkpoint."""
+        quantizer = getattr(self.model, "hf_quantizer", None)
+        method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+        if quantizer is not None and str(getattr(method, "value", method)).lower() == "gguf":
+            self.model.hf_quantizer = None
+            if hasattr(self.model.config, "quantization_config"):
+                del self.model.config.quantization_config
 
     # -- EOS ---------------------------------------------------------------------------------
     def _ends_with_special_token(self) -> bool:
