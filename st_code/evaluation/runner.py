@@ -193,11 +193,9 @@ def write_report(result: EvaluationResult, output_dir: Path) -> None:
 
 
 def _bar_chart(result: EvaluationResult, path: Path, metric: str = "ndcg_at_10") -> None:
-    import matplotlib
+    from st_code.training.report import pyplot_agg
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot_agg()
     tasks = sorted({t for per in result.scores.values() for t in per})
     if not tasks:
         return

@@ -34,12 +34,18 @@ def markdown_table(scores: dict[str, dict[str, dict[str, float]]], metric: str =
     return "\n".join(lines)
 
 
-def _plot_scores(path: Path, scores: dict, metric: str) -> None:
+def pyplot_agg():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_scores(path: Path, scores: dict, metric: str) -> None:
+    plt = pyplot_agg()
     rows = list(scores)
     sets = sorted({name for row in scores.values() for name in row})
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
@@ -55,11 +61,7 @@ def _plot_scores(path: Path, scores: dict, metric: str) -> None:
 
 
 def _plot_losses(path: Path, losses: dict[str, list[tuple[int, float]]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot_agg()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     offset = 0
     for stage, points in losses.items():
