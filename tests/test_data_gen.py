@@ -220,3 +220,20 @@ def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
     assert len(repeated) <= len(keys) - len(done_before) + 2  # only unfinished (or in-flight) calls were made
     rows = [json.loads(line) for line in (tmp_path / "out" / "generated.jsonl").read_text().splitlines()]
     assert len({r["key"] for r in rows}) == len(rows) and rows
+
+
+def test_router_spreads_calls_over_several_endpoints():
+    import asyncio
+
+    from data_gen.llm import LLMClient
+
+    with OpenAIStub(lambda p: "first") as one, OpenAIStub(lambda p: "second") as two:
+        client = LLMClient("openai/stub", [one.api_base, two.api_base], concurrency=8, timeout=10, retries=0)
+
+        async def many():
+            return await asyncio.gather(*(client.complete(f"prompt {i}") for i in range(40)))
+
+        answers = asyncio.run(many())
+    assert set(answers) == {"first", "second"}
+    assert len(one.requests) + len(two.requests) == 40 and min(len(one.requests), len(two.requests)) >= 5
+    assert client.stats.calls == 40 and client.stats.prompt_tokens == 400
