@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -84,7 +83,6 @@ def pipeline_calls(api_base: str, calls: int, concurrency: int, out: Path) -> tu
 
 
 def mining(pairs: int, docs: int, num_negatives: int) -> None:
-    import sysconfig
 
     import numpy as np
     from sentence_transformers import SentenceTransformer

@@ -16,8 +16,7 @@ from data_gen.records import Pair
 class MiningReport:
     pairs_in: int = 0
     pairs_out: int = 0
-    embed_seconds: float = 0.0
-    search_seconds: float = 0.0
+    seconds: float = 0.0  # embedding + faiss search: mine_hard_negatives does both in one call
 
 
 def mine(pairs: list[Pair], embedder, corpus_texts: list[str], num_negatives: int = 15,
@@ -40,7 +39,7 @@ def mine(pairs: list[Pair], embedder, corpus_texts: list[str], num_negatives: in
             range_max=max(num_negatives + 1, min(range_max, len(group) + len(extra) - 1)), sampling_strategy="top",
             output_format="n-tuple", use_faiss=True, batch_size=batch_size, verbose=False,
         )
-        report.embed_seconds += time.perf_counter() - start  # mine_hard_negatives embeds and searches in one call
+        report.seconds += time.perf_counter() - start
         by_text = {(p.query, p.positive): p for p in group}
         for row in result:
             pair = by_text.get((row["anchor"], row["positive"]))

@@ -14,7 +14,7 @@ from pathlib import Path
 from data_gen.corpus import CodeFile, read_corpus, snippet
 from data_gen.journal import Journal
 from data_gen.llm import LLMClient
-from data_gen.records import Pair, read_jsonl, read_pairs, write_jsonl
+from data_gen.records import read_jsonl, read_pairs, write_jsonl
 
 STAGES = ("brainstorm", "corpus", "generate", "annotate", "mine", "difficulty", "write")
 
@@ -186,7 +186,7 @@ class Pipeline:
         write_jsonl(self.out / "mined.jsonl", [p.to_dict() for p in kept])
         self.summary.counts["mine"] = len(kept)
         self.log(f"mine: {report.pairs_out} of {report.pairs_in} pair(s) got {self.config.num_negatives} negatives "
-                 f"({report.embed_seconds:.1f}s)")
+                 f"({report.seconds:.1f}s)")
 
     async def stage_difficulty(self) -> None:
         from data_gen.judge import Judge
