@@ -37,7 +37,6 @@ import sys, time
 sys.path.insert(0, sys.argv[2])
 from tests.openai_stub import OpenAIStub
 stub = OpenAIStub(lambda prompt: "Read every record of a JSON lines file into a list", delay=float(sys.argv[1]))
-stub.server.request_queue_size = 1024
 with stub:
     print(stub.api_base, flush=True)
     while True:

@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--natural-languages", nargs="*", default=["English"], choices=["English", "Chinese"])
     p.add_argument("--model", default="openai/gpt-4o-mini", help="litellm model name")
     p.add_argument("--api-base", nargs="*", default=[], dest="api_bases", help="OpenAI-compatible endpoint(s)")
+    p.add_argument("--client", default="auto", choices=["auto", "litellm", "openai-compatible"],
+                   help="auto (default): a lean aiohttp client for OpenAI-compatible servers given by --api-base "
+                        "(openai/, hosted_vllm/ models: vLLM, llama.cpp, SGLang), litellm for everything else; "
+                        "litellm: always litellm.Router (any provider, 5-7 ms CPU per call)")
     p.add_argument("--concurrency", type=int, default=16, help="LLM calls in flight (default 16)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request attempt (default 60)")
     p.add_argument("--retries", type=int, default=3, help="retries with backoff on 429/5xx/timeouts (default 3)")
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = PipelineConfig(
         out=args.out, corpus=args.corpus, tasks=args.tasks, task_file=args.task_file, languages=args.languages,
-        natural_languages=args.natural_languages, model=args.model, api_bases=args.api_bases,
+        natural_languages=args.natural_languages, model=args.model, api_bases=args.api_bases, client=args.client,
         concurrency=args.concurrency, timeout=args.timeout, retries=args.retries, max_samples=args.max_samples,
         max_files_per_language=args.max_files_per_language, seed=args.seed, embedder=args.embedder,
         num_negatives=args.num_negatives, skip_difficulty=args.skip_difficulty,

@@ -1,8 +1,11 @@
-"""Async LLM calls through litellm: bounded concurrency, per-request timeout, retries with backoff,
-load spread over several endpoints, and usage accounting.
+"""Async LLM calls: bounded concurrency, per-request timeout, retries with backoff, load spread over
+several endpoints, and usage accounting.
 
-Every call goes through ``litellm.Router`` (one deployment per ``api_base``), which owns retries with
-backoff on 429, 5xx and timeouts; a semaphore bounds how many calls are in flight.
+Two ways out, same behaviour: ``litellm.Router`` (one deployment per ``api_base``; retries with
+backoff on 429, 5xx and timeouts) reaches every provider litellm knows; OpenAI-compatible servers
+given by ``api_base`` (vLLM, llama.cpp, SGLang...) go through :mod:`data_gen.openai_http` by default,
+because litellm's per-call CPU (5-7 ms) caps throughput far below what such a server sustains.
+A semaphore bounds how many calls are in flight either way.
 """
 
 from __future__ import annotations
@@ -44,8 +47,31 @@ def _reason(exc: Exception) -> str:
     return name or "error"
 
 
+CLIENTS = ("auto", "litellm", "openai-compatible")
+
+
+def choose_client(model: str, api_bases: list[str] | None, client: str = "auto") -> str:
+    """``auto``: the lean OpenAI-compatible client for ``openai/``, ``hosted_vllm/``... models with an
+    ``api_base``; litellm for everything else (hosted providers, no ``api_base``)."""
+    from data_gen.openai_http import OPENAI_COMPATIBLE_PROVIDERS
+
+    if client not in CLIENTS:
+        raise ValueError(f"unknown client {client!r}; use one of {CLIENTS}")
+    if client == "openai-compatible" and not api_bases:
+        raise ValueError("--client openai-compatible needs --api-base (the server's URL, e.g. http://host:8000/v1)")
+    if client != "auto":
+        return client
+    provider = model.split("/", 1)[0] if "/" in model else ""
+    return "openai-compatible" if api_bases and provider in OPENAI_COMPATIBLE_PROVIDERS else "litellm"
+
+
+def _api_key_from_env(model: str) -> str | None:
+    provider = model.split("/", 1)[0].upper() if "/" in model else "OPENAI"
+    return os.environ.get(f"{provider}_API_KEY") or os.environ.get("OPENAI_API_KEY")
+
+
 class LLMClient:
-    """``await client.complete(prompt)`` -> text. One client per pipeline run.
+    """``await client.complete(prompt)`` -> text. One client per pipeline run; ``await aclose()`` at the end.
 
     Args:
         model: a litellm model name: ``hosted_vllm/Qwen2.5-Coder-32B-Instruct``, ``openai/gpt-4o-mini``,
@@ -55,59 +81,93 @@ class LLMClient:
         timeout: seconds per request attempt.
         retries: attempts after the first, with backoff, on 429 / 5xx / timeouts / connection errors.
         temperature, max_tokens: sampling settings.
+        client: ``auto`` (default), ``litellm`` or ``openai-compatible``; see :func:`choose_client`.
     """
 
     def __init__(self, model: str, api_bases: list[str] | None = None, concurrency: int = 16, timeout: float = 60.0,
-                 retries: int = 3, temperature: float = 0.7, max_tokens: int = 1024, api_key: str | None = None) -> None:
-        import litellm
-
-        litellm.suppress_debug_info = True
-        bases = list(api_bases or [None])
-        deployments = []
-        for base in bases:
-            params = {"model": model, "timeout": timeout}
-            if base:
-                params["api_base"] = base
-                params["api_key"] = api_key or os.environ.get("OPENAI_API_KEY", "sk-local")
-            elif api_key:
-                params["api_key"] = api_key
-            deployments.append({"model_name": "data_gen", "litellm_params": params})
-        self.router = litellm.Router(model_list=deployments, num_retries=retries, retry_after=0,
-                                     timeout=timeout, routing_strategy="simple-shuffle",
-                                     allowed_fails=max(3, 10 * retries), cooldown_time=0)
+                 retries: int = 3, temperature: float = 0.7, max_tokens: int = 1024, api_key: str | None = None,
+                 client: str = "auto") -> None:
         self.model = model
+        self.kind = choose_client(model, api_bases, client)
         self.semaphore = asyncio.Semaphore(concurrency)
         self.temperature, self.max_tokens = temperature, max_tokens
         self.stats = LLMStats()
+        self.router = self.http = None
+        if self.kind == "openai-compatible":
+            from data_gen.openai_http import OpenAIHTTPClient
+
+            self.http = OpenAIHTTPClient(model, list(api_bases or []), api_key or _api_key_from_env(model),
+                                         timeout=timeout, retries=retries)
+        else:
+            self.router = _litellm_router(model, api_bases, timeout, retries, api_key)
 
     async def complete(self, prompt: str, temperature: float | None = None, max_tokens: int | None = None) -> str:
         """The model's answer text; raises :class:`LLMError` after the retries are spent."""
-        import litellm
-
+        temperature = self.temperature if temperature is None else temperature
+        max_tokens = max_tokens or self.max_tokens
         async with self.semaphore:
             start = time.perf_counter()
             try:
-                response = await self.router.acompletion(
-                    model="data_gen", messages=[{"role": "user", "content": prompt}],
-                    temperature=self.temperature if temperature is None else temperature,
-                    max_tokens=max_tokens or self.max_tokens,
-                )
+                if self.http is not None:
+                    text, prompt_tokens, completion_tokens = await self.http.chat(prompt, temperature, max_tokens)
+                else:
+                    text, prompt_tokens, completion_tokens = await self._litellm(prompt, temperature, max_tokens)
             except Exception as exc:  # noqa: BLE001 - every provider error becomes one counted LLMError
                 self.stats.failures += 1
-                reason = _reason(exc)
+                from data_gen.openai_http import HTTPCallError
+
+                reason = exc.reason if isinstance(exc, HTTPCallError) else _reason(exc)
                 self.stats.failure_reasons[reason] = self.stats.failure_reasons.get(reason, 0) + 1
                 raise LLMError(reason, str(exc)[:300]) from None
             finally:
                 self.stats.seconds += time.perf_counter() - start
         self.stats.calls += 1
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += completion_tokens
+        return text
+
+    async def _litellm(self, prompt: str, temperature: float, max_tokens: int) -> tuple[str, int, int]:
+        response = await self.router.acompletion(model="data_gen", messages=[{"role": "user", "content": prompt}],
+                                                 temperature=temperature, max_tokens=max_tokens)
         usage = getattr(response, "usage", None)
-        if usage is not None:
-            self.stats.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-            self.stats.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        return (response.choices[0].message.content or "", int(getattr(usage, "prompt_tokens", 0) or 0),
+                int(getattr(usage, "completion_tokens", 0) or 0))
+
+    def cost(self) -> float | None:
+        """Dollars for the tokens so far at litellm's price for ``model``; ``None`` when litellm has no price
+        (local servers). Priced once on the totals, not per call, to keep litellm off the hot path."""
+        import litellm
+
+        if not (self.stats.prompt_tokens or self.stats.completion_tokens):
+            return None
         try:
-            cost = litellm.completion_cost(completion_response=response)
-            if cost:
-                self.stats.cost = (self.stats.cost or 0.0) + float(cost)
-        except Exception:  # noqa: BLE001 - unknown models (local servers) have no price
-            pass
-        return response.choices[0].message.content or ""
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=self.model, prompt_tokens=self.stats.prompt_tokens,
+                completion_tokens=self.stats.completion_tokens)
+        except Exception:  # noqa: BLE001 - unknown models have no price
+            return None
+        total = float(prompt_cost) + float(completion_cost)
+        return total or None
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (call inside the event loop that made the calls)."""
+        if self.http is not None:
+            await self.http.aclose()
+
+
+def _litellm_router(model: str, api_bases: list[str] | None, timeout: float, retries: int, api_key: str | None):
+    import litellm
+
+    litellm.suppress_debug_info = True
+    deployments = []
+    for base in list(api_bases or [None]):
+        params = {"model": model, "timeout": timeout}
+        if base:
+            params["api_base"] = base
+            # local OpenAI-compatible servers take any key; litellm's openai client insists on one
+            params["api_key"] = api_key or os.environ.get("OPENAI_API_KEY", "sk-local")
+        elif api_key:
+            params["api_key"] = api_key
+        deployments.append({"model_name": "data_gen", "litellm_params": params})
+    return litellm.Router(model_list=deployments, num_retries=retries, retry_after=0, timeout=timeout,
+                          routing_strategy="simple-shuffle", allowed_fails=max(3, 10 * retries), cooldown_time=0)

@@ -29,6 +29,7 @@ class PipelineConfig:
     natural_languages: list[str] = field(default_factory=lambda: ["English"])
     model: str = "openai/gpt-4o-mini"
     api_bases: list[str] = field(default_factory=list)
+    client: str = "auto"  # auto | litellm | openai-compatible (see data_gen.llm.choose_client)
     concurrency: int = 16
     timeout: float = 60.0
     retries: int = 3
@@ -83,7 +84,7 @@ class Pipeline:
     def client(self) -> LLMClient:
         if self._client is None:
             c = self.config
-            self._client = LLMClient(c.model, c.api_bases, c.concurrency, c.timeout, c.retries)
+            self._client = LLMClient(c.model, c.api_bases, c.concurrency, c.timeout, c.retries, client=c.client)
         return self._client
 
     @property
@@ -99,7 +100,8 @@ class Pipeline:
             s = self._client.stats
             self.summary.llm = {"calls": s.calls, "failures": s.failures, "failure_reasons": s.failure_reasons,
                                 "prompt_tokens": s.prompt_tokens, "completion_tokens": s.completion_tokens,
-                                "cost": s.cost, "seconds_total": self._wall}
+                                "cost": self._client.cost(), "client": self._client.kind,
+                                "seconds_total": self._wall}
         (self.out / "summary.json").write_text(json.dumps(asdict(self.summary), indent=2, default=str))
 
     def tasks(self):
@@ -218,12 +220,16 @@ class Pipeline:
                 merged[reason] = merged.get(reason, 0) + n
 
     async def _run_stages(self, order: list[str]) -> None:
-        for name in order:
-            t0 = time.perf_counter()
-            result = getattr(self, f"stage_{name}")()
-            if asyncio.iscoroutine(result):
-                await result
-            self.summary.stage_seconds[name] = time.perf_counter() - t0
+        try:
+            for name in order:
+                t0 = time.perf_counter()
+                result = getattr(self, f"stage_{name}")()
+                if asyncio.iscoroutine(result):
+                    await result
+                self.summary.stage_seconds[name] = time.perf_counter() - t0
+        finally:
+            if self._client is not None:
+                await self._client.aclose()  # HTTP connections belong to this event loop
 
     def run(self, stage: str) -> Summary:
         """Run one stage, or ``all`` (corpus -> write; brainstorm is a separate, human-reviewed step)."""
