@@ -2,6 +2,8 @@
 
 TopK-PercPos with a 95% margin (``relative_margin=0.05``, CodeR appendix E), 15 negatives, searched
 over the task's positives plus the real corpus, with any embedder (an st-code model or a packaged one).
+With ``cache_folder`` the embeddings are kept on disk (sentence-transformers' own cache), so a rerun
+after a crash does not embed again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class MiningReport:
 
 
 def mine(pairs: list[Pair], embedder, corpus_texts: list[str], num_negatives: int = 15,
-         relative_margin: float = 0.05, batch_size: int = 64, range_max: int = 100) -> tuple[list[Pair], MiningReport]:
+         relative_margin: float = 0.05, batch_size: int = 64, range_max: int = 100,
+         cache_folder: str | None = None) -> tuple[list[Pair], MiningReport]:
     """Add ``num_negatives`` negatives to each pair, per task; pairs without enough candidates are dropped."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
@@ -37,7 +40,7 @@ def mine(pairs: list[Pair], embedder, corpus_texts: list[str], num_negatives: in
         result = mine_hard_negatives(
             dataset, embedder, corpus=extra or None, num_negatives=num_negatives, relative_margin=relative_margin,
             range_max=max(num_negatives + 1, min(range_max, len(group) + len(extra) - 1)), sampling_strategy="top",
-            output_format="n-tuple", use_faiss=True, batch_size=batch_size, verbose=False,
+            output_format="n-tuple", use_faiss=True, batch_size=batch_size, verbose=False, cache_folder=cache_folder,
         )
         report.seconds += time.perf_counter() - start
         by_text = {(p.query, p.positive): p for p in group}

@@ -9,11 +9,32 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from st_code.builder import POOLINGS, build_model
-from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
-from st_code.model import CodeSentenceTransformer, load_model
-from st_code.modules import CodeTransformer, PMAPooling
-from st_code.prompts import INSTRUCTION_FORMATS, build_prompts, format_instruction
+# Names resolve on first use, so light users (the task registry, data_gen's CLI) do not pay for
+# importing torch and sentence-transformers (~10 s of CPU) until they need a model.
+_EXPORTS = {
+    "POOLINGS": "st_code.builder", "build_model": "st_code.builder",
+    "LoraSettings": "st_code.lora", "add_lora": "st_code.lora", "has_lora": "st_code.lora",
+    "merge_lora": "st_code.lora", "merged_copy": "st_code.lora",
+    "CodeSentenceTransformer": "st_code.model", "load_model": "st_code.model",
+    "CodeTransformer": "st_code.modules", "PMAPooling": "st_code.modules",
+    "INSTRUCTION_FORMATS": "st_code.prompts", "build_prompts": "st_code.prompts",
+    "format_instruction": "st_code.prompts",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'st_code' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "__version__",

@@ -74,3 +74,16 @@ def test_model_applies_the_prompt(tiny_qwen_path):
     bare = model.encode(["sort a list"])
     assert abs(with_prompt - explicit).max() < 1e-5
     assert abs(with_prompt - bare).max() > 1e-4
+
+
+def test_light_imports_do_not_load_torch():
+    """The registry and data_gen's CLI start fast: st_code's model names resolve only when first used."""
+    import subprocess
+    import sys
+
+    code = ("import sys, st_code, st_code.tasks, data_gen, data_gen.generate; "
+            "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'heavy import'; "
+            "from st_code import build_model, PMAPooling; assert callable(build_model) and 'torch' in sys.modules; "
+            "assert 'load_model' in dir(st_code)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
