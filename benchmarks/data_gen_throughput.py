@@ -15,8 +15,10 @@ pipeline's own CPU time per call, and hard-negative mining time split into embed
 3. ``data_gen.mine.mine`` (sentence-transformers' ``mine_hard_negatives`` with faiss, 15 negatives,
    relative margin 0.05) for ``--pairs`` pairs over ``--docs`` corpus documents with the packaged
    MiniLM, run twice on one embedding cache: the cold run embeds and searches, the warm run only
-   searches, so embedding = cold - warm. The issue's 20,000 pairs / 100,000 documents: pass
-   ``--pairs 20000 --docs 100000`` (about an hour of CPU encoding on 2 cores).
+   searches, so embedding = cold - warm. Then the faiss search alone at ``--scale-pairs`` /
+   ``--scale-docs`` (the issue's 20,000 / 100,000) on random vectors, with the embedding time there
+   extrapolated from the measured rate. The full run with real texts: ``--pairs 20000 --docs 100000``
+   (over an hour of CPU encoding on 2 cores; minutes on a GPU).
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ def mining(pairs: int, docs: int, num_negatives: int) -> None:
     # distinct texts: each real (docstring, function) pair again with a numbered variant tag
     variants = [(f"{q} (variant {r})", f"{code}\n# variant {r}") for r in range(reps) for q, code in source]
     task_pairs = [Pair(key=str(i), task="Text2Code", major_type="Text2Code", language="English",
-                       code_language="Python", instruction="", query=q, positive=code)
+                       code_language="Python", instruction="", query=q, positive=code, source_id=str(i))
                   for i, (q, code) in enumerate(variants[:pairs])]
     corpus = [code for _, code in variants[pairs: pairs + docs]]
     model = SentenceTransformer(minilm_path(), device="cpu")
@@ -113,9 +115,29 @@ def mining(pairs: int, docs: int, num_negatives: int) -> None:
         mine(task_pairs, model, corpus, num_negatives, cache_folder=cache, batch_size=128)
         warm = time.perf_counter() - warm
     texts = pairs * 2 + docs
+    rate = texts / (cold - warm)
     print(f"mining {num_negatives} negatives for {pairs} pairs over {pairs + docs} documents (packaged MiniLM, CPU, "
-          f"faiss IndexFlatIP): total {cold:.1f}s = embedding {cold - warm:.1f}s ({texts / (cold - warm):.0f} texts/s) "
+          f"faiss IndexFlatIP): total {cold:.1f}s = embedding {cold - warm:.1f}s ({rate:.0f} texts/s) "
           f"+ search and selection {warm:.1f}s; {len(kept)} of {pairs} pairs got {num_negatives} negatives")
+    return rate
+
+
+def faiss_search_at_scale(pairs: int, docs: int, dim: int = 384, k: int = 101) -> float:
+    """The search ``mine_hard_negatives`` runs (flat inner-product index, top ``range_max + 1``), at full
+    size on random unit vectors: a flat index costs the same whatever the vectors hold."""
+    import faiss
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    corpus = rng.standard_normal((pairs + docs, dim), dtype=np.float32)
+    corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
+    queries = corpus[:pairs] + 0.1 * rng.standard_normal((pairs, dim), dtype=np.float32)
+    start = time.perf_counter()
+    index = faiss.IndexFlatIP(dim)
+    index.add(corpus)
+    for i in range(0, pairs, 16384):  # mine_hard_negatives' faiss_batch_size
+        index.search(queries[i: i + 16384], k)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -126,6 +148,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--docs", type=int, default=10000)
     parser.add_argument("--num-negatives", type=int, default=15)
+    parser.add_argument("--scale-pairs", type=int, default=20000, help="size for the full-scale search timing")
+    parser.add_argument("--scale-docs", type=int, default=100000)
     parser.add_argument("--skip-mining", action="store_true")
     parser.add_argument("--skip-calls", action="store_true")
     args = parser.parse_args()
@@ -151,7 +175,12 @@ def main() -> None:
         finally:
             server.terminate()
     if not args.skip_mining:
-        mining(args.pairs, args.docs, args.num_negatives)
+        rate = mining(args.pairs, args.docs, args.num_negatives)
+        full_pairs, full_docs = args.scale_pairs, args.scale_docs
+        search = faiss_search_at_scale(full_pairs, full_docs)
+        print(f"at {full_pairs} pairs / {full_docs} documents: faiss search {search:.1f}s (measured, random vectors of "
+              f"the same shape); embedding {2 * full_pairs + full_docs} texts at {rate:.0f} texts/s ~ "
+              f"{(2 * full_pairs + full_docs) / rate / 60:.0f} min (extrapolated from the run above)")
 
 
 if __name__ == "__main__":

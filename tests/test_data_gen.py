@@ -338,3 +338,13 @@ def test_cost_is_priced_from_litellm_for_known_models():
         _run(local, ["a"])
     assert priced.stats.prompt_tokens == 20 and priced.cost() is not None and priced.cost() > 0
     assert local.cost() is None  # litellm has no price for a local model: "unknown", not $0
+
+
+def test_local_server_cli_names_missing_pieces(tmp_path, capsys):
+    from data_gen.local_server import main, server_command
+
+    assert main(["--model", str(tmp_path / "missing.gguf")]) == 2
+    assert "missing.gguf does not exist" in capsys.readouterr().err
+    command = server_command(tmp_path / "m.gguf", "127.0.0.1", 8080, "smollm2", 4096, 2)
+    assert command[1:3] == ["-m", "llama_cpp.server"]
+    assert command[command.index("--model_alias") + 1] == "smollm2" and command[-2:] == ["--n_threads", "2"]
