@@ -68,4 +68,5 @@ def test_two_process_ddp_run_on_cpu(tiny_qwen_path, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     done = json.loads((tmp_path / "ddp" / "stages" / "3-code" / "DONE.json").read_text())
     assert done["losses"]
+    assert done["train"]["world_size"] == 2  # both processes trained, not one rank alone
     assert (tmp_path / "ddp" / "final" / "modules.json").exists()

@@ -267,6 +267,10 @@ class AnnealingTrainer:
         losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
         summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
         self.last_train_metrics = {k: summary[k] for k in ("train_runtime", "train_samples_per_second") if k in summary}
+        # provenance: how many processes trained, and the batch the loss saw across them
+        self.last_train_metrics["world_size"] = trainer.args.world_size
+        self.last_train_metrics["global_batch_size"] = (trainer.args.per_device_train_batch_size * trainer.args.world_size
+                                                        * trainer.args.gradient_accumulation_steps)
         return losses, reports
 
     # -- run ---------------------------------------------------------------------------------
