@@ -348,3 +348,32 @@ def test_local_server_cli_names_missing_pieces(tmp_path, capsys):
     command = server_command(tmp_path / "m.gguf", "127.0.0.1", 8080, "smollm2", 4096, 2)
     assert command[1:3] == ["-m", "llama_cpp.server"]
     assert command[command.index("--model_alias") + 1] == "smollm2" and command[-2:] == ["--n_threads", "2"]
+
+
+def test_mining_embeds_the_shared_corpus_once_for_all_tasks(minilm_path):
+    """Two tasks over one corpus: mine_hard_negatives runs per task, the corpus is embedded once."""
+    from sentence_transformers import SentenceTransformer
+
+    from data_gen.mine import mine
+    from data_gen.records import Pair
+
+    model = SentenceTransformer(minilm_path, device="cpu")
+    embedded: list[str] = []
+    real_encode = model.encode
+
+    def counting_encode(inputs, *args, **kwargs):
+        embedded.extend([inputs] if isinstance(inputs, str) else inputs)
+        return real_encode(inputs, *args, **kwargs)
+
+    model.encode = counting_encode
+    corpus = [f"def helper_{i}(x):\n    return x * {i} + {i % 7}" for i in range(40)]
+    pairs = [Pair(key=f"{task}{i}", task=task, major_type="Text2Code", language="English", code_language="Python",
+                  instruction="", query=f"{task}: multiply by {i}", positive=f"def f_{task}_{i}(x):\n    return x * {i}",
+                  source_id=str(i)) for task in ("A", "B") for i in range(12)]
+    kept, report = mine(pairs, model, corpus, num_negatives=3)
+    assert report.pairs_in == 24 and report.pairs_out == len(kept) > 0
+    assert all(len(p.negatives) == 3 and p.positive not in p.negatives for p in kept)
+    task_of = {p.positive: p.task for p in pairs}
+    assert all(task_of.get(n, p.task) == p.task for p in kept for n in p.negatives)  # no other task's positives
+    assert sum(text == corpus[0] for text in embedded) == 1  # shared corpus: embedded once, not once per task
+    assert "encode_document" not in model.__dict__  # the memo is gone after mining
