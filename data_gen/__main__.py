@@ -14,7 +14,9 @@ Stages (each reads the previous one's file in --out, so each runs alone; `all` c
 
 Any LLM litellm reaches: a vLLM server (--model hosted_vllm/Qwen2.5-Coder-32B-Instruct --api-base
 http://gpu:8000/v1, several --api-base to spread load), OpenAI (--model openai/gpt-4o-mini),
-Anthropic, or llama.cpp's server on a CPU (--model openai/smollm2 --api-base http://127.0.0.1:8080/v1).
+Anthropic, or llama.cpp's server on a CPU (python -m data_gen.local_server, then --model openai/smollm2
+--api-base http://127.0.0.1:8080/v1). OpenAI-compatible servers given by --api-base are called with a
+lean HTTP client (0.3 ms CPU a call); other providers through litellm's Router (see --client).
 Interrupt at any time and rerun the same command: finished calls are not repeated.
 
 Example:
