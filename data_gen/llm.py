@@ -24,7 +24,7 @@ class LLMStats:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost: float | None = None
+    cost: float | None = None  # set by LLMClient.cost()
     seconds: float = 0.0
     failure_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -146,8 +146,8 @@ class LLMClient:
                 completion_tokens=self.stats.completion_tokens)
         except Exception:  # noqa: BLE001 - unknown models have no price
             return None
-        total = float(prompt_cost) + float(completion_cost)
-        return total or None
+        self.stats.cost = float(prompt_cost) + float(completion_cost) or None
+        return self.stats.cost
 
     async def aclose(self) -> None:
         """Close the HTTP connections (call inside the event loop that made the calls)."""
