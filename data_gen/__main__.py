@@ -12,7 +12,7 @@ Stages (each reads the previous one's file in --out, so each runs alone; `all` c
   write       dataset/ (datasets folder) and triplets.jsonl: query, positive, negative_1..k, task,
               major_type, language, code_language, instruction, difficulty
 
-Any LLM litellm reaches: a vLLM server (--model hosted_vllm/Qwen2.5-Coder-32B-Instruct --api-base
+Any LLM litellm reaches: a vLLM server (--model hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct --api-base
 http://gpu:8000/v1, several --api-base to spread load), OpenAI (--model openai/gpt-4o-mini),
 Anthropic, or llama.cpp's server on a CPU (python -m data_gen.local_server, then --model openai/smollm2
 --api-base http://127.0.0.1:8080/v1). OpenAI-compatible servers given by --api-base are called with a

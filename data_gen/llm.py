@@ -74,7 +74,7 @@ class LLMClient:
     """``await client.complete(prompt)`` -> text. One client per pipeline run; ``await aclose()`` at the end.
 
     Args:
-        model: a litellm model name: ``hosted_vllm/Qwen2.5-Coder-32B-Instruct``, ``openai/gpt-4o-mini``,
+        model: a litellm model name: ``hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct``, ``openai/gpt-4o-mini``,
             ``anthropic/claude-...``, ``openai/<name>`` for any OpenAI-compatible server.
         api_bases: endpoints to spread load over (``None``/empty: the provider's default).
         concurrency: calls in flight at most.

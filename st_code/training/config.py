@@ -84,7 +84,7 @@ class FilterConfig:
     type: str = "embedder_topk"
     k: int = 3
     model: str | None = None  # embedder_topk: None = the model as it is when the stage starts
-    llm: str | None = None  # llm_judge: litellm model name, e.g. "hosted_vllm/Qwen2.5-72B-Instruct"
+    llm: str | None = None  # llm_judge: litellm model name, e.g. "hosted_vllm/Qwen/Qwen2.5-72B-Instruct"
     api_base: str | None = None
     keep: list[str] = field(default_factory=lambda: ["medium", "hard"])
     concurrency: int = 16
