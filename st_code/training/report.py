@@ -53,6 +53,11 @@ def _plot_scores(path: Path, scores: dict, metric: str) -> None:
         ax.plot(rows, [100 * scores[r].get(name, {}).get(metric, float("nan")) for r in rows], marker="o", label=name)
     ax.set_ylabel(f"{metric} (x100)")
     ax.set_title("Held-out retrieval after each stage")
+    _save(plt, fig, ax, path)
+
+
+def _save(plt, fig, ax, path: Path) -> None:
+    """The finish both charts share: grid, legend, tight layout, PNG, figure closed."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -71,8 +76,4 @@ def _plot_losses(path: Path, losses: dict[str, list[tuple[int, float]]]) -> None
         offset += points[-1][0]
     ax.set_xlabel("step (cumulative over stages)")
     ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, ax, path)
