@@ -15,6 +15,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from data_gen.openai_http import OPENAI_COMPATIBLE_PROVIDERS, HTTPCallError, OpenAIHTTPClient
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -53,8 +55,6 @@ CLIENTS = ("auto", "litellm", "openai-compatible")
 def choose_client(model: str, api_bases: list[str] | None, client: str = "auto") -> str:
     """``auto``: the lean OpenAI-compatible client for ``openai/``, ``hosted_vllm/``... models with an
     ``api_base``; litellm for everything else (hosted providers, no ``api_base``)."""
-    from data_gen.openai_http import OPENAI_COMPATIBLE_PROVIDERS
-
     if client not in CLIENTS:
         raise ValueError(f"unknown client {client!r}; use one of {CLIENTS}")
     if client == "openai-compatible" and not api_bases:
@@ -94,8 +94,6 @@ class LLMClient:
         self.stats = LLMStats()
         self.router = self.http = None
         if self.kind == "openai-compatible":
-            from data_gen.openai_http import OpenAIHTTPClient
-
             self.http = OpenAIHTTPClient(model, list(api_bases or []), api_key or _api_key_from_env(model),
                                          timeout=timeout, retries=retries)
         else:
@@ -114,8 +112,6 @@ class LLMClient:
                     text, prompt_tokens, completion_tokens = await self._litellm(prompt, temperature, max_tokens)
             except Exception as exc:  # noqa: BLE001 - every provider error becomes one counted LLMError
                 self.stats.failures += 1
-                from data_gen.openai_http import HTTPCallError
-
                 reason = exc.reason if isinstance(exc, HTTPCallError) else _reason(exc)
                 self.stats.failure_reasons[reason] = self.stats.failure_reasons.get(reason, 0) + 1
                 raise LLMError(reason, str(exc)[:300]) from None
