@@ -2,10 +2,11 @@
 
 TopK-PercPos with a 95% margin (``relative_margin=0.05``, CodeR appendix E), 15 negatives, searched
 over the task's positives plus the real corpus, with any embedder (an st-code model or a packaged one).
-With ``cache_folder`` the embeddings are kept on disk (sentence-transformers' own cache), so a rerun
-after a crash does not embed again. Within a run, each document is embedded once for all tasks: the
-corpus is shared by every task, and ``mine_hard_negatives`` (called per task, as its candidate pool
-is per task) would otherwise embed it again for each of up to 47 tasks.
+``cache_folder`` passes through to sentence-transformers' on-disk cache (the benchmark uses it to
+time search alone); the pipeline does not set it, since that cache stores the whole corpus again for
+every task (47 x corpus x dim floats on disk). Within a run, each document is embedded once for all
+tasks: the corpus is shared by every task, and ``mine_hard_negatives`` (called per task, as its
+candidate pool is per task) would otherwise embed it again for each of up to 47 tasks.
 """
 
 from __future__ import annotations

@@ -203,21 +203,11 @@ class Pipeline:
         embedder = SentenceTransformer(minilm_path() if self.config.embedder == "minilm" else self.config.embedder)
         corpus_path = self.out / "corpus.jsonl"
         corpus = [snippet(row["code"]) for row in read_jsonl(corpus_path)] if corpus_path.exists() else []
-        kept, report = mine(pairs, embedder, corpus, self.config.num_negatives, self.config.relative_margin,
-                            cache_folder=str(self._embedding_cache()))
+        kept, report = mine(pairs, embedder, corpus, self.config.num_negatives, self.config.relative_margin)
         write_jsonl(self.out / "mined.jsonl", [p.to_dict() for p in kept])
         self.summary.counts["mine"] = len(kept)
         self.log(f"mine: {report.pairs_out} of {report.pairs_in} pair(s) got {self.config.num_negatives} negatives "
                  f"({report.seconds:.1f}s)")
-
-    def _embedding_cache(self) -> Path:
-        """One folder per embedder: sentence-transformers keys its cache by texts and the model card's base
-        model, which a local path may leave empty, so two embedders must not share a folder."""
-        import hashlib
-
-        name = self.config.embedder
-        slug = "".join(c if c.isalnum() else "-" for c in Path(name).name)[:40]
-        return self.out / "embedding_cache" / f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
     async def stage_difficulty(self) -> None:
         from data_gen.judge import Judge
