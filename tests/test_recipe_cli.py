@@ -53,7 +53,12 @@ def test_print_config_round_trips(tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_run_on_cpu(tiny_qwen_path, tmp_path):
-    """The multi-GPU code path (torchrun, DDP, gather_across_devices) with 2 CPU processes over gloo."""
+    """The multi-GPU code path (torchrun, DDP, gather_across_devices) with 2 CPU processes over gloo.
+
+    Launched as a user would on a CPU-only machine: plain ``torchrun``, no ACCELERATE_USE_CPU; the
+    recipe must see two ranks from the start, so the data is built by rank 0 alone (two ranks
+    building it raced on the same files and failed CI once).
+    """
     config = tiny_config(tiny_qwen_path, tmp_path / "ddp")
     for stage in config["stages"]:
         stage["max_steps"] = 2
@@ -63,9 +68,10 @@ def test_two_process_ddp_run_on_cpu(tiny_qwen_path, tmp_path):
     result = subprocess.run(
         [torchrun, "--nproc_per_node", "2", "--master_port", "29533", str(RECIPE), "--config", str(config_file)],
         capture_output=True, text=True, timeout=900, cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"},
+        env={**{k: v for k, v in os.environ.items() if k != "ACCELERATE_USE_CPU"}, "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("building the offline data") == 1, result.stdout[-3000:]
     done = json.loads((tmp_path / "ddp" / "stages" / "3-code" / "DONE.json").read_text())
     assert done["losses"]
     assert done["train"]["world_size"] == 2  # both processes trained, not one rank alone

@@ -48,6 +48,20 @@ def resolve_base(base: str) -> str:
     return minilm_path() if base == "minilm" else base
 
 
+def train_on_cpu() -> bool:
+    """True when asked (``ACCELERATE_USE_CPU``) or when torch sees no accelerator.
+
+    accelerate sets up multi-process CPU training (gloo) only when told ``cpu=True``; without it,
+    ``torchrun --nproc_per_node 2`` on a CPU-only machine starts two unrelated single-process runs
+    that race on the same output files. Passing this to both our ``PartialState`` and the trainer's
+    arguments keeps one view of the ranks from data building to saving.
+    """
+    import torch
+    from accelerate.utils import parse_flag_from_env
+
+    return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
+
+
 def _dtype(name: str | None):
     import torch
 
@@ -62,7 +76,8 @@ class AnnealingTrainer:
         self.config = config
         self.out = Path(output_dir or config.output_dir)
         self.log = log
-        self.state = PartialState()
+        self.use_cpu = train_on_cpu()
+        self.state = PartialState(cpu=self.use_cpu)
         self.lora = LoraSettings.from_value(config.model.lora)
         self.last_train_metrics: dict[str, float] = {}
 
@@ -240,7 +255,7 @@ class AnnealingTrainer:
             multi_dataset_batch_sampler=stage.sampler, prompts=prompts, learning_rate_mapping=lr_mapping,
             logging_steps=self.config.logging_steps, save_strategy="steps", save_steps=stage.save_steps,
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
-            dataloader_drop_last=True,
+            dataloader_drop_last=True, use_cpu=self.use_cpu,
             ddp_find_unused_parameters=False,
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
@@ -360,4 +375,4 @@ class AnnealingTrainer:
             self.log(markdown_table({row: results}).splitlines()[-1])
 
 
-__all__ = ["AnnealingTrainer", "resolve_base", "HELDOUT_SET_NAMES"]
+__all__ = ["AnnealingTrainer", "resolve_base", "train_on_cpu", "HELDOUT_SET_NAMES"]
