@@ -2,7 +2,8 @@
 pipeline's own CPU time per call, and hard-negative mining time split into embedding and search.
 
     python benchmarks/data_gen_throughput.py [--calls 6400] [--concurrency 64] [--delay 0.1]
-                                             [--pairs 2000] [--docs 10000] [--skip-mining]
+                                             [--pairs 2000] [--docs 10000] [--full-scale]
+                                             [--skip-calls] [--skip-mining]
 
 1. A real OpenAI-compatible server (tests/openai_stub.py, aiohttp) runs in a separate process and
    answers after ``--delay`` seconds. ``--calls`` completions through ``data_gen.llm.LLMClient`` at
@@ -14,11 +15,11 @@ pipeline's own CPU time per call, and hard-negative mining time split into embed
    is the pipeline's own cost. Target: < 2 ms per call.
 3. ``data_gen.mine.mine`` (sentence-transformers' ``mine_hard_negatives`` with faiss, 15 negatives,
    relative margin 0.05) for ``--pairs`` pairs over ``--docs`` corpus documents with the packaged
-   MiniLM, run twice on one embedding cache: the cold run embeds and searches, the warm run only
-   searches, so embedding = cold - warm. Then the faiss search alone at ``--scale-pairs`` /
-   ``--scale-docs`` (the issue's 20,000 / 100,000) on random vectors, with the embedding time there
-   extrapolated from the measured rate. The full run with real texts: ``--pairs 20000 --docs 100000``
-   (over an hour of CPU encoding on 2 cores; minutes on a GPU).
+   MiniLM, twice side by side: float32 at batch 64 (the pipeline's settings before ``--embedder-dtype``) and
+   the defaults (bf16 where the CPU has it, batch 32 on CPU); time split into embedding (measured
+   inside the embedder) and search + selection, and how many negatives the two runs share. Then
+   the faiss search alone at ``--scale-pairs`` / ``--scale-docs`` (the issue's 20,000 / 100,000)
+   on random vectors, and with ``--full-scale`` the real mining run at that size.
 """
 
 from __future__ import annotations
@@ -87,39 +88,64 @@ def pipeline_generate(api_base: str, calls: int, concurrency: int, out: Path) ->
     return summary.stage_seconds["generate"], summary.stage_cpu_seconds["generate"], summary.counts["generate"]
 
 
-def mining(pairs: int, docs: int, num_negatives: int) -> None:
-    from sentence_transformers import SentenceTransformer
-
-    from data_gen.mine import mine
+def mining_data(pairs: int, docs: int) -> tuple[list, list[str]]:
+    """Real (docstring, function) pairs from the stdlib, repeated with a numbered variant tag so every
+    text is distinct; ``pairs`` Text2Code pairs and ``docs`` further functions as the corpus."""
     from data_gen.records import Pair
     from st_code.data import build_offline_data
-    from st_code.testing import minilm_path
 
     data = build_offline_data(heldout_percent=0, include_package_docs=False, max_code_lines=15)
     source = data.train["Code Explanation to Implementation Retrieval"]
     reps = (pairs + docs) // len(source) + 1
-    # distinct texts: each real (docstring, function) pair again with a numbered variant tag
     variants = [(f"{q} (variant {r})", f"{code}\n# variant {r}") for r in range(reps) for q, code in source]
     task_pairs = [Pair(key=str(i), task="Text2Code", major_type="Text2Code", language="English",
                        code_language="Python", instruction="", query=q, positive=code, source_id=str(i))
                   for i, (q, code) in enumerate(variants[:pairs])]
-    corpus = [code for _, code in variants[pairs: pairs + docs]]
-    model = SentenceTransformer(minilm_path(), device="cpu")
-    with tempfile.TemporaryDirectory() as cache:
-        cold = time.perf_counter()
-        kept, _ = mine(task_pairs, model, corpus, num_negatives, cache_folder=cache, batch_size=128)
-        cold = time.perf_counter() - cold
-        for pair in task_pairs:
-            pair.negatives = []
-        warm = time.perf_counter()
-        mine(task_pairs, model, corpus, num_negatives, cache_folder=cache, batch_size=128)
-        warm = time.perf_counter() - warm
-    texts = pairs * 2 + docs
-    rate = texts / (cold - warm)
-    print(f"mining {num_negatives} negatives for {pairs} pairs over {pairs + docs} documents (packaged MiniLM, CPU, "
-          f"faiss IndexFlatIP): total {cold:.1f}s = embedding {cold - warm:.1f}s ({rate:.0f} texts/s) "
-          f"+ search and selection {warm:.1f}s; {len(kept)} of {pairs} pairs got {num_negatives} negatives")
+    return task_pairs, [code for _, code in variants[pairs: pairs + docs]]
+
+
+def mining_run(pairs: list, corpus: list[str], num_negatives: int, dtype: str, batch_size: int | None):
+    """One ``data_gen.mine.mine`` call on fresh copies of ``pairs``; returns (kept pairs, report, label)."""
+    import copy
+
+    from data_gen.mine import load_embedder, mine
+
+    embedder = load_embedder("minilm", dtype=dtype, device="cpu")
+    embedder.encode(corpus[:64], batch_size=32, show_progress_bar=False)  # warm-up: first calls set up kernels
+    kept, report = mine(copy.deepcopy(pairs), embedder, corpus, num_negatives, batch_size=batch_size)
+    label = f"{str(embedder.dtype).removeprefix('torch.')}, batch {batch_size or 'auto'}"
+    return kept, report, label
+
+
+def print_mining(label: str, pairs: int, docs: int, num_negatives: int, kept: list, report) -> float:
+    texts = 2 * pairs + docs  # queries, positives (in the candidate pool) and the corpus
+    rate = texts / report.embedding_seconds
+    print(f"  {label:<22} total {report.seconds:7.1f}s = embedding {report.embedding_seconds:7.1f}s "
+          f"({rate:4.0f} texts/s) + search and selection {report.search_seconds:5.1f}s; "
+          f"{len(kept)} of {pairs} pairs got {num_negatives} negatives")
     return rate
+
+
+def mining(pairs: int, docs: int, num_negatives: int) -> float:
+    """The previous settings (float32, batch 64) and the defaults (``--embedder-dtype auto``, batch
+    for the device) side by side on the same data, and how far their negatives agree."""
+    from data_gen.mine import resolve_dtype
+
+    task_pairs, corpus = mining_data(pairs, docs)
+    print(f"mining {num_negatives} negatives for {pairs} pairs over {pairs + docs} documents (packaged MiniLM, "
+          f"CPU, faiss IndexFlatIP):")
+    before, before_report, label = mining_run(task_pairs, corpus, num_negatives, "float32", 64)
+    before_rate = print_mining(label, pairs, docs, num_negatives, before, before_report)
+    after, after_report, label = mining_run(task_pairs, corpus, num_negatives, "auto", None)
+    after_rate = print_mining(label + " (default)", pairs, docs, num_negatives, after, after_report)
+    first = {p.key: p.negatives for p in before}
+    both = [(first[p.key], p.negatives) for p in after if p.key in first]
+    same = sum(set(a) == set(b) for a, b in both)
+    overlap = sum(len(set(a) & set(b)) for a, b in both) / max(1, num_negatives * len(both))
+    print(f"  default vs float32/64: embedding {after_rate / before_rate:.2f}x as fast; of {len(both)} pairs mined "
+          f"by both, {same} have the same set of negatives, negatives shared {overlap:.1%} "
+          f"(auto = {resolve_dtype('auto', 'cpu')} on this CPU)")
+    return after_rate
 
 
 def faiss_search_at_scale(pairs: int, docs: int, dim: int = 384, k: int = 101) -> float:
@@ -150,6 +176,8 @@ def main() -> None:
     parser.add_argument("--num-negatives", type=int, default=15)
     parser.add_argument("--scale-pairs", type=int, default=20000, help="size for the full-scale search timing")
     parser.add_argument("--scale-docs", type=int, default=100000)
+    parser.add_argument("--full-scale", action="store_true",
+                        help="also mine with real texts at --scale-pairs / --scale-docs (about 30 min on 2 CPU cores)")
     parser.add_argument("--skip-mining", action="store_true")
     parser.add_argument("--skip-calls", action="store_true")
     args = parser.parse_args()
@@ -175,12 +203,17 @@ def main() -> None:
         finally:
             server.terminate()
     if not args.skip_mining:
-        rate = mining(args.pairs, args.docs, args.num_negatives)
         full_pairs, full_docs = args.scale_pairs, args.scale_docs
+        rate = mining(args.pairs, args.docs, args.num_negatives)
         search = faiss_search_at_scale(full_pairs, full_docs)
         print(f"at {full_pairs} pairs / {full_docs} documents: faiss search {search:.1f}s (measured, random vectors of "
               f"the same shape); embedding {2 * full_pairs + full_docs} texts at {rate:.0f} texts/s ~ "
-              f"{(2 * full_pairs + full_docs) / rate / 60:.0f} min (extrapolated from the run above)")
+              f"{(2 * full_pairs + full_docs) / rate / 60:.0f} min (extrapolated from the default above)")
+        if args.full_scale:
+            print(f"full-size run, default settings ({full_pairs} pairs over {full_pairs + full_docs} documents):")
+            task_pairs, corpus = mining_data(full_pairs, full_docs)
+            kept, report, label = mining_run(task_pairs, corpus, args.num_negatives, "auto", None)
+            print_mining(label, full_pairs, full_docs, args.num_negatives, kept, report)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,20 @@ class PipelineConfig:
     max_files_per_language: int | None = 1000
     seed: int = 0
     embedder: str = "minilm"  # for mining: "minilm" (packaged) or any SentenceTransformer path / id
+    embedder_dtype: str = "auto"  # auto (bf16 where the hardware has it) | float32 | bfloat16 | float16
+    embed_batch_size: int | None = None  # None: 32 on CPU, 128 on a GPU
     num_negatives: int = 15
     relative_margin: float = 0.05
     brainstorm_rounds: int = 1
     skip_difficulty: bool = False
+
+    def __post_init__(self) -> None:  # fail at once, not after hours of LLM calls when mining starts
+        from data_gen.mine import DTYPES
+
+        if self.embedder_dtype not in DTYPES:
+            raise ValueError(f"embedder_dtype {self.embedder_dtype!r} is not one of {DTYPES}")
+        if self.embed_batch_size is not None and self.embed_batch_size < 1:
+            raise ValueError(f"embed_batch_size must be a positive number of texts, got {self.embed_batch_size}")
 
 
 @dataclass
@@ -194,20 +204,19 @@ class Pipeline:
         self.log(f"annotate: kept {len(kept)} of {len(pairs)} (answer exactly 1)")
 
     def stage_mine(self) -> None:
-        from sentence_transformers import SentenceTransformer
-
-        from data_gen.mine import mine
-        from st_code.testing import minilm_path
+        from data_gen.mine import load_embedder, mine
 
         pairs = read_pairs(self.out / "annotated.jsonl")
-        embedder = SentenceTransformer(minilm_path() if self.config.embedder == "minilm" else self.config.embedder)
+        embedder = load_embedder(self.config.embedder, self.config.embedder_dtype)
         corpus_path = self.out / "corpus.jsonl"
         corpus = [snippet(row["code"]) for row in read_jsonl(corpus_path)] if corpus_path.exists() else []
-        kept, report = mine(pairs, embedder, corpus, self.config.num_negatives, self.config.relative_margin)
+        kept, report = mine(pairs, embedder, corpus, self.config.num_negatives, self.config.relative_margin,
+                            batch_size=self.config.embed_batch_size)
         write_jsonl(self.out / "mined.jsonl", [p.to_dict() for p in kept])
         self.summary.counts["mine"] = len(kept)
         self.log(f"mine: {report.pairs_out} of {report.pairs_in} pair(s) got {self.config.num_negatives} negatives "
-                 f"({report.seconds:.1f}s)")
+                 f"({report.seconds:.1f}s: embedding {report.embedding_seconds:.1f}s with {self.config.embedder} in "
+                 f"{embedder.dtype} on {embedder.device}, search and selection {report.search_seconds:.1f}s)")
 
     async def stage_difficulty(self) -> None:
         from data_gen.judge import Judge
