@@ -3,9 +3,10 @@
 TopK-PercPos with a 95% margin (``relative_margin=0.05``, CodeR appendix E), 15 negatives, searched
 over the task's positives plus the real corpus, with any embedder (an st-code model or a packaged one).
 ``cache_folder`` passes through to sentence-transformers' on-disk cache; the pipeline does not set
-it, since that cache stores the whole corpus again for every task (47 x corpus x dim floats on disk). Within a run, each document is embedded once for all
-tasks: the corpus is shared by every task, and ``mine_hard_negatives`` (called per task, as its
-candidate pool is per task) would otherwise embed it again for each of up to 47 tasks.
+it, since that cache stores the whole corpus again for every task (47 x corpus x dim floats on
+disk). Within a run, each document is embedded once for all tasks: the corpus is shared by every
+task, and ``mine_hard_negatives`` (called per task, as its candidate pool is per task) would
+otherwise embed it again for each of up to 47 tasks.
 
 Embedding is nearly all of the stage's time (search over 120,000 documents takes seconds), so
 :func:`load_embedder` picks the fast settings for the hardware: bfloat16 where it runs natively
