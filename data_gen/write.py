@@ -1,7 +1,8 @@
 """Stage 7: the final dataset as a ``datasets`` folder and JSONL that the Annealing trainer loads directly.
 
-Columns: query, positive, negative_1..k, task, major_type, language, code_language, instruction
-(and difficulty when labelled). One row per pair key: no duplicates, and files appear only whole.
+Columns: query, positive, negative_1..k, task, major_type, language, code_language, instruction,
+difficulty (``null`` where not labelled): the row layout st-code's readers declare once
+(``st_code.data.records``). One row per pair key: no duplicates, and files appear only whole.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from data_gen.records import Pair, write_jsonl
 
 
 def rows_of(pairs: list[Pair], num_negatives: int | None = None) -> list[dict]:
+    """Rows in st-code's one training-row layout (:data:`st_code.data.records.ROW_COLUMNS`), one per
+    pair key, pairs short of ``num_negatives`` negatives left out."""
+    from st_code.data.records import Sample, sample_to_row
+
     unique = {p.key: p for p in pairs}
     k = num_negatives if num_negatives is not None else min((len(p.negatives) for p in unique.values()), default=0)
     rows = []
@@ -20,13 +25,9 @@ def rows_of(pairs: list[Pair], num_negatives: int | None = None) -> list[dict]:
         p = unique[key]
         if len(p.negatives) < k:
             continue
-        row = {"query": p.query, "positive": p.positive}
-        row.update({f"negative_{j + 1}": p.negatives[j] for j in range(k)})
-        row.update({"task": p.task, "major_type": p.major_type, "language": p.language,
-                    "code_language": p.code_language, "instruction": p.instruction})
-        if p.difficulty is not None:
-            row["difficulty"] = p.difficulty
-        rows.append(row)
+        sample = Sample(p.query, p.positive, p.negatives[:k], p.task, p.language, p.code_language, p.instruction,
+                        p.difficulty, p.major_type)
+        rows.append(sample_to_row(sample, k))
     return rows
 
 

@@ -19,16 +19,48 @@ def test_jsonl_in_data_gen_layout(tmp_path):
     path.write_text("\n".join(json.dumps(r) for r in rows))
     samples = load_samples(path)
     assert samples[0].negatives == ["n0", "m0"] and samples[0].task == "Code Summary Retrieval"
-    assert samples[0].language == "Go"
+    assert (samples[0].code_language, samples[0].language) == ("Go", None)
     groups = group_samples(samples, num_negatives=2)
     assert list(groups) == ["Code Summary Retrieval | Go"]
     assert groups["Code Summary Retrieval | Go"].column_names == ["anchor", "positive", "negative_1", "negative_2"]
 
 
+def test_a_data_gen_output_folder_loads_with_every_column(tmp_path):
+    """data_gen's --out folder, as the shipped configs name it, keeps each row's task, languages,
+    instruction and difficulty (the source name is only the task of last resort)."""
+    from data_gen.records import Pair
+    from data_gen.write import write_dataset
+
+    pairs = [Pair(key=f"k{i}", task=task, major_type="Code2Code", language=lang, code_language=code, instruction=inst,
+                  query=f"q{i}", positive=f"p{i}", source_id="s", negatives=[f"n{i}", f"m{i}"], difficulty=label)
+             for i, (task, lang, code, inst, label) in enumerate([
+                 ("Code Translation Retrieval", "English", "Python",
+                  "Given a piece of Python code, retrieve Go code that is semantically equivalent to the input code.",
+                  "hard"),
+                 ("Code Summary Retrieval", "Chinese", "Go", "Given a piece of code, retrieve the document string "
+                  "that summarizes the code.", "simple")])]
+    write_dataset(pairs, tmp_path / "coder-pile", num_negatives=2)
+    for source in (tmp_path / "coder-pile", tmp_path / "coder-pile" / "triplets.jsonl"):
+        samples = sorted(load_samples(source), key=lambda s: s.query)
+        assert [(s.task, s.language, s.code_language, s.difficulty) for s in samples] == [
+            ("Code Translation Retrieval", "English", "Python", "hard"),
+            ("Code Summary Retrieval", "Chinese", "Go", "simple")]
+        assert samples[0].instruction.startswith("Given a piece of Python code, retrieve Go code")
+        assert samples[0].negatives == ["n0", "m0"]
+    assert load_samples(tmp_path / "coder-pile", task="Mine")[0].task == "Mine"  # an explicit task wins
+    with pytest.raises(DataError, match="neither a data_gen output"):
+        (tmp_path / "empty").mkdir()
+        load_samples(tmp_path / "empty")
+
+
 def test_csn_style_columns_and_datasets_folder(tmp_path):
     Dataset.from_dict({"docstring": ["adds"], "code": ["def add(a, b): return a + b"]}).save_to_disk(str(tmp_path / "ds"))
-    samples = load_samples(tmp_path / "ds", task="CSN", language="python")
+    samples = load_samples(tmp_path / "ds", task="CSN", code_language="python")
     assert (samples[0].query, samples[0].positive, samples[0].task) == ("adds", "def add(a, b): return a + b", "CSN")
+    assert samples[0].code_language == "python"
+    Dataset.from_dict({"comment": ["adds"], "code": ["x"], "language": ["go"]}).save_to_disk(str(tmp_path / "csn"))
+    csn = load_samples(tmp_path / "csn", columns={"anchor": "comment", "positive": "code"})
+    assert (csn[0].code_language, csn[0].language) == ("go", None)  # CodeSearchNet's language is the code's
     with pytest.raises(DataError, match="column 'summary'"):
         load_samples(tmp_path / "ds", columns={"anchor": "summary"})
 

@@ -25,32 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from st_code.data.python_functions import PythonFunction, content_hash, extract_functions, iter_python_files, stdlib_dir
+from st_code.data.records import RetrievalSet
 
 TEXT2CODE = "Code Explanation to Implementation Retrieval"
 CODE2TEXT = "Code Summary Retrieval"
 CODE_CONTEXT = "Code Context Retrieval"
 TEXT_ONLY = "Text Retrieval"
 TEXT_ONLY_INSTRUCTION = "Given a title or a summary, retrieve the passage that it introduces."
-
-
-@dataclass
-class RetrievalSet:
-    """A held-out retrieval set: queries, corpus, qrels, and the instruction for its queries."""
-
-    name: str
-    instruction: str
-    queries: dict[str, str]
-    corpus: dict[str, str]
-    relevant: dict[str, set[str]]
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "instruction": self.instruction, "queries": self.queries, "corpus": self.corpus,
-                "relevant": {k: sorted(v) for k, v in self.relevant.items()}}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "RetrievalSet":
-        return cls(data["name"], data["instruction"], data["queries"], data["corpus"],
-                   {k: set(v) for k, v in data["relevant"].items()})
 
 
 @dataclass
