@@ -21,7 +21,15 @@ INSTRUCTION_FORMATS: dict[str, str] = {
 #: Instruction used for ``prompts["query"]``: mteb's last fallback and ``encode_query``'s default.
 DEFAULT_QUERY_INSTRUCTION = "Given a question or a piece of code, retrieve relevant code or text that answers it."
 
-INSTRUCTION_SETS = ("coder", "c2llm")
+#: Whose instructions a model is trained with and carries (``instruction_set``):
+#:   coder       CodeR's wording (Table 8 for CodeR-Pile tasks, Table 18 for evaluation tasks)
+#:   c2llm       C2LLM Table 1 for the MTEB-Code tasks (queries, and "Retrieved Answer:" for documents)
+#:   codexembed  CodeXEmbed's one generic instruction for every query (appendix A.3)
+#:   none        no instructions at all
+INSTRUCTION_SETS = ("coder", "c2llm", "codexembed", "none")
+
+#: CodeXEmbed appendix A.3: "Instruct: Given Code or Text, retrieve relevant content. Query:".
+CODEXEMBED_INSTRUCTION = "Given Code or Text, retrieve relevant content."
 
 #: Benchmarks whose task names are mteb task names, so their prompts can live in ``model.prompts``.
 PROMPT_BENCHMARKS = {"MTEB(Code, v1)", "CoIR"}
@@ -50,6 +58,17 @@ def format_instruction(instruction: str, instruction_format: str | None = "bge")
     return template.replace("{instruction}", instruction)
 
 
+def document_prompt(instruction: str | None) -> str | None:
+    """A document-side instruction (C2LLM's "Retrieved Answer:") is prepended as it is, followed by
+    one space: it is not a query instruction, so no query template wraps it."""
+    return f"{instruction} " if instruction else None
+
+
+def check_instruction_set(instruction_set: str) -> None:
+    if instruction_set not in INSTRUCTION_SETS:
+        raise ValueError(f"unknown instruction_set {instruction_set!r}; use one of {INSTRUCTION_SETS}")
+
+
 def build_prompts(
     instruction_format: str | None = "bge",
     instruction_set: str = "coder",
@@ -57,30 +76,38 @@ def build_prompts(
     extra_instructions: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The ``prompts`` dict for a model: ``"{task}-query"`` for every registered MTEB-Code/CoIR task,
-    ``"{task}-document"`` where the task has a document instruction, and a default ``"query"``.
+    ``"{task}-document"`` where the set has a document instruction, and a default ``"query"``.
 
     Args:
         instruction_format: ``"bge"``, ``"qwen"``, ``"none"`` or a template with ``{instruction}``.
-        instruction_set: ``"coder"`` (CodeR Table 18 wording, the default) or ``"c2llm"`` (C2LLM Table 1).
-        default_instruction: instruction for ``prompts["query"]``; ``None`` leaves it out.
+        instruction_set: one of :data:`INSTRUCTION_SETS` (``"coder"``, the default, is CodeR's wording).
+        default_instruction: instruction for ``prompts["query"]``; ``None`` leaves it out (with
+            ``"codexembed"`` the generic instruction is the default).
         extra_instructions: more ``{prompt name: instruction}`` to add (e.g. your own tasks).
     """
-    if instruction_set not in INSTRUCTION_SETS:
-        raise ValueError(f"unknown instruction_set {instruction_set!r}; use one of {INSTRUCTION_SETS}")
-    if resolve_template(instruction_format) is None:
+    check_instruction_set(instruction_set)
+    if resolve_template(instruction_format) is None or instruction_set == "none":
         return {}
     prompts: dict[str, str] = {}
+    documents: set[str] = set()
     for task in evaluation_tasks().values():
         if not set(task.benchmarks) & PROMPT_BENCHMARKS:
             continue  # mteb rejects prompt names that are not mteb task names
-        instruction = task.instruction
+        instruction, document = task.instruction, task.document_instruction
         if instruction_set == "c2llm" and task.c2llm_instruction:
-            instruction = task.c2llm_instruction
+            instruction, document = task.c2llm_instruction, task.c2llm_document_instruction
+        elif instruction_set == "codexembed":
+            instruction, document = CODEXEMBED_INSTRUCTION, None
         prompts[f"{task.name}-query"] = format_instruction(instruction, instruction_format)
-        if task.document_instruction:
-            prompts[f"{task.name}-document"] = format_instruction(task.document_instruction, instruction_format)
+        if document:
+            prompts[f"{task.name}-document"] = document_prompt(document)
+            documents.add(document)
+    if instruction_set == "c2llm" and len(documents) == 1:  # C2LLM prefixes every document the same way
+        prompts["document"] = document_prompt(documents.pop())
     for name, instruction in (extra_instructions or {}).items():
         prompts[name] = format_instruction(instruction, instruction_format)
+    if instruction_set == "codexembed":
+        default_instruction = CODEXEMBED_INSTRUCTION
     if default_instruction:
         prompts["query"] = format_instruction(default_instruction, instruction_format)
     return prompts

@@ -74,6 +74,7 @@ class EvalTask:
     instruction: str
     benchmarks: tuple[str, ...] = ()
     c2llm_instruction: str | None = None
+    c2llm_document_instruction: str | None = None
     document_instruction: str | None = None
 
 
