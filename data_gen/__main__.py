@@ -1,7 +1,8 @@
 """python -m data_gen STAGE: build CodeR-Pile-style retrieval data from real code with any LLM.
 
 Stages (each reads the previous one's file in --out, so each runs alone; `all` chains corpus..write):
-  brainstorm  ask a strong LLM (CodeR Table 10) for new tasks; writes brainstormed_tasks.yaml to review
+  brainstorm  ask a strong LLM (CodeR Table 10) for new tasks, then have it draft each task's generation
+              fields (CodeR's Instructing step); writes brainstormed_tasks.yaml to review
   corpus      read code (folders, git checkouts, .jsonl, datasets folders); 20 languages by extension;
               drops binary / non-UTF-8 / generated / oversized files (counted) and duplicates
   generate    Table 11 prompts per task: query-positive pairs (two-step tasks chain two calls; Code

@@ -1,5 +1,7 @@
 """Stage 1, brainstorm: ask a strong LLM (Table 10) for new tasks per major type, seeded with
-registry tasks; validate, deduplicate against the registry, and write reviewable registry entries."""
+registry tasks; validate and deduplicate against the registry; then CodeR's Instructing step: an LLM
+drafts each new task's generation instruction, output content, annotation instruction and types.
+The result is registry-shaped YAML for a human to review (CodeR's experts refined the drafts too)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ import yaml
 
 from data_gen.journal import Journal, work_key
 from data_gen.llm import LLMClient, LLMError
-from data_gen.prompts import brainstorm_prompt
-from data_gen.validate import Rejected, parse_task_list
+from data_gen.prompts import brainstorm_prompt, instruct_prompt
+from data_gen.validate import Rejected, parse_recipe, parse_task_list
 from st_code.tasks import MAJOR_TYPES, coder_pile_tasks
 
 #: CodeR appendix E's seed tasks per major type.
@@ -47,7 +49,7 @@ async def brainstorm(client: LLMClient, journal: Journal, major_types: list[str]
         seeds = [registry[name] for name in SEEDS[major_type]]
         for round_index in range(rounds):
             prompt = brainstorm_prompt(major_type, seeds, count)
-            key = work_key("brainstorm", major_type, round_index, prompt)
+            key = work_key("brainstorm", client.model, major_type, round_index, prompt)
             record = journal.get(key)
             if record is None:
                 try:
@@ -73,19 +75,48 @@ async def brainstorm(client: LLMClient, journal: Journal, major_types: list[str]
     return proposals, rejected
 
 
-def write_proposals(proposals: list[dict], path: Path) -> None:
-    """Registry-shaped YAML for human review: fill in the generation fields, then pass the file to
-    ``st_code.tasks.load_registry`` (or ``--task-file``) to generate data for the new tasks."""
+async def draft_recipes(client: LLMClient, journal: Journal, proposals: list[dict]) -> dict[str, int]:
+    """CodeR's Instructing step: fill each proposal's generation fields with an LLM's draft (in place).
+    A draft that fails validation leaves that proposal's fields as TODO; returns rejection counts."""
+    rejected: dict[str, int] = {}
+    for proposal in proposals:
+        prompt = instruct_prompt(proposal["name"], proposal["major_type"], proposal["instruction"])
+        key = work_key("instruct", client.model, prompt)
+        record = journal.get(key)
+        if record is None:
+            try:
+                text = await client.complete(prompt, temperature=0.2, max_tokens=1024)
+            except LLMError as exc:
+                rejected[f"llm_{exc.reason}"] = rejected.get(f"llm_{exc.reason}", 0) + 1
+                continue
+            try:
+                record = {"key": key, "stage": "instruct", "status": "ok", "recipe": parse_recipe(text)}
+            except Rejected as exc:
+                record = {"key": key, "stage": "instruct", "status": "rejected", "reason": exc.reason,
+                          "output": (text or "")[:300]}
+            journal.write(record)
+        if record["status"] != "ok":
+            rejected[record["reason"]] = rejected.get(record["reason"], 0) + 1
+            continue
+        proposal["recipe"] = record["recipe"]
+    return rejected
+
+
+def write_proposals(proposals: list[dict], path: Path, model: str | None = None) -> None:
+    """Registry-shaped YAML for human review: check the drafted generation fields (replace any TODO),
+    then pass the file to ``--task-file`` (or ``st_code.tasks.load_registry``) to generate data."""
     entries = []
     for p in proposals:
-        entries.append({
-            "name": p["name"], "major_type": p["major_type"], "instruction": p["instruction"],
+        recipe = p.get("recipe") or {
             "generation_instruction": "TODO: Given a piece of {code_language} code, generate ... in {language}.",
             "output_content": "TODO: the generated ... in {language}",
             "annotation_instruction": "TODO: judge whether ...",
             "query_type": "TODO", "doc_type": "TODO",
             "input_role": {"Text2Code": "positive", "Hybrid": "query_part"}.get(p["major_type"], "query"),
-        })
+        }
+        entries.append({"name": p["name"], "major_type": p["major_type"], "instruction": p["instruction"], **recipe})
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = "# Brainstormed tasks (CodeR Table 10). Review each entry and replace every TODO before use.\n"
+    drafted = f"generation fields drafted by {model}" if model else "generation fields drafted by an LLM"
+    header = (f"# Brainstormed tasks (CodeR Table 10), {drafted} (CodeR's Instructing step).\n"
+              "# Review every entry, as CodeR's experts did, and replace any TODO before use.\n")
     path.write_text(header + yaml.safe_dump(entries, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -153,10 +153,12 @@ class Pipeline:
         return results
 
     async def stage_brainstorm(self) -> None:
-        from data_gen.brainstorm import brainstorm, write_proposals
+        from data_gen.brainstorm import brainstorm, draft_recipes, write_proposals
 
         proposals, rejected = await brainstorm(self.client, self.journal, rounds=self.config.brainstorm_rounds)
-        write_proposals(proposals, self.out / "brainstormed_tasks.yaml")
+        drafting = await draft_recipes(self.client, self.journal, proposals)
+        write_proposals(proposals, self.out / "brainstormed_tasks.yaml", self.config.model)
+        self.summary.rejected["(instruct)"] = drafting
         self.summary.counts["brainstorm"] = len(proposals)
         self.summary.rejected["(brainstorm)"] = rejected
         self.log(f"brainstorm: {len(proposals)} new task(s) -> {self.out / 'brainstormed_tasks.yaml'} (review before use)")

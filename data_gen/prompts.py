@@ -49,6 +49,31 @@ Do not explain your answer in the output. Your output must be a single number (0
 Your output:"""
 
 
+#: CodeR section 3 "Instructing": an LLM drafts each brainstormed task's generation fields. The paper
+#: shows no template for this step; this one asks for exactly the registry fields, with the paper's
+#: own Code Summary Retrieval entry (Tables 13-16) as the worked example.
+INSTRUCT = """You are designing a synthetic data generation recipe for a code retrieval task.
+Task name: {task_name}
+Major task type: {major_type}
+Task instruction: {task_instruction}
+In a generation step, a lightweight LLM is given a real piece of code in {{code_language}} and must write the other side of a (query, document) pair in the natural language {{language}}.
+Write the recipe as a JSON object with these fields:
+- "generation_instruction": what the LLM must generate from the code; use the placeholders {{code_language}} and {{language}}.
+- "output_content": a short noun phrase naming what is generated, ending with "in {{language}}" when it is text.
+- "annotation_instruction": what a judge must check about a (query, document) pair, starting with "judge whether".
+- "query_type": what the query is, e.g. "the code".
+- "doc_type": what the document is, e.g. "the text".
+- "input_role": "positive" if the real code is the document, "query" if it is the query, "query_part" if it is part of the query.
+Example for the task "Code Summary Retrieval":
+{{"generation_instruction": "Given a piece of {{code_language}} code, generate a summary in {{language}} of the code.", "output_content": "the generated summary in {{language}}", "annotation_instruction": "judge whether the text summarizes the code", "query_type": "the code", "doc_type": "the text", "input_role": "query"}}
+Your output must be the JSON object only.
+Your output:"""
+
+
+def instruct_prompt(task_name: str, major_type: str, task_instruction: str) -> str:
+    return INSTRUCT.format(task_name=task_name, major_type=major_type, task_instruction=task_instruction)
+
+
 def brainstorm_prompt(major_type: str, seeds: list[Task], count: int = 10) -> str:
     examples = "\n".join(
         f"- Example {i}:\nTask Name: {t.name}\nTask Instruction: {t.instruction}" for i, t in enumerate(seeds, 1)

@@ -64,6 +64,33 @@ def parse_difficulty(text: str | None) -> str:
     return label
 
 
+#: The registry fields the Instructing step drafts, and where each must say what.
+RECIPE_FIELDS = ("generation_instruction", "output_content", "annotation_instruction", "query_type", "doc_type",
+                 "input_role")
+
+
+def parse_recipe(text: str | None) -> dict[str, str]:
+    """Instructing answer: a JSON object with :data:`RECIPE_FIELDS`, else :class:`Rejected`."""
+    cleaned = clean(text)
+    start, end = cleaned.find("{"), cleaned.rfind("}")
+    if start < 0 or end <= start:
+        raise Rejected("not_a_json_object")
+    try:
+        recipe = json.loads(cleaned[start : end + 1])
+    except json.JSONDecodeError as exc:
+        raise Rejected("bad_json", exc.msg) from None
+    if not isinstance(recipe, dict):
+        raise Rejected("not_a_json_object")
+    missing = [k for k in RECIPE_FIELDS if not isinstance(recipe.get(k), str) or not recipe[k].strip()]
+    if missing:
+        raise Rejected("missing_fields", ", ".join(missing))
+    if recipe["input_role"] not in ("positive", "query", "query_part"):
+        raise Rejected("bad_input_role", recipe["input_role"])
+    if "{code_language}" not in recipe["generation_instruction"]:
+        raise Rejected("no_code_language_placeholder")
+    return {k: recipe[k].strip() for k in RECIPE_FIELDS}
+
+
 def parse_task_list(text: str | None) -> list[dict[str, str]]:
     """Table 10 answer: a JSON list of ``{"task_name", "task_instruction"}``, else :class:`Rejected`."""
     cleaned = clean(text)

@@ -68,6 +68,14 @@ def make_corpus(root: Path) -> Path:
 def scripted(prompt: str):
     """Answers by prompt kind; deterministic per prompt so resumed runs see the same world."""
     digest = int(hashlib.sha1(prompt.encode()).hexdigest()[:6], 16)
+    if "synthetic data generation recipe" in prompt:  # the Instructing step
+        if "Log Message" in prompt:
+            return json.dumps({"generation_instruction": "Given a piece of {code_language} code, generate a log "
+                               "message in {language} that the code could emit.",
+                               "output_content": "the generated log message in {language}",
+                               "annotation_instruction": "judge whether the code emits the log message",
+                               "query_type": "the log message", "doc_type": "the code", "input_role": "positive"})
+        return "Sorry, I cannot help with that."
     if "Brainstorm a list" in prompt:
         return json.dumps([{"task_name": "Code Summary Retrieval", "task_instruction": "dup of the registry"},
                            {"task_name": "Log Message to Code Retrieval",
@@ -194,6 +202,23 @@ def test_brainstorm_dedups_against_the_registry(tmp_path):
     # per major type: the registry's own name is a duplicate; the new task is kept once, then repeats are dropped
     assert summary.rejected["(brainstorm)"]["duplicate"] == 4 + 3
     assert text.count("Log Message to Code Retrieval") == 1
+    # Instructing: the drafted fields replace the TODOs, and the file loads as a registry as it is
+    from st_code.tasks import load_registry
+
+    task = load_registry(tmp_path / "brainstormed_tasks.yaml")["Log Message to Code Retrieval"]
+    assert task.generation_instruction == ("Given a piece of {code_language} code, generate a log message in "
+                                           "{language} that the code could emit.",)
+    assert task.input_role == "positive" and "TODO:" not in text
+
+
+def test_brainstorm_cache_belongs_to_the_model(tmp_path):
+    """A rerun with another --model asks that model: the journal is keyed by model as well as prompt."""
+    with OpenAIStub(scripted) as server:
+        for model in ("openai/first", "openai/second"):
+            config = PipelineConfig(out=str(tmp_path), model=model, api_bases=[server.api_base])
+            Pipeline(config, log=lambda _: None).run("brainstorm")
+        brainstorm_calls = [p for p in server.requests if "Brainstorm a list" in p]
+    assert len(brainstorm_calls) == 2 * 4  # four major types, asked of each model once
 
 
 def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
