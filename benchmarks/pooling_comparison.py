@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
 
-    from st_code.training import AnnealingTrainer, config_from_dict
+    from st_code.training import CurriculumRunner, config_from_dict
     from st_code.training.report import markdown_table
 
     out = Path(args.output_dir)
@@ -59,7 +59,7 @@ def main() -> None:
         config["output_dir"] = str(run_dir)
         if shared_data is not None and not (run_dir / "data").exists():
             shutil.copytree(shared_data, run_dir / "data")  # same base and data config: no re-mining
-        result = AnnealingTrainer(config_from_dict(config), log=lambda line: None).run()
+        result = CurriculumRunner(config_from_dict(config), log=lambda line: None).run()
         shared_data = shared_data or run_dir / "data"
         scores = result["scores"]
         finals.setdefault("base (all-MiniLM-L6-v2 as shipped)", scores["base"])

@@ -4,7 +4,7 @@
 
 1. Throughput: the same model (packaged all-MiniLM-L6-v2, mean pooling), loss (GradCache InfoNCE),
    data (standard-library docstring -> code triplets) and arguments, trained once through
-   ``AnnealingTrainer`` (one stage) and once through a bare ``SentenceTransformerTrainer``, in
+   ``CurriculumRunner`` (one stage) and once through a bare ``SentenceTransformerTrainer``, in
    alternating rounds; prints samples/s of each and their ratio. Target (issue #3): ratio >= 0.95.
 2. Memory: peak resident memory added by training with CachedMultipleNegativesRankingLoss
    (mini-batch 8) at batch 64 vs batch 8, each in a fresh subprocess. Target: within 1.5x.
@@ -42,7 +42,7 @@ def make_data(path: Path, n: int = 600) -> None:
 
 
 def via_curriculum(data: Path, out: Path, steps: int, batch: int) -> float:
-    from st_code.training import AnnealingTrainer, config_from_dict
+    from st_code.training import CurriculumRunner, config_from_dict
 
     config = config_from_dict({
         "model": {"base": "minilm", "pooling": "mean", "max_seq_length": 128},
@@ -52,7 +52,7 @@ def via_curriculum(data: Path, out: Path, steps: int, batch: int) -> float:
                     "learning_rate": 2e-5, "temperature": 0.05, "save_steps": 10_000}],
         "evaluation": {"sets": []}, "output_dir": str(out), "logging_steps": 1000,
     })
-    AnnealingTrainer(config, log=lambda _: None).run()
+    CurriculumRunner(config, log=lambda _: None).run()
     record = json.loads((out / "stages" / "1-s" / "DONE.json").read_text())
     return record["train"]["train_samples_per_second"]
 

@@ -17,6 +17,8 @@ Examples:
     python recipes/annealing.py --config recipes/configs/coder-1.5b.yaml       # GPU, hub access
     accelerate launch recipes/annealing.py --config recipes/configs/c2llm-0.5b.yaml   # multi-GPU
     python recipes/annealing.py --print-config > my.yaml          # start your own config
+    python recipes/annealing.py --config recipes/configs/c2llm-0.5b.yaml --dry-run  # check a config in minutes
+    python recipes/annealing.py --config my.yaml --set stages.0.max_steps=100 model.dtype=null   # override keys
 
 Re-running the same command resumes: finished stages are skipped, an interrupted stage continues
 from its last checkpoint. Outputs: DIR/final (load with st_code.load_model or SentenceTransformer(...,
@@ -68,23 +70,111 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", help="YAML curriculum (see recipes/configs/); default: the embedded offline one")
     parser.add_argument("--output-dir", help="where DIR/final, DIR/stages and DIR/report go (overrides the config)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override config keys, dotted paths with list indices, values in YAML: "
+                             "--set model.base=/models/qwen stages.0.max_steps=100 data.sources.csn.path=csn.jsonl")
     parser.add_argument("--print-config", action="store_true", help="print the effective config as YAML and exit")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check a config end to end in minutes: read every source (its first "
+                             f"{DRY_RUN_ROWS} rows), mine, filter, take one optimizer step per stage at a batch of at "
+                             f"most {DRY_RUN_BATCH}, evaluate on {DRY_RUN_QUERIES} queries, save; output goes to "
+                             "<output_dir>-dry-run unless --output-dir is given")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every stage's max_steps (e.g. 0.1 for a smoke run); default 1")
     return parser.parse_args(argv)
+
+
+DRY_RUN_ROWS, DRY_RUN_BATCH, DRY_RUN_QUERIES = 256, 8, 20
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["a.b.0.c=value", ...]`` -> ``data`` with those keys set (values parsed as YAML)."""
+    import yaml
+
+    from st_code.training import ConfigError
+
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. stages.0.max_steps=100")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        node, parts = data, key.split(".")
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: {where} is not an index of a list of {len(node)}")
+                if last:
+                    node[int(part)] = value
+                else:
+                    node = node[int(part)]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+                    if node is None:
+                        node = {}
+            else:
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:depth])} is not a mapping or a list")
+    return data
+
+
+def dry_run(data: dict) -> dict:
+    """The same config, shrunk so every part runs once: few rows, one step per stage, tiny evaluation."""
+    for source in (data.get("data") or {}).get("sources", {}).values():
+        if isinstance(source, dict):
+            source["max_samples"] = min(source.get("max_samples") or DRY_RUN_ROWS, DRY_RUN_ROWS)
+    offline = (data.get("data") or {}).get("offline")
+    if isinstance(offline, dict):
+        offline["max_pairs_per_task"] = min(offline.get("max_pairs_per_task") or 64, 64)
+    for stage in data.get("stages") or []:
+        if isinstance(stage, dict):
+            stage.update(max_steps=1, save_steps=1, warmup_steps=0,
+                         batch_size=min(stage.get("batch_size", 32), DRY_RUN_BATCH),
+                         mini_batch_size=min(stage.get("mini_batch_size", 32), DRY_RUN_BATCH // 2))
+            stage.pop("epochs", None)
+    evaluation = data.setdefault("evaluation", {}) or {}
+    evaluation["max_queries"] = min(evaluation.get("max_queries") or DRY_RUN_QUERIES, DRY_RUN_QUERIES)
+    data["evaluation"] = evaluation
+    data["output_dir"] = str(data.get("output_dir") or "runs/annealing") + "-dry-run"
+    return data
+
+
+def load_raw(path: str | None) -> dict:
+    import copy
+
+    import yaml
+
+    from st_code.training import ConfigError
+
+    if not path:
+        return copy.deepcopy(DEFAULT_CONFIG)
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of config keys")
+    return data
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import yaml
 
-    from st_code.training import ConfigError, config_from_dict, load_config
+    from st_code.training import ConfigError, config_from_dict
 
     try:
-        if args.config:
-            config = load_config(args.config)
-        else:
-            config = config_from_dict(DEFAULT_CONFIG)
+        data = apply_overrides(load_raw(args.config), args.overrides)
+        if args.dry_run:
+            data = dry_run(data)
+        config = config_from_dict(data)
     except ConfigError as exc:
         print(f"error: bad config: {exc}", file=sys.stderr)
         return 2
@@ -98,10 +188,10 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
 
-    from st_code.training import AnnealingTrainer
+    from st_code.training import CurriculumRunner
 
     start = time.time()
-    result = AnnealingTrainer(config).run()
+    result = CurriculumRunner(config).run()
     if "table" in result:
         print(f"\nbefore (base) / after (last stage) NDCG@10 on held-out sets; total time {time.time() - start:.0f}s")
     return 0

@@ -1,4 +1,5 @@
-"""Shared fixtures: everything offline, CPU, single-threaded (see DESIGN.md)."""
+"""Shared fixtures: everything offline, CPU, single-threaded (the suite's rules are in the README's
+Tests section)."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ TEXTS = [
     "SELECT name FROM users WHERE age > 30 ORDER BY name",
     "x",
 ]
+
+
+@pytest.fixture(scope="session")
+def coder_pile(tmp_path_factory):
+    """A real data_gen output folder: ``python -m data_gen all`` over a small Python + Go repository
+    against the scripted OpenAI-compatible server on 127.0.0.1 (see tests/real_path.py)."""
+    from tests.openai_stub import OpenAIStub
+    from tests.real_path import run_data_gen, write_repository
+    from tests.test_data_gen import scripted
+
+    root = tmp_path_factory.mktemp("coder_pile")
+    with OpenAIStub(scripted) as server:
+        run_data_gen(server.api_base, write_repository(root), root / "coder-pile", num_negatives=7)
+    return root / "coder-pile"

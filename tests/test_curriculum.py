@@ -12,7 +12,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 import st_code
-from st_code.training import AnnealingTrainer, config_from_dict
+from st_code.training import AnnealingTrainer, CurriculumRunner, config_from_dict
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -59,6 +59,8 @@ def test_run_writes_stages_model_and_report(finished_run):
         assert (out / "report" / name).stat().st_size > 0
     assert "| code |" in (out / "report" / "metrics.md").read_text()
     assert any("mining 1 hard negative" in line for line in logs)
+    # a raw decoder under a fresh PMA head embeds at random: the packaged MiniLM mines instead
+    assert any(line.startswith("mining hard negatives with minilm (the base") for line in logs)
 
 
 def test_final_model_is_merged_and_loads_both_ways(finished_run):
@@ -102,3 +104,85 @@ def _base_of(run_dir: Path) -> str:
     import yaml
 
     return yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["base"]
+
+
+def continuous_config(base: str, output_dir: Path, optimizer: str = "continuous") -> dict:
+    """Two CodeXEmbed-style stages: LoRA merged after stage 1, a fresh adapter in stage 2."""
+    stage = {"batch_size": 8, "mini_batch_size": 4, "num_negatives": 1, "learning_rate": 2e-3, "save_steps": 1,
+             "temperature": 0.05, "max_steps": 3, "warmup_steps": 1, "end_learning_rate": 2e-4, "merge_lora": True}
+    config = tiny_config(base, output_dir)
+    config["model"] = {"base": base, "pooling": "lasttoken", "lora": {"r": 4, "alpha": 8}, "max_seq_length": 64}
+    config["stages"] = [{"name": "text", "datasets": ["offline:Text Retrieval"], **stage},
+                        {"name": "code", "datasets": ["offline:Code Summary Retrieval"], **stage}]
+    config["optimizer"] = optimizer
+    return config
+
+
+def test_continuous_optimizer_carries_adam_state_and_schedule_across_a_merge(tiny_qwen_path, tmp_path):
+    """CodeXEmbed's continuous optimizer: after the LoRA merge, the fresh adapter takes over its
+    predecessor's AdamW moments and step count, and the learning rate goes on down one schedule."""
+    import torch
+
+    from st_code.training.stage_trainer import LinearSchedule
+
+    out = tmp_path / "continuous"
+    CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, out)), log=lambda _: None).run()
+    schedule = LinearSchedule(**json.loads((out / "schedule.json").read_text()))
+    assert (schedule.warmup_steps, schedule.total_steps, schedule.peak, schedule.end) == (1, 6, 2e-3, 2e-4)
+    first = json.loads((out / "stages" / "1-text" / "DONE.json").read_text())
+    second = json.loads((out / "stages" / "2-code" / "DONE.json").read_text())
+    trainable = sum(1 for name, p in st_code.build_model(tiny_qwen_path, pooling="lasttoken", lora={"r": 4, "alpha": 8})
+                    .named_parameters() if p.requires_grad)
+    assert second["train"]["carried_optimizer_parameters"] == trainable > 0
+    state = torch.load(out / "stages" / "2-code" / "optimizer_state.pt", weights_only=False)
+    assert state["global_step"] == 6
+    assert {int(s["step"]) for s in state["states"].values()} == {6}  # Adam's step ran on through the boundary
+    # the learning rate of stage 2's first update continues the curve (global update 3) instead of
+    # warming up from 0 again as stage 1's first update did
+    assert first["train"]["first_learning_rate"] == 0.0 == schedule.learning_rate(0)
+    assert schedule.learning_rate(3) > 0
+    assert second["train"]["first_learning_rate"] == pytest.approx(schedule.learning_rate(3))
+
+
+def test_continuous_optimizer_resumes_after_a_kill_between_stages(tiny_qwen_path, tmp_path):
+    """Stage 2 after a restart starts from stage 1's saved AdamW state: same losses, same model as a
+    run that never stopped (and different from fresh per-stage optimizers, so the state matters)."""
+    whole = tmp_path / "whole"
+    CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, whole)), log=lambda _: None).run()
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    shutil.rmtree(resumed / "stages" / "2-code")  # killed after stage 1 was saved, before stage 2 trained
+    shutil.rmtree(resumed / "final")
+    logs: list[str] = []
+    CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, resumed)), log=logs.append).run()
+    assert any("stage 1 'text' already finished" in line for line in logs)
+
+    def stage2_losses(run: Path) -> list[float]:
+        return [loss for _, loss in json.loads((run / "stages" / "2-code" / "DONE.json").read_text())["losses"]]
+
+    np.testing.assert_allclose(stage2_losses(resumed), stage2_losses(whole), rtol=1e-5)
+    texts = ["parse a json document", "def f(x):\n    return x"]
+    np.testing.assert_allclose(st_code.load_model(resumed / "final").encode(texts),
+                               st_code.load_model(whole / "final").encode(texts), atol=1e-5)
+    fresh = tmp_path / "per_stage"
+    CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, fresh, "per_stage")), log=lambda _: None).run()
+    assert not np.allclose(stage2_losses(fresh), stage2_losses(whole), rtol=1e-4)
+
+
+def test_trainable_weights_stay_float32_on_a_bf16_backbone(tiny_qwen_path, tmp_path):
+    """LoRA and a fresh PMA head are the optimizer's master weights: float32 even when the backbone is
+    loaded in bf16 (bf16 has 8 bits of mantissa: an update of 1e-4 x weight rounds away)."""
+    import torch
+
+    config = tiny_config(tiny_qwen_path, tmp_path)
+    config["model"]["dtype"] = "bfloat16"
+    runner = CurriculumRunner(config_from_dict(config), log=lambda _: None)
+    model = runner.build_initial_model()
+    trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert trainable and set(trainable.values()) == {torch.float32}
+    assert any(".lora_A." in n for n in trainable) and any(n.startswith("1.") for n in trainable)  # LoRA + PMA
+    assert frozen == {torch.bfloat16}
+    model.save(str(tmp_path / "saved"))
+    reloaded = runner._load_stage_model(tmp_path / "saved")  # a resumed run trains the same way
+    assert {p.dtype for p in reloaded.parameters() if p.requires_grad} == {torch.float32}

@@ -6,7 +6,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from st_code.training.data import Sample
-from st_code.training.filters import embedder_topk_filter, llm_judge_filter, parse_judgement
+from st_code.training.filters import difficulty_filter, embedder_topk_filter, llm_judge_filter, parse_judgement
 from tests.openai_stub import OpenAIStub
 
 
@@ -46,4 +46,25 @@ def test_llm_judge_keeps_medium_and_hard_through_litellm():
                                         llm="openai/judge", api_base=server.api_base, concurrency=4, timeout=10)
         assert "Given code, retrieve its summary." in server.requests[0]  # Table 17 prompt with the instruction
     assert [s.query for s in kept] == ["beta", "gamma"]
-    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "error": 2}
+    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "error": 2, "asked_llm": 6}
+
+
+def test_llm_judge_asks_only_about_rows_without_a_label():
+    """data_gen already labelled its rows (Table 17): those labels decide, the LLM judges the rest."""
+    labelled = [Sample(f"known {label}", "doc", task="Code Summary Retrieval", difficulty=label)
+                for label in ("simple", "medium", "hard", "no")]
+    fresh = Sample("beta", "doc for beta", task="Code Summary Retrieval")
+    with OpenAIStub(lambda prompt: "Yes, hard") as server:
+        kept, report = llm_judge_filter([*labelled, fresh], {}, llm="openai/judge", api_base=server.api_base)
+        assert len(server.requests) == 1 and "Query:\nbeta" in server.requests[0]
+    assert [s.query for s in kept] == ["known medium", "known hard", "beta"]
+    assert report.detail["asked_llm"] == 1
+
+
+def test_difficulty_labels_decide_without_an_llm():
+    rows = [Sample(f"q{i}", "d", difficulty=label) for i, label in enumerate(["simple", "medium", "hard", "no", None])]
+    kept, report = difficulty_filter(rows, ("medium", "hard"), unlabeled="keep")
+    assert [s.query for s in kept] == ["q1", "q2", "q4"]
+    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "unlabeled": 1}
+    kept, _ = difficulty_filter(rows, ("medium", "hard"), unlabeled="drop")
+    assert [s.query for s in kept] == ["q1", "q2"]

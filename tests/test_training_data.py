@@ -133,3 +133,25 @@ def test_humaneval_set():
     assert len(rs.queries) >= 160
     query, doc = rs.queries["q0"], rs.corpus["d0"]
     assert ">>>" not in query and "def has_close_elements" in doc and '"""' not in doc
+
+
+def test_a_beir_shaped_hub_dataset_is_joined_into_pairs(tmp_path, monkeypatch):
+    """``hf://datasets/CoIR-Retrieval/<set>`` holds corpus, queries and qrels subsets. The hub cannot be
+    reached here, so (only) datasets' hub functions are replaced by local tables of that layout."""
+    import datasets
+
+    corpus = Dataset.from_dict({"_id": ["d1", "d2"], "title": ["", ""], "text": ["def f(): pass", "def g(): return 1"]})
+    queries = Dataset.from_dict({"_id": ["q1", "q2"], "text": ["do nothing", "return one"]})
+    qrels = Dataset.from_dict({"query-id": ["q1", "q2", "q2"], "corpus-id": ["d1", "d2", "d1"], "score": [1, 1, 0]})
+
+    def load_dataset(name, config=None, split=None):
+        assert name == "CoIR-Retrieval/cosqa"
+        tables = {"corpus": datasets.DatasetDict({"corpus": corpus}),
+                  "queries": datasets.DatasetDict({"queries": queries})}
+        return qrels if config == "default" and split == "train" else tables[config]
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    monkeypatch.setattr(datasets, "get_dataset_config_names", lambda name: ["corpus", "default", "queries"])
+    samples = load_samples("hf://datasets/CoIR-Retrieval/cosqa", task="CosQA")
+    assert [(s.query, s.positive, s.task) for s in samples] == [("do nothing", "def f(): pass", "CosQA"),
+                                                              ("return one", "def g(): return 1", "CosQA")]

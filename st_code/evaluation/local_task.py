@@ -8,7 +8,7 @@ from datasets import Dataset
 from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.task_metadata import TaskMetadata
 
-from st_code.data.offline_pairs import RetrievalSet
+from st_code.data.records import RetrievalSet
 
 
 def make_local_task(rs: RetrievalSet, name: str | None = None, description: str | None = None,
@@ -59,4 +59,6 @@ def make_local_task(rs: RetrievalSet, name: str | None = None, description: str 
 
     LocalRetrievalTask.metadata = metadata
     LocalRetrievalTask.__name__ = f"Local_{''.join(c for c in task_name if c.isalnum())}"
-    return LocalRetrievalTask()
+    task = LocalRetrievalTask()
+    task.st_code_prompt_task = rs.task or task_name  # the name a model's "{task}-query" prompt is looked up by
+    return task

@@ -24,6 +24,8 @@ class EvaluationResult:
 
     scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: ``prompts[model][task]``: the query / document prompt each task was encoded with
+    prompts: dict[str, dict[str, dict[str, str | None]]] = field(default_factory=dict)
 
     def table(self, metric: str = "ndcg_at_10", references: dict[str, dict[str, float]] | None = None) -> str:
         """Markdown: one row per model (and reference rows where they cover the tasks), one column per task."""
@@ -46,9 +48,10 @@ def load_local_set(path: str | Path, split: str = "test") -> RetrievalSet:
     """A BEIR/CoIR folder, a ``datasets`` folder or a JSONL of (query, positive) pairs as a retrieval set.
 
     For pair files every positive joins the corpus, and each query's own positive is its one relevant
-    document (the CodeSearchNet / CodeRAG convention).
+    document (the CodeSearchNet / CodeRAG convention). Rows that all share one ``task`` (data_gen's
+    layout) make it the set's task, so a model's ``"{task}-query"`` prompt applies to it.
     """
-    from st_code.training.data import is_beir_folder, load_samples, read_beir
+    from st_code.data.readers import is_beir_folder, load_samples, read_beir
 
     path = Path(path)
     if is_beir_folder(path):
@@ -60,7 +63,11 @@ def load_local_set(path: str | Path, split: str = "test") -> RetrievalSet:
         corpus[doc_id] = sample.positive
         queries[f"q{i}"] = sample.query
         relevant[f"q{i}"] = {doc_id}
-    return RetrievalSet(path.stem, "", queries, corpus, relevant)
+    tasks = {s.task for s in samples} if all(s.task != Path(path).stem for s in samples) else set()
+    instructions = {s.instruction for s in samples}
+    task = tasks.pop() if len(tasks) == 1 else None
+    instruction = instructions.pop() if len(instructions) == 1 and None not in instructions else ""
+    return RetrievalSet(path.stem, instruction or "", queries, corpus, relevant, task)
 
 
 def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
@@ -126,6 +133,22 @@ def _load(model_or_path: Any) -> tuple[str, SentenceTransformer]:
     return str(model_or_path), load_model(model_or_path)
 
 
+def resolve_prompts(prompts: dict[str, str] | None, task_name: str) -> dict[str, str | None]:
+    """The query and document prompt a model's ``prompts`` give ``task_name``, in mteb's own order
+    ("{task}-query", "{task}", "Retrieval-query", "Retrieval", "query")."""
+    from types import SimpleNamespace
+
+    from mteb.models.abs_encoder import get_prompt_name
+    from mteb.types import PromptType
+
+    metadata = SimpleNamespace(name=task_name, type="Retrieval")
+    resolved = {}
+    for kind in (PromptType.query, PromptType.document):
+        name = get_prompt_name(prompts or {}, metadata, kind)
+        resolved[kind.value] = (prompts or {}).get(name) if name else None
+    return resolved
+
+
 def _scores_of(task_result: Any) -> dict[str, float]:
     split = next(iter(task_result.scores.values()))
     entry = split[0] if isinstance(split, list) else split
@@ -158,8 +181,16 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
         label, model = _load(model_or_path)
         apply_instructions(model, instructions)
         per_task = result.scores.setdefault(label, {})
+        own_prompts = dict(model.prompts or {})
         for task in task_objects:
             name = task.metadata.name
+            # mteb only honours prompt names of tasks it knows; for st-code's local sets the prompt is
+            # looked up here, by the set's task, and handed to mteb as the plain query/document prompt
+            prompt_task = getattr(task, "st_code_prompt_task", None)
+            used = resolve_prompts(own_prompts, prompt_task or name)
+            result.prompts.setdefault(label, {})[name] = used
+            if prompt_task is not None:
+                model.prompts = {kind: text for kind, text in used.items() if text}
             try:
                 model_result = mteb.evaluate(model, task, cache=cache, encode_kwargs={"batch_size": batch_size},
                                              show_progress_bar=False)
@@ -172,6 +203,8 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
                 result.skipped[name] = reason
                 log(f"skipped {name}: {reason}")
                 continue
+            finally:
+                model.prompts = dict(own_prompts)
             per_task[name] = _scores_of(model_result.task_results[0])
             log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f}")
     if output_dir:
@@ -184,7 +217,8 @@ def write_report(result: EvaluationResult, output_dir: Path) -> None:
     from st_code.evaluation.references import REFERENCE_SCORES
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "results.json").write_text(json.dumps({"scores": result.scores, "skipped": result.skipped}, indent=2))
+    (output_dir / "results.json").write_text(json.dumps({"scores": result.scores, "skipped": result.skipped,
+                                                         "prompts": result.prompts}, indent=2))
     notes = "\n".join(f"- skipped {t}: {why}" for t, why in result.skipped.items())
     markdown = result.table(references=REFERENCE_SCORES)
     (output_dir / "results.md").write_text(

