@@ -28,10 +28,21 @@ Example:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+def _count(text: str) -> int | None:
+    """A limit: a whole number >= 1, or 'all' for none."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 or 'all', got {value} (0 and negatives would "
+                                         "silently mean 'no limit' or 'all but one')")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, help="LLM calls in flight (default 16)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request attempt (default 60)")
     p.add_argument("--retries", type=int, default=3, help="retries with backoff on 429/5xx/timeouts (default 3)")
-    p.add_argument("--max-samples", type=int, default=10,
-                   help="files per task x natural language x code language (default 10)")
-    p.add_argument("--max-files-per-language", type=int, default=1000)
+    p.add_argument("--max-samples", type=_count, default=10,
+                   help="files per task x natural language x code language (default 10; 'all' for no limit)")
+    p.add_argument("--max-files-per-language", type=_count, default=1000,
+                   help="corpus files kept per language, sampled with --seed (default 1000; 'all' for no limit)")
     p.add_argument("--embedder", default="minilm", help="mining embedder: minilm (packaged) or a model path/id")
     p.add_argument("--embedder-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="mining embedder precision; auto: bfloat16 where the hardware computes it (GPUs with bf16, "
@@ -74,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from data_gen.pipeline import Pipeline, PipelineConfig
+    from st_code.errors import StCodeError
 
     try:
         config = PipelineConfig(
@@ -85,9 +98,19 @@ def main(argv: list[str] | None = None) -> int:
             num_negatives=args.num_negatives, skip_difficulty=args.skip_difficulty,
         )
         Pipeline(config).run(args.stage)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except StCodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyError as exc:  # an unknown task name: the message is the first argument
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to continue (finished calls are kept in the journal)",
+              file=sys.stderr)
+        return 130
     return 0
 
 

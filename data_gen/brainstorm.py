@@ -10,10 +10,10 @@ from pathlib import Path
 
 import yaml
 
-from data_gen.journal import Journal, work_key
-from data_gen.llm import LLMClient, LLMError
 from data_gen.prompts import brainstorm_prompt, instruct_prompt
-from data_gen.validate import Rejected, parse_recipe, parse_task_list
+from data_gen.validate import parse_recipe, parse_task_list
+from st_code.llm import Journal, LLMClient
+from st_code.llm.ask import ask
 from st_code.tasks import MAJOR_TYPES, coder_pile_tasks
 
 #: CodeR appendix E's seed tasks per major type.
@@ -49,23 +49,12 @@ async def brainstorm(client: LLMClient, journal: Journal, major_types: list[str]
         seeds = [registry[name] for name in SEEDS[major_type]]
         for round_index in range(rounds):
             prompt = brainstorm_prompt(major_type, seeds, count)
-            key = work_key("brainstorm", client.model, major_type, round_index, prompt)
-            record = journal.get(key)
-            if record is None:
-                try:
-                    text = await client.complete(prompt, temperature=1.0, max_tokens=2048)
-                except LLMError as exc:
-                    rejected[f"llm_{exc.reason}"] = rejected.get(f"llm_{exc.reason}", 0) + 1
-                    continue
-                try:
-                    record = {"key": key, "stage": "brainstorm", "status": "ok", "tasks": parse_task_list(text)}
-                except Rejected as exc:
-                    record = {"key": key, "stage": "brainstorm", "status": "rejected", "reason": exc.reason}
-                journal.write(record)
-            if record["status"] != "ok":
-                rejected[record["reason"]] = rejected.get(record["reason"], 0) + 1
+            answer = await ask(client, journal, "brainstorm", (client.model, major_type, round_index), prompt,
+                               parse_task_list, temperature=1.0, max_tokens=2048)
+            if answer.status != "ok":
+                rejected[answer.reason] = rejected.get(answer.reason, 0) + 1
                 continue
-            for item in record["tasks"]:
+            for item in answer.value:
                 if _is_duplicate(item["task_name"], known):
                     rejected["duplicate"] = rejected.get("duplicate", 0) + 1
                     continue
@@ -81,24 +70,12 @@ async def draft_recipes(client: LLMClient, journal: Journal, proposals: list[dic
     rejected: dict[str, int] = {}
     for proposal in proposals:
         prompt = instruct_prompt(proposal["name"], proposal["major_type"], proposal["instruction"])
-        key = work_key("instruct", client.model, prompt)
-        record = journal.get(key)
-        if record is None:
-            try:
-                text = await client.complete(prompt, temperature=0.2, max_tokens=1024)
-            except LLMError as exc:
-                rejected[f"llm_{exc.reason}"] = rejected.get(f"llm_{exc.reason}", 0) + 1
-                continue
-            try:
-                record = {"key": key, "stage": "instruct", "status": "ok", "recipe": parse_recipe(text)}
-            except Rejected as exc:
-                record = {"key": key, "stage": "instruct", "status": "rejected", "reason": exc.reason,
-                          "output": (text or "")[:300]}
-            journal.write(record)
-        if record["status"] != "ok":
-            rejected[record["reason"]] = rejected.get(record["reason"], 0) + 1
+        answer = await ask(client, journal, "instruct", (client.model,), prompt, parse_recipe, temperature=0.2,
+                           max_tokens=1024)
+        if answer.status != "ok":
+            rejected[answer.reason] = rejected.get(answer.reason, 0) + 1
             continue
-        proposal["recipe"] = record["recipe"]
+        proposal["recipe"] = answer.value
     return rejected
 
 

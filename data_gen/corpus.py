@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from st_code.errors import MissingPathError, UsageError
+
 #: Extension -> CodeR-Pile language name (appendix D.2).
 EXTENSIONS: dict[str, str] = {
     ".java": "Java", ".py": "Python", ".js": "JavaScript", ".mjs": "JavaScript", ".cjs": "JavaScript",
@@ -77,25 +79,53 @@ def _check(raw: bytes, max_bytes: int, min_chars: int) -> tuple[str | None, str 
     return text, None
 
 
-def _iter_folder(root: Path) -> Iterator[tuple[str, bytes]]:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not _SKIP_DIRS.intersection(path.relative_to(root).parts[:-1]) and language_of(path.name):
-            try:
-                yield str(path), path.read_bytes()
-            except OSError:
+def _iter_folder(root: Path, max_bytes: int) -> Iterator[tuple[str, bytes | None, str | None]]:
+    """``(path, bytes, None)`` per code file under ``root``, one file in memory at a time, or
+    ``(path, None, reason)`` for one skipped before reading: ``oversized`` (by its size on disk) or
+    ``outside_corpus`` (a symbolic link that leads out of ``root``)."""
+    import os
+
+    top = root.resolve()
+    for folder, dirs, files in os.walk(root):  # links to folders are not followed
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS)
+        for name in sorted(files):
+            path = Path(folder) / name
+            if not language_of(name):
                 continue
+            try:
+                if path.is_symlink() and not path.resolve().is_relative_to(top):
+                    yield str(path), None, "outside_corpus"
+                    continue
+                if path.stat().st_size > max_bytes:
+                    yield str(path), None, "oversized"
+                    continue
+                yield str(path), path.read_bytes(), None
+            except OSError:
+                yield str(path), None, "unreadable"
 
 
-def _iter_records(records: Iterable[dict], source: str) -> Iterator[tuple[str, bytes, str | None]]:
+def _jsonl_records(source: Path) -> Iterator[dict]:
+    with source.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    record = None
+                yield record if isinstance(record, dict) else {"__bad__": True}
+
+
+def _iter_records(records: Iterable[dict], source: str) -> Iterator[tuple[str, bytes | None, str | None, str | None]]:
     for i, record in enumerate(records):
-        code = record.get("code") or record.get("content") or record.get("text")
-        if not isinstance(code, str):
-            continue
         path = record.get("path") or f"{source}#{i}"
+        code = record.get("code") or record.get("content") or record.get("text")
+        if record.get("__bad__") or not isinstance(code, str):
+            yield path, None, None, "bad_record"
+            continue
         language = record.get("language")
         if isinstance(language, str):
             language = DATASET_LANGUAGES.get(language.lower(), language)
-        yield path, code.encode("utf-8", errors="surrogatepass"), language
+        yield path, code.encode("utf-8", errors="surrogatepass"), language, None
 
 
 def read_corpus(sources: list[str | Path], languages: list[str] | None = None, max_per_language: int | None = None,
@@ -104,30 +134,31 @@ def read_corpus(sources: list[str | Path], languages: list[str] | None = None, m
     wanted = set(languages) if languages else None
     unknown = sorted((wanted or set()) - set(LANGUAGES))
     if unknown:
-        raise ValueError(f"unknown language(s) {unknown}; supported: {LANGUAGES}")
+        raise UsageError(f"unknown language(s) {unknown}; supported: {LANGUAGES}")
     report = CorpusReport()
     seen: set[str] = set()
     by_language: dict[str, list[CodeFile]] = {}
     for source in sources:
         source = Path(source)
         if not source.exists():
-            raise FileNotFoundError(f"corpus source {source} does not exist")
+            raise MissingPathError(f"corpus source {source} does not exist")
         if source.is_file() and source.suffix in (".jsonl", ".json"):
-            with source.open(encoding="utf-8") as handle:
-                records = (json.loads(line) for line in handle if line.strip())
-                items = [(p, raw, lang) for p, raw, lang in _iter_records(records, source.name)]
+            items = _iter_records(_jsonl_records(source), source.name)
         elif source.is_dir() and ((source / "dataset_info.json").exists() or (source / "dataset_dict.json").exists()):
             from datasets import load_from_disk
 
             dataset = load_from_disk(str(source))
             dataset = dataset["train"] if hasattr(dataset, "keys") else dataset
-            items = list(_iter_records(dataset, source.name))
+            items = _iter_records(dataset, source.name)
         elif source.is_dir():
-            items = [(p, raw, None) for p, raw in _iter_folder(source)]
+            items = ((p, raw, None, reason) for p, raw, reason in _iter_folder(source, max_bytes))
         else:
-            raise ValueError(f"corpus source {source}: use a folder, a .jsonl file or a datasets folder")
-        for path, raw, language in items:
+            raise UsageError(f"corpus source {source}: use a folder, a .jsonl file or a datasets folder")
+        for path, raw, language, skipped in items:
             report.read += 1
+            if skipped:
+                report.dropped[skipped] += 1
+                continue
             language = language or language_of(path)
             if language not in LANGUAGES:
                 report.dropped["unknown_language"] += 1
@@ -156,7 +187,7 @@ def read_corpus(sources: list[str | Path], languages: list[str] | None = None, m
         report.per_language[language] = len(chosen)
     report.kept = len(files)
     if not files:
-        raise ValueError(f"the corpus is empty after filtering ({dict(report.dropped)}); check --corpus and --languages")
+        raise UsageError(f"the corpus is empty after filtering ({dict(report.dropped)}); check --corpus and --languages")
     return files, report
 
 

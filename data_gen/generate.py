@@ -13,12 +13,12 @@ import random
 from dataclasses import dataclass
 
 from data_gen.corpus import CodeFile, snippet
-from data_gen.journal import Journal, work_key
-from data_gen.llm import LLMClient, LLMError
 from data_gen.prompts import generate_prompt
 from data_gen.records import Pair
 from data_gen.validate import Rejected, check_generation
 from st_code.data.offline_pairs import split_code_context
+from st_code.llm import Journal, LLMClient, work_key
+from st_code.llm.ask import ask
 from st_code.tasks import Task
 
 #: Tasks whose first call needs an (input code, output code) pair: CodeR draws these from edits; here
@@ -55,24 +55,11 @@ class Generator:
         per_task[reason] = per_task.get(reason, 0) + 1
 
     async def _call(self, item: WorkItem, step: int, prompt: str, is_code: bool) -> str:
-        key = work_key("generate", item.key, step, prompt)
-        done = self.journal.get(key)
-        if done is not None:
-            if done["status"] == "ok":
-                return done["output"]
-            raise Rejected(done["reason"])
-        try:
-            text = await self.client.complete(prompt)
-        except LLMError as exc:  # not journaled: a transient failure is retried by the next run
-            raise Rejected(f"llm_{exc.reason}") from None
-        try:
-            output = check_generation(text, is_code=is_code)
-        except Rejected as exc:
-            self.journal.write({"key": key, "stage": "generate", "status": "rejected", "reason": exc.reason,
-                                "task": item.task.name, "output": (text or "")[:300]})  # what the model said
-            raise
-        self.journal.write({"key": key, "stage": "generate", "status": "ok", "output": output, "task": item.task.name})
-        return output
+        answer = await ask(self.client, self.journal, "generate", (item.key, step), prompt,
+                           lambda text: check_generation(text, is_code=is_code), task=item.task.name)
+        if answer.status != "ok":  # failed calls are not journaled: the next run asks again
+            raise Rejected(answer.reason)
+        return answer.value
 
     async def run(self, item: WorkItem) -> Pair | None:
         """One pair for ``item``, or ``None`` when an output was rejected (counted per task and reason)."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from data_gen.journal import Journal, work_key
-from data_gen.llm import LLMClient, LLMError
 from data_gen.prompts import annotate_prompt
 from data_gen.records import Pair
-from data_gen.validate import Rejected, parse_difficulty, parse_label
+from data_gen.validate import parse_label
+from st_code.llm import Journal, LLMClient
+from st_code.llm.ask import ask
+from st_code.llm.difficulty import judge_prompt, parse_difficulty
 from st_code.tasks import get_task
-from st_code.training.filters import JUDGE_PROMPT
 
 
 class Judge:
@@ -21,26 +21,13 @@ class Judge:
         self.rejected: dict[str, Counter] = {}
 
     async def _ask(self, stage: str, pair: Pair, prompt: str, parse) -> object | None:
-        key = work_key(stage, pair.key, prompt)
-        done = self.journal.get(key)
-        if done is None:
-            try:
-                text = await self.client.complete(prompt, temperature=0.0, max_tokens=16)
-            except LLMError as exc:  # transient: not journaled, the next run asks again
-                self.rejected.setdefault(pair.task, Counter())[f"llm_{exc.reason}"] += 1
-                return None
-            try:
-                value = parse(text)
-                done = {"key": key, "stage": stage, "status": "ok", "value": value, "task": pair.task}
-            except Rejected as exc:
-                done = {"key": key, "stage": stage, "status": "rejected", "reason": exc.reason, "task": pair.task,
-                        "output": (text or "")[:300]}  # what the model said, to see why
-            self.journal.write(done)
-        if done["status"] != "ok":
-            self.rejected.setdefault(pair.task, Counter())[done["reason"]] += 1
+        answer = await ask(self.client, self.journal, stage, (pair.key,), prompt, parse, task=pair.task,
+                           temperature=0.0, max_tokens=16)
+        if answer.status != "ok":  # a failed call is asked again by the next run; a rejected answer is final
+            self.rejected.setdefault(pair.task, Counter())[answer.reason] += 1
             return None
-        self.labels.setdefault(pair.task, Counter())[str(done["value"])] += 1
-        return done["value"]
+        self.labels.setdefault(pair.task, Counter())[str(answer.value)] += 1
+        return answer.value
 
     async def annotate(self, pair: Pair) -> Pair | None:
         """The pair with ``label`` set, or ``None`` unless the LLM answered exactly 1."""
@@ -57,7 +44,7 @@ class Judge:
 
     async def difficulty(self, pair: Pair) -> Pair:
         """The pair with ``difficulty`` set (``None`` if the answer could not be parsed)."""
-        prompt = JUDGE_PROMPT.format(instruction=pair.instruction, query=pair.query, document=pair.positive)
+        prompt = judge_prompt(pair.instruction, pair.query, pair.positive)
         pair.difficulty = await self._ask("difficulty", pair, prompt, parse_difficulty)
         return pair
 

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from data_gen.corpus import CodeFile, read_corpus, snippet
-from data_gen.journal import Journal
-from data_gen.llm import LLMClient
+from st_code.errors import ServiceUnreachable, UsageError
+from st_code.locking import FolderLock
+from st_code.llm import Journal, LLMClient
 from data_gen.records import read_jsonl, read_pairs, write_jsonl
 
 STAGES = ("brainstorm", "corpus", "generate", "annotate", "mine", "difficulty", "write")
@@ -30,7 +31,7 @@ class PipelineConfig:
     natural_languages: list[str] = field(default_factory=lambda: ["English"])
     model: str = "openai/gpt-4o-mini"
     api_bases: list[str] = field(default_factory=list)
-    client: str = "auto"  # auto | litellm | openai-compatible (see data_gen.llm.choose_client)
+    client: str = "auto"  # auto | litellm | openai-compatible (see st_code.llm.choose_client)
     concurrency: int = 16
     timeout: float = 60.0
     retries: int = 3
@@ -47,11 +48,24 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:  # fail at once, not after hours of LLM calls when mining starts
         from data_gen.mine import DTYPES
+        from st_code.llm.client import check_call_settings
 
+        check_call_settings(self.concurrency, self.timeout, self.retries)
         if self.embedder_dtype not in DTYPES:
-            raise ValueError(f"embedder_dtype {self.embedder_dtype!r} is not one of {DTYPES}")
-        if self.embed_batch_size is not None and self.embed_batch_size < 1:
-            raise ValueError(f"embed_batch_size must be a positive number of texts, got {self.embed_batch_size}")
+            raise UsageError(f"embedder_dtype {self.embedder_dtype!r} is not one of {DTYPES}")
+        for name in ("max_samples", "max_files_per_language", "embed_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name} must be a whole number >= 1, or None for no limit (got {value!r})")
+        for name in ("num_negatives", "brainstorm_rounds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"{name} must be a whole number >= 1 (got {value!r})")
+        if not 0 <= self.relative_margin < 1:
+            raise UsageError(f"relative_margin must be in [0, 1) (got {self.relative_margin!r})")
+        unknown = sorted(set(self.natural_languages) - {"English", "Chinese"})
+        if unknown or not self.natural_languages:
+            raise UsageError(f"natural_languages must be English and/or Chinese (got {self.natural_languages})")
 
 
 @dataclass
@@ -85,12 +99,15 @@ class Pipeline:
     def __init__(self, config: PipelineConfig, log=print) -> None:
         self.config = config
         self.out = Path(config.out)
+        if self.out.exists() and not self.out.is_dir():
+            raise UsageError(f"--out {self.out} is a file; pass a folder (it is created if missing)")
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.summary = Summary()
         self._client: LLMClient | None = None
         self._journal: Journal | None = None
         self._wall = 0.0
+        self._stage_calls = (0, 0)  # (calls, failures) when the current stage started
 
     # -- shared resources ----------------------------------------------------------------------
     @property
@@ -150,6 +167,7 @@ class Pipeline:
                     bar.update()
 
             await asyncio.gather(*(worker() for _ in range(min(len(items), self.config.concurrency))))
+        self._check_reachable(desc, self._stage_calls)  # before the stage writes its file
         return results
 
     async def stage_brainstorm(self) -> None:
@@ -183,10 +201,12 @@ class Pipeline:
         items = plan_work(self.tasks(), self._corpus(), self.config.natural_languages, self.config.max_samples,
                           self.config.seed)
         generator = Generator(self.client, self.journal)
-        results = await self._map(generator.run, items, "generate")
+        try:
+            results = await self._map(generator.run, items, "generate")
+        finally:  # the summary says why, also when the stage stops
+            self._merge_rejected(generator.rejected)
         pairs = [p for p in results if p is not None]
         write_jsonl(self.out / "generated.jsonl", [p.to_dict() for p in pairs])
-        self._merge_rejected(generator.rejected)
         self.summary.counts["generate"] = len(pairs)
         self.log(f"generate: {len(pairs)} pair(s) from {len(items)} work item(s)")
 
@@ -195,10 +215,12 @@ class Pipeline:
 
         pairs = read_pairs(self.out / "generated.jsonl")
         judge = Judge(self.client, self.journal)
-        results = await self._map(judge.annotate, pairs, "annotate")
+        try:
+            results = await self._map(judge.annotate, pairs, "annotate")
+        finally:
+            self._merge_rejected({t: dict(c) for t, c in judge.rejected.items()})
         kept = [p for p in results if p is not None]
         write_jsonl(self.out / "annotated.jsonl", [p.to_dict() for p in kept])
-        self._merge_rejected({t: dict(c) for t, c in judge.rejected.items()})
         for task, counter in judge.labels.items():
             self.summary.labels[task] = dict(counter)
             self.log(f"annotate {task}: labels {dict(counter)}")
@@ -257,14 +279,31 @@ class Pipeline:
                 # ms (measured: ~2% of call throughput with litellm imported). Undone when the run ends.
                 gc.freeze()
                 t0, cpu0 = time.perf_counter(), time.process_time()
+                self._stage_calls = self._calls()
                 result = getattr(self, f"stage_{name}")()
                 if asyncio.iscoroutine(result):
                     await result
+                self._check_reachable(name, self._stage_calls)
                 self.summary.stage_seconds[name] = time.perf_counter() - t0
                 self.summary.stage_cpu_seconds[name] = time.process_time() - cpu0
         finally:
             if self._client is not None:
                 await self._client.aclose()  # HTTP connections belong to this event loop
+
+    def _calls(self) -> tuple[int, int]:
+        stats = self._client.stats if self._client is not None else None
+        return (stats.calls, stats.failures) if stats else (0, 0)
+
+    def _check_reachable(self, stage: str, before: tuple[int, int]) -> None:
+        """A stage in which every LLM call failed stops the run: going on would write empty stage
+        files and mine nothing, and the finished work stays in the journal for the rerun."""
+        calls, failures = (now - then for now, then in zip(self._calls(), before))
+        if failures and not calls:
+            reasons = ", ".join(f"{k}: {v}" for k, v in self._client.stats.failure_reasons.items())
+            where = f" at {', '.join(self.config.api_bases)}" if self.config.api_bases else ""
+            raise ServiceUnreachable(
+                f"{stage}: none of {failures} calls to {self.config.model}{where} succeeded ({reasons}); check that the "
+                "server is up, the --model name and the API key, then rerun the same command (finished work is kept)")
 
     def run(self, stage: str) -> Summary:
         """Run one stage, or ``all`` (corpus -> write; brainstorm is a separate, human-reviewed step)."""
@@ -273,11 +312,12 @@ class Pipeline:
             raise ValueError(f"unknown stage {stage!r}; use one of {STAGES + ('all',)}")
         start = time.perf_counter()
         gc.collect()
-        try:
-            asyncio.run(self._run_stages(order))  # one event loop for every LLM call of the run
-        finally:
-            gc.unfreeze()
-            self._wall = time.perf_counter() - start
-            self.close()
-            self.log(self.summary.render())  # also when a stage failed: the counts say why
+        with FolderLock(self.out, "data_gen run", self.log):
+            try:
+                asyncio.run(self._run_stages(order))  # one event loop for every LLM call of the run
+            finally:
+                gc.unfreeze()
+                self._wall = time.perf_counter() - start
+                self.close()
+                self.log(self.summary.render())  # also when a stage failed: the counts say why
         return self.summary

@@ -5,33 +5,15 @@ from __future__ import annotations
 import json
 import re
 
-_THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
-_FENCE = re.compile(r"^\s*```[\w+#.-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
+from st_code.llm.answers import Rejected, clean
+from st_code.llm.difficulty import parse_difficulty  # noqa: F401 - data_gen's parsers are all importable here
+
 # Table 11's rule: the output must stand alone, without pointing back at the input.
 _REFERENCES_INPUT = re.compile(
     r"\b(the|this|that) (given|provided|above|following|input) (code|snippet|function|program|script)\b"
     r"|\bthe (given|provided) \w+|\bthis (code|snippet|function)\b|给定的|提供的|这段代码|该代码|上述代码",
     re.IGNORECASE,
 )
-
-
-class Rejected(ValueError):
-    """An LLM output that breaks the prompt's rules; ``reason`` is a short stable key for counting."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-
-
-def clean(text: str | None) -> str:
-    """Drop ``<think>`` blocks and one wrapping code fence; strip whitespace and wrapping quotes."""
-    text = _THINK.sub("", text or "").strip()
-    match = _FENCE.match(text)
-    if match:
-        text = match.group(1).strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
-    return text
 
 
 def check_generation(text: str | None, is_code: bool, min_chars: int = 8) -> str:
@@ -52,16 +34,6 @@ def parse_label(text: str | None) -> int:
     if cleaned not in ("0", "1", "2"):
         raise Rejected("bad_label", repr(cleaned[:40]))
     return int(cleaned)
-
-
-def parse_difficulty(text: str | None) -> str:
-    """Table 17 answer -> ``simple``/``medium``/``hard``/``no``, else :class:`Rejected` ``bad_difficulty``."""
-    from st_code.training.filters import parse_judgement
-
-    label = parse_judgement(text or "")
-    if label is None:
-        raise Rejected("bad_difficulty", repr(clean(text)[:40]))
-    return label
 
 
 #: The registry fields the Instructing step drafts, and where each must say what.

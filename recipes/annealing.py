@@ -32,8 +32,7 @@ import os
 import sys
 import time
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the recipe owns its process: no tokenizer fork warnings
 
 #: The embedded offline default, tuned for ~20 minutes on 2 CPU cores (see README for the measurements).
 DEFAULT_CONFIG: dict = {
@@ -79,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              f"{DRY_RUN_ROWS} rows), mine, filter, take one optimizer step per stage at a batch of at "
                              f"most {DRY_RUN_BATCH}, evaluate on {DRY_RUN_QUERIES} queries, save; output goes to "
                              "<output_dir>-dry-run unless --output-dir is given")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true",
+                          help="the output folder holds a run started with another config, data or st-code version: "
+                               "remove that run's outputs and start fresh")
+    existing.add_argument("--resume-anyway", action="store_true",
+                          help="the output folder holds a run started with another setup: keep its finished stages "
+                               "and go on with this one (the change is noted in DIR/run.json)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every stage's max_steps (e.g. 0.1 for a smoke run); default 1")
     return parser.parse_args(argv)
@@ -96,7 +102,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. stages.0.max_steps=100")
+            raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. stages.0.max_steps=100")
         value = yaml.safe_load(raw) if raw.strip() else None
         node, parts = data, key.split(".")
         for depth, part in enumerate(parts):
@@ -180,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.output_dir:
         config.output_dir = args.output_dir
+    if not args.steps_scale > 0:
+        print(f"error: --steps-scale must be > 0, got {args.steps_scale}", file=sys.stderr)
+        return 2
     if args.steps_scale != 1.0:
         for stage in config.stages:
             if stage.max_steps is not None:
@@ -188,10 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
 
+    from st_code.errors import StCodeError
     from st_code.training import CurriculumRunner
 
     start = time.time()
-    result = CurriculumRunner(config).run()
+    existing = "overwrite" if args.overwrite else "resume" if args.resume_anyway else "refuse"
+    try:
+        result = CurriculumRunner(config, existing_run=existing).run()
+    except StCodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume (finished stages and checkpoints are kept)",
+              file=sys.stderr)
+        return 130
     if "table" in result:
         print(f"\nbefore (base) / after (last stage) NDCG@10 on held-out sets; total time {time.time() - start:.0f}s")
     return 0

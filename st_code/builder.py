@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
+from st_code.errors import MissingPathError, UsageError
 from st_code.lora import LoraSettings, add_lora
 from st_code.model import CodeSentenceTransformer
 from st_code.modules import CodeTransformer, PMAPooling
@@ -23,15 +24,22 @@ def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     path = Path(text).expanduser()
     if text.endswith(".gguf"):
         if not path.is_file():
-            raise FileNotFoundError(f"GGUF base {text!r} does not exist")
+            raise MissingPathError(f"GGUF base {text!r} does not exist")
         return str(path.parent), {"gguf_file": path.name}
     if path.exists():
         return str(path), {}
-    if text.startswith((".", "/", "~")) or text.count("/") > 1:
-        raise FileNotFoundError(
+    if looks_local(text):
+        raise MissingPathError(
             f"base model folder {text!r} does not exist; pass an existing folder or a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
         )
     return text, {}
+
+
+def looks_local(text: str) -> bool:
+    """A path the user meant on this machine rather than a hub id ``owner/name``: it starts with
+    ``.``, ``/`` or ``~``, has more than one ``/``, or its first part is a local folder."""
+    first = text.split("/", 1)[0]
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or ("/" in text and Path(first).is_dir())
 
 
 def build_model(
@@ -76,9 +84,9 @@ def build_model(
         **model_kwargs: more ``from_pretrained`` kwargs (``revision``, ``trust_remote_code``, ...).
     """
     if pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
+        raise UsageError(f"unknown pooling {pooling!r}; use one of {POOLINGS}")
     if embedding_dim is not None and pooling != "pma":
-        raise ValueError(f"embedding_dim={embedding_dim} needs pooling='pma' (other poolings keep the hidden size)")
+        raise UsageError(f"embedding_dim={embedding_dim} needs pooling='pma' (other poolings keep the hidden size)")
     lora_settings = LoraSettings.from_value(lora)
     name_or_path, loader_kwargs = _resolve_base(base)
 
@@ -92,16 +100,21 @@ def build_model(
     if "trust_remote_code" in model_kwargs:
         shared["trust_remote_code"] = model_kwargs["trust_remote_code"]
 
-    backbone = CodeTransformer(
-        name_or_path,
-        model_kwargs=model_kwargs,
-        processor_kwargs=dict(shared),
-        config_kwargs=dict(shared),
-        max_seq_length=max_seq_length,
-        append_eos=append_eos,
-        padding_side=padding_side,
-        bidirectional=bidirectional,
-    )
+    try:
+        backbone = CodeTransformer(
+            name_or_path,
+            model_kwargs=model_kwargs,
+            processor_kwargs=dict(shared),
+            config_kwargs=dict(shared),
+            max_seq_length=max_seq_length,
+            append_eos=append_eos,
+            padding_side=padding_side,
+            bidirectional=bidirectional,
+        )
+    except OSError as exc:  # transformers' "not a valid model identifier / offline" family
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"could not load the base model {name_or_path!r} ({first_line}); pass a local model folder, "
+                         "or check the hub id and that the hub can be reached (HF_HUB_OFFLINE unset)") from None
     hidden_size = backbone.get_embedding_dimension()
     if pooling == "pma":
         head = PMAPooling(hidden_size, embedding_dim=embedding_dim, num_heads=pma_num_heads)

@@ -16,6 +16,8 @@ from typing import Any
 from sentence_transformers import SentenceTransformer
 from torch import nn
 
+from st_code.errors import UsageError
+
 _DECODER_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: Default LoRA targets per ``config.model_type`` (CodeR: all attention and MLP projections).
 DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {
@@ -74,7 +76,7 @@ def default_target_modules(backbone: nn.Module) -> list[str]:
     names = _linear_names(backbone)
     found = sorted({name.rsplit(".", 1)[-1] for name in names} & set(_DECODER_TARGETS + ("query", "key", "value", "dense")))
     if not found:
-        raise ValueError(
+        raise UsageError(
             f"no default LoRA targets for model_type {model_type!r}; pass target_modules=[...] naming its Linear layers"
         )
     return found
@@ -98,13 +100,13 @@ def add_lora(
 
     backbone = _backbone(model)
     if getattr(backbone, "_hf_peft_config_loaded", False):
-        raise ValueError("this model already has a LoRA adapter; call st_code.merge_lora(model) before adding another")
+        raise UsageError("this model already has a LoRA adapter; call st_code.merge_lora(model) before adding another")
     targets = list(target_modules) if target_modules else default_target_modules(backbone)
     names = _linear_names(backbone)
     unmatched = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
     if unmatched:
         examples = sorted({n.rsplit(".", 1)[-1] for n in names})[:12]
-        raise ValueError(f"LoRA target(s) {unmatched} match no Linear layer of the backbone; its layers include {examples}")
+        raise UsageError(f"LoRA target(s) {unmatched} match no Linear layer of the backbone; its layers include {examples}")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none", **lora_kwargs)
     backbone.add_adapter(config, adapter_name=adapter_name)
     for name, parameter in backbone.named_parameters():

@@ -14,6 +14,7 @@ from typing import Any
 
 from sentence_transformers import SentenceTransformer
 
+from st_code.errors import MissingPathError, UsageError
 from st_code.modules import CodeTransformer, PMAPooling
 
 ST_CODE_MODULE_CLASSES: dict[str, type] = {
@@ -52,7 +53,34 @@ def load_model(path: str | Path, **kwargs: Any) -> CodeSentenceTransformer:
         path: the saved model folder (or a hub id).
         **kwargs: passed to ``SentenceTransformer`` (``device``, ``model_kwargs={"dtype": ...}``, ...).
     """
+    from st_code.builder import looks_local
+
     path = str(path)
-    if not Path(path).exists() and ("/" not in path or path.startswith((".", "/"))):
-        raise FileNotFoundError(f"no saved model at {path!r}: pass the folder that model.save() wrote")
-    return CodeSentenceTransformer(path, **kwargs)
+    folder = Path(path).expanduser()
+    if not folder.exists() and ("/" not in path or looks_local(path)):
+        raise MissingPathError(f"no saved model at {path!r}: pass the folder that model.save() wrote")
+    if folder.is_dir():
+        _check_saved_folder(folder)
+    try:
+        return CodeSentenceTransformer(str(folder) if folder.exists() else path, **kwargs)
+    except OSError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"could not load the model {path!r} ({first_line}); pass a saved model folder, or check the "
+                         "hub id and that the hub can be reached") from None
+
+
+def _check_saved_folder(folder: Path) -> None:
+    """A damaged saved folder is named, file by file, before sentence-transformers trips over it."""
+    import json
+
+    for name in ("modules.json", "config_sentence_transformers.json"):
+        file = folder / name
+        if file.is_file():
+            try:
+                json.loads(file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise UsageError(f"{file} is damaged ({exc}); re-save the model (model.save) or copy the folder "
+                                 "again") from None
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+        raise MissingPathError(f"{folder} holds no saved model (no modules.json or config.json); pass the folder "
+                               "that model.save() wrote")

@@ -8,6 +8,7 @@ given, and mteb picks ``"{TaskName}-query"`` (then ``"{TaskName}"``, ..., then `
 
 from __future__ import annotations
 
+from st_code.errors import UsageError
 from st_code.tasks import evaluation_tasks
 
 #: Named instruction formats. ``{instruction}`` is replaced by the task instruction.
@@ -44,7 +45,7 @@ def resolve_template(instruction_format: str | None) -> str | None:
         return INSTRUCTION_FORMATS[instruction_format]
     if "{instruction}" in instruction_format:
         return instruction_format
-    raise ValueError(
+    raise UsageError(
         f"unknown instruction_format {instruction_format!r}: use one of {sorted(INSTRUCTION_FORMATS)}, 'none', "
         "or a template string containing '{instruction}', e.g. 'Represent this query: {instruction}\\n'"
     )
@@ -66,7 +67,7 @@ def document_prompt(instruction: str | None) -> str | None:
 
 def check_instruction_set(instruction_set: str) -> None:
     if instruction_set not in INSTRUCTION_SETS:
-        raise ValueError(f"unknown instruction_set {instruction_set!r}; use one of {INSTRUCTION_SETS}")
+        raise UsageError(f"unknown instruction_set {instruction_set!r}; use one of {INSTRUCTION_SETS}")
 
 
 def build_prompts(

@@ -127,7 +127,7 @@ def test_continuous_optimizer_carries_adam_state_and_schedule_across_a_merge(tin
 
     out = tmp_path / "continuous"
     CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, out)), log=lambda _: None).run()
-    schedule = LinearSchedule(**json.loads((out / "schedule.json").read_text()))
+    schedule = LinearSchedule(**json.loads((out / "schedule.json").read_text())["schedule"])
     assert (schedule.warmup_steps, schedule.total_steps, schedule.peak, schedule.end) == (1, 6, 2e-3, 2e-4)
     first = json.loads((out / "stages" / "1-text" / "DONE.json").read_text())
     second = json.loads((out / "stages" / "2-code" / "DONE.json").read_text())
@@ -167,6 +167,11 @@ def test_continuous_optimizer_resumes_after_a_kill_between_stages(tiny_qwen_path
     fresh = tmp_path / "per_stage"
     CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, fresh, "per_stage")), log=lambda _: None).run()
     assert not np.allclose(stage2_losses(fresh), stage2_losses(whole), rtol=1e-4)
+    # per stage, each stage warms up and decays on its own: 0, peak, then linearly down to end_learning_rate
+    for stage in ("1-text", "2-code"):
+        state = json.loads((fresh / "stages" / stage / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
+        rates = [e["learning_rate"] for e in state["log_history"] if "learning_rate" in e]
+        assert rates == pytest.approx([0.0, 2e-3, 1.1e-3])
 
 
 def test_trainable_weights_stay_float32_on_a_bf16_backbone(tiny_qwen_path, tmp_path):

@@ -44,9 +44,36 @@ def test_local_beir_and_builtin_sets_use_mtebs_metrics(saved_model, beir_folder,
     assert 0.0 <= scores["mini-beir"]["ndcg_at_10"] <= 1.0 and "mrr_at_10" in scores["HumanEval-doc2code"]
     for name in ("results.md", "results.json", "results.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
-    # a rerun is served from mteb's result cache
+    # a rerun is served from the cache, which says so
     again = evaluate([saved_model], local=[str(beir_folder)], output_dir=tmp_path / "out", log=lines.append)
-    assert again.scores[saved_model]["mini-beir"] == pytest.approx(scores["mini-beir"], abs=1e-5)
+    assert again.scores[saved_model]["mini-beir"] == scores["mini-beir"]
+    assert any(line.endswith("(cached)") and "mini-beir" in line for line in lines)
+
+
+def test_cached_scores_belong_to_their_model_and_data(saved_model, tiny_qwen_path, tmp_path):
+    """Two models in one call, two runs into one --output-dir, two sets with the same name: each
+    number is computed for the model and data it names (never the first model's cached score)."""
+    other = tmp_path / "other"
+    st_code.build_model(tiny_qwen_path, pooling="mean", device="cpu").save(str(other))
+    pairs = [(f"add {i} to a number", f"def add_{i}(x):\n    return x + {i}") for i in range(8)]
+    first, second = tmp_path / "a" / "pairs.jsonl", tmp_path / "b" / "pairs.jsonl"
+    for path, rows in ((first, pairs), (second, [(q, d.replace("+", "*")) for q, d in reversed(pairs)])):
+        path.parent.mkdir()
+        path.write_text("\n".join(json.dumps({"query": q, "positive": d}) for q, d in rows))
+    out = tmp_path / "out"
+    both = evaluate([saved_model, str(other)], local=[str(first), str(second)], output_dir=out, log=lambda _: None)
+    names = sorted(both.scores[saved_model])
+    assert len(names) == 2  # the two pairs.jsonl stay two sets
+    assert both.scores[saved_model] != both.scores[str(other)]
+    assert both.scores[saved_model][names[0]] != both.scores[saved_model][names[1]]
+    lines: list[str] = []
+    alone = evaluate([str(other)], local=[str(first), str(second)], output_dir=out, log=lines.append)
+    assert alone.scores[str(other)] == both.scores[str(other)] and all(line.endswith("(cached)") for line in lines)
+    # the same folder, retrained in place: the weights changed, so nothing is served from the cache
+    st_code.build_model(tiny_qwen_path, pooling="pma", embedding_dim=32, device="cpu").save(str(other))
+    lines.clear()
+    evaluate([str(other)], local=[str(first)], output_dir=out, log=lines.append)
+    assert lines and not any(line.endswith("(cached)") for line in lines)
 
 
 def test_unreachable_hub_task_is_one_line_not_a_crash(saved_model, tmp_path):
@@ -88,6 +115,7 @@ def test_cli_on_a_saved_model(saved_model, tmp_path):
          "--output-dir", str(tmp_path / "cli")], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| HumanEval-doc2code |" in result.stdout and (tmp_path / "cli" / "results.md").exists()
-    bad = subprocess.run([sys.executable, "-m", "st_code.evaluation", saved_model, "--local", str(tmp_path / "nope")],
+    bad = subprocess.run([sys.executable, "-m", "st_code.evaluation", saved_model, "--local", str(tmp_path / "nope"),
+                          "--output-dir", str(tmp_path / "bad")],
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert bad.returncode == 2 and "does not exist" in bad.stderr

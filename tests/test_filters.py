@@ -31,7 +31,7 @@ def test_parse_judgement(text, label):
     assert parse_judgement(text) == label
 
 
-def test_llm_judge_keeps_medium_and_hard_through_litellm():
+def test_llm_judge_keeps_medium_and_hard_over_http():
     answers = {"alpha": "Yes, simple", "beta": "Yes, medium because", "gamma": "Yes, hard", "delta": "No",
                "epsilon": "I cannot say"}
 
@@ -68,3 +68,22 @@ def test_difficulty_labels_decide_without_an_llm():
     assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "unlabeled": 1}
     kept, _ = difficulty_filter(rows, ("medium", "hard"), unlabeled="drop")
     assert [s.query for s in kept] == ["q1", "q2"]
+
+
+def test_llm_judge_journals_its_answers_and_fails_loudly_when_unreachable(tmp_path):
+    """A rerun asks nothing twice; a judge that no call reaches stops the run instead of dropping every row."""
+    import socket
+
+    from st_code.errors import ServiceUnreachable
+
+    rows = [Sample(f"q{i}", f"doc {i}", task="Code Summary Retrieval") for i in range(3)]
+    with OpenAIStub(lambda prompt: "Yes, medium") as server:
+        for _ in range(2):
+            kept, _ = llm_judge_filter(rows, {}, llm="openai/judge", api_base=server.api_base,
+                                       journal=tmp_path / "judge.jsonl")
+        assert len(server.requests) == 3 and len(kept) == 3
+    with socket.socket() as probe:  # a port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    with pytest.raises(ServiceUnreachable, match=r"none of 3 calls to openai/judge at http://127\.0\.0\.1:\d+/v1"):
+        llm_judge_filter(rows, {}, llm="openai/judge", api_base=dead, retries=0, timeout=5)

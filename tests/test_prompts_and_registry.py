@@ -87,3 +87,19 @@ def test_light_imports_do_not_load_torch():
             "assert 'load_model' in dir(st_code)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_importing_st_code_sets_no_process_wide_environment_variables():
+    """Importing the library leaves os.environ alone; litellm's local price table is asked for only
+    where litellm is imported (st_code.llm.client.import_litellm), and an explicit value is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, st_code, st_code.llm, st_code.training, st_code.evaluation, data_gen, data_gen.pipeline\n"
+            "assert 'LITELLM_LOCAL_MODEL_COST_MAP' not in os.environ, 'set at import'\n"
+            "from st_code.llm.client import import_litellm\nimport_litellm()\n"
+            "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'True'")
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from st_code.data.python_functions import PythonFunction, content_hash, extract_functions, iter_python_files, stdlib_dir
 from st_code.data.records import RetrievalSet
+from st_code.errors import UsageError
 
 TEXT2CODE = "Code Explanation to Implementation Retrieval"
 CODE2TEXT = "Code Summary Retrieval"
@@ -122,7 +123,7 @@ def build_offline_data(
             key = str(path.relative_to(root).with_suffix(""))
             functions.extend((key, fn) for fn in extract_functions(path))
     if not functions:
-        raise ValueError(f"no documented Python functions found under {[str(d) for d in dirs]}")
+        raise UsageError(f"no documented Python functions found under {[str(d) for d in dirs]}")
 
     seen_code, seen_summary = set(), set()
     train: dict[str, list[tuple[str, str]]] = {TEXT2CODE: [], CODE2TEXT: [], CODE_CONTEXT: [], TEXT_ONLY: []}

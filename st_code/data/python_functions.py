@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from st_code.errors import MissingPathError
+
 #: Parts of the standard library that are tests, vendored copies or generated tables, not real code.
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "lib2to3",
              "ensurepip", "turtledemo", "pydoc_data", "encodings"}
@@ -45,7 +47,7 @@ def iter_python_files(root: str | Path) -> Iterator[Path]:
     """``.py`` files under ``root`` in a stable order, skipping tests and vendored folders."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"code folder {root} does not exist")
+        raise MissingPathError(f"code folder {root} does not exist")
     for path in sorted(root.rglob("*.py")):
         if not SKIP_DIRS.intersection(path.relative_to(root).parts[:-1]):
             yield path

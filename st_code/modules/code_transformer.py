@@ -19,6 +19,8 @@ from sentence_transformers.sentence_transformer.modules import Transformer
 from tokenizers import processors
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
+from st_code.errors import UsageError
+
 logger = logging.getLogger(__name__)
 
 TEXT_ONLY_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
@@ -56,7 +58,7 @@ class CodeTransformer(Transformer):
         if kwargs.get("unpad_inputs"):
             # The unpadded layout is handled by PMAPooling and Pooling, but it bypasses our
             # position_ids and EOS bookkeeping, so it is refused rather than half supported.
-            raise ValueError(
+            raise UsageError(
                 "CodeTransformer does not support unpad_inputs=True; leave it unset (padded batches). "
                 "Flash attention still works on padded batches."
             )
@@ -68,17 +70,17 @@ class CodeTransformer(Transformer):
         self._drop_gguf_quantizer()
         self.is_decoder = is_decoder_config(self.model.config)
         if padding_side not in (None, "left", "right"):
-            raise ValueError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
+            raise UsageError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
         self.padding_side = padding_side or ("left" if self.is_decoder else "right")
         self.tokenizer.padding_side = self.padding_side
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
-                raise ValueError(f"the tokenizer of {model_name_or_path} has neither a pad nor an EOS token")
+                raise UsageError(f"the tokenizer of {model_name_or_path} has neither a pad nor an EOS token")
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
         self.append_eos = self._install_eos() if append_eos is not False else False
         if append_eos and not self.append_eos:
-            raise ValueError(f"append_eos=True, but the tokenizer of {model_name_or_path} has no EOS token")
+            raise UsageError(f"append_eos=True, but the tokenizer of {model_name_or_path} has no EOS token")
 
         self.bidirectional = bool(bidirectional)
         if self.bidirectional:

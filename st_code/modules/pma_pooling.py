@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from sentence_transformers.sentence_transformer.modules import Module
 from torch import nn
 
+from st_code.errors import MissingPathError, UsageError
+
 _PREFERRED_HEADS = (32, 16, 8, 4, 2, 1)
 
 
@@ -53,13 +55,13 @@ class PMAPooling(Module):
         if num_heads is None:
             num_heads = default_num_heads(embedding_dim)
         if embedding_dim % num_heads != 0:
-            raise ValueError(
+            raise UsageError(
                 f"PMA embedding_dim={embedding_dim} is not divisible by num_heads={num_heads}; pick an "
                 f"embedding_dim that is a multiple of num_heads, or num_heads in "
                 f"{[h for h in range(1, 65) if embedding_dim % h == 0]}"
             )
         if num_seeds < 1:
-            raise ValueError(f"PMA num_seeds must be >= 1, got {num_seeds}")
+            raise UsageError(f"PMA num_seeds must be >= 1, got {num_seeds}")
         self.hidden_size = int(hidden_size)
         self.embedding_dim = embedding_dim
         self.num_heads = int(num_heads)
@@ -115,7 +117,7 @@ class PMAPooling(Module):
             mask = nn.utils.rnn.pad_sequence([torch.ones(n, device=hidden.device) for n in lengths], batch_first=True)
             return hidden, mask
         if "attention_mask" not in features:
-            raise ValueError("PMAPooling needs 'attention_mask' (or 'cu_seq_lens_q') from the backbone module")
+            raise UsageError("PMAPooling needs 'attention_mask' (or 'cu_seq_lens_q') from the backbone module")
         return hidden, features["attention_mask"]
 
     def get_embedding_dimension(self) -> int:
@@ -132,6 +134,6 @@ class PMAPooling(Module):
                           local_files_only=local_files_only)
         config = cls.load_config(model_name_or_path, **hub_kwargs)
         if not config:
-            raise FileNotFoundError(f"no PMAPooling config.json under {model_name_or_path}/{subfolder}")
+            raise MissingPathError(f"no PMAPooling config.json under {model_name_or_path}/{subfolder}")
         module = cls(**config)
         return cls.load_torch_weights(model_name_or_path, model=module, **hub_kwargs)

@@ -10,9 +10,10 @@ from typing import Any
 import yaml
 
 from st_code.builder import POOLINGS
+from st_code.errors import StCodeError
 
 
-class ConfigError(ValueError):
+class ConfigError(StCodeError, ValueError):
     """A configuration problem, named by its key path (e.g. ``stages[1].learning_rate``)."""
 
 
@@ -270,6 +271,88 @@ def _check_source(name: str, source: DatasetSource) -> None:
         raise ConfigError(f"data.sources.{name}.path: {exc}") from None
 
 
+def _finite_numbers(node: Any, where: str) -> None:
+    """Every float in the config is a real number (YAML's .nan / .inf are not)."""
+    import math
+
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            _finite_numbers(getattr(node, f.name), f"{where}.{f.name}" if where else f.name)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _finite_numbers(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _finite_numbers(value, f"{where}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(f"{where}: must be a finite number, got {node}")
+
+
+def _at_least(value: float | None, low: float, where: str, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if value is None or value < low:
+        raise ConfigError(f"{where}: must be >= {low:g}, got {value}")
+
+
+def _in_range(value: float, low: float, high: float, where: str) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: must be between {low:g} and {high:g}, got {value}")
+
+
+def _check_numbers(config: CurriculumConfig) -> None:
+    """Numbers that parse but make no sense fail here, by key, instead of deep inside a run."""
+    _finite_numbers(config, "")
+    m = config.model
+    _at_least(m.max_seq_length, 1, "model.max_seq_length", optional=False)
+    _at_least(m.embedding_dim, 1, "model.embedding_dim")
+    _at_least(m.pma_num_heads, 1, "model.pma_num_heads")
+    if m.embedding_dim and m.pma_num_heads and m.embedding_dim % m.pma_num_heads:
+        raise ConfigError(f"model.pma_num_heads: {m.pma_num_heads} does not divide embedding_dim {m.embedding_dim}")
+    if m.lora:
+        lora = {"alpha": m.lora.get("lora_alpha"), "dropout": m.lora.get("lora_dropout"), **m.lora}
+        r = lora.get("r", 32)
+        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+            raise ConfigError(f"model.lora.r: the LoRA rank must be an integer >= 1, got {r!r}")
+        if lora.get("alpha") is not None and not lora["alpha"] > 0:
+            raise ConfigError(f"model.lora.alpha: must be > 0, got {lora['alpha']!r}")
+        if lora.get("dropout") is not None and not 0 <= lora["dropout"] < 1:
+            raise ConfigError(f"model.lora.dropout: must be in [0, 1), got {lora['dropout']!r}")
+    if config.data.offline is not None:
+        o = config.data.offline
+        _in_range(o.heldout_percent, 1, 99, "data.offline.heldout_percent")
+        _at_least(o.max_pairs_per_task, 1, "data.offline.max_pairs_per_task")
+        _at_least(o.max_code_lines, 1, "data.offline.max_code_lines", optional=False)
+    hn = config.data.hard_negatives
+    _in_range(hn.relative_margin, 0, 0.999, "data.hard_negatives.relative_margin")
+    for key in ("num_negatives", "range_max", "batch_size"):
+        _at_least(getattr(hn, key), 1, f"data.hard_negatives.{key}", optional=False)
+    for name, source in config.data.sources.items():
+        _at_least(source.max_samples, 1, f"data.sources.{name}.max_samples")
+    for i, stage in enumerate(config.stages):
+        where = f"stages[{i}] ({stage.name})"
+        if not stage.epochs > 0:
+            raise ConfigError(f"{where}.epochs: must be > 0, got {stage.epochs}")
+        _at_least(stage.max_steps, 1, f"{where}.max_steps")
+        _in_range(stage.warmup_ratio, 0, 1, f"{where}.warmup_ratio")
+        _at_least(stage.warmup_steps, 0, f"{where}.warmup_steps")
+        _in_range(stage.end_learning_rate, 0, stage.learning_rate, f"{where}.end_learning_rate")
+        _at_least(stage.weight_decay, 0, f"{where}.weight_decay", optional=False)
+        _at_least(stage.save_steps, 1, f"{where}.save_steps", optional=False)
+        _at_least(stage.max_samples_per_dataset, 1, f"{where}.max_samples_per_dataset")
+        _at_least(stage.max_seq_length, 1, f"{where}.max_seq_length")
+        if stage.head_learning_rate is not None and not stage.head_learning_rate > 0:
+            raise ConfigError(f"{where}.head_learning_rate: must be > 0, got {stage.head_learning_rate}")
+        for j, flt in enumerate(stage.filters):
+            _at_least(flt.k, 1, f"{where}.filters[{j}].k", optional=False)
+            _at_least(flt.concurrency, 1, f"{where}.filters[{j}].concurrency", optional=False)
+            if not flt.timeout > 0:
+                raise ConfigError(f"{where}.filters[{j}].timeout: must be > 0 seconds, got {flt.timeout}")
+    _at_least(config.evaluation.batch_size, 1, "evaluation.batch_size", optional=False)
+    _at_least(config.evaluation.max_queries, 1, "evaluation.max_queries")
+    _at_least(config.logging_steps, 1, "logging_steps", optional=False)
+
+
 def validate(config: CurriculumConfig) -> None:
     """Cross-field checks: names that must resolve, paths that must exist, values in range."""
     if config.model.pooling not in POOLINGS:
@@ -278,6 +361,7 @@ def validate(config: CurriculumConfig) -> None:
         raise ConfigError(f"model.dtype: {config.model.dtype!r}; use bfloat16, float16, float32 or null")
     if not config.stages:
         raise ConfigError("stages: at least one stage is required")
+    _check_numbers(config)
     available = set(config.data.sources)
     if config.data.offline is not None:
         from st_code.data.offline_pairs import CODE2TEXT, CODE_CONTEXT, TEXT2CODE, TEXT_ONLY

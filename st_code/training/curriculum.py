@@ -11,10 +11,11 @@ already trained is lost.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
+import shutil
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -32,6 +33,9 @@ from transformers.trainer_utils import get_last_checkpoint
 import st_code
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES
 from st_code.data.records import RetrievalSet, Sample
+from st_code.errors import UsageError
+from st_code.fingerprint import stable_hash
+from st_code.locking import FolderLock
 from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
@@ -41,6 +45,7 @@ from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.report import markdown_table, write_report
+from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.sources import (
     MINILM, is_sentence_embedder, load_embedder, mine_negatives, negatives_wanted, read_sources, resolve_base,
     stage_samples,
@@ -87,10 +92,13 @@ class CurriculumRunner:
     """Runs a :class:`CurriculumConfig` end to end; see the module docstring."""
 
     def __init__(self, config: CurriculumConfig, output_dir: str | Path | None = None,
-                 log: Callable[[str], None] = print) -> None:
+                 log: Callable[[str], None] = print, existing_run: str = "refuse") -> None:
+        """``existing_run``: what to do when the output folder holds a run started with another setup
+        (config, data or st-code version): ``refuse`` (default), ``overwrite`` or ``resume``."""
         self.config = config
         self.out = Path(output_dir or config.output_dir)
         self.log = log
+        self.existing_run = existing_run
         self.use_cpu = train_on_cpu()
         self.state = PartialState(cpu=self.use_cpu)
         self.lora = LoraSettings.from_value(config.model.lora)
@@ -134,10 +142,11 @@ class CurriculumRunner:
 
     # -- data --------------------------------------------------------------------------------
     def _data_fingerprint(self) -> str:
-        data = asdict(self.config.data)
-        data["_base"] = self.config.model.base
-        data["_stages"] = [(s.name, s.datasets, s.num_negatives) for s in self.config.stages]
-        return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        """The cached data belongs to this data config, these data contents, this base (it may mine)
+        and these stages' negatives."""
+        return stable_hash({"data": asdict(self.config.data), "content": self.identity["data"],
+                            "base": self.config.model.base, "evaluation": self.config.evaluation.sets,
+                            "stages": [(s.name, s.datasets, s.num_negatives) for s in self.config.stages]})
 
     def prepare_data(self, mining_model: SentenceTransformer | None) -> tuple[dict[str, list[Sample]], dict[str, RetrievalSet]]:
         """Samples per source (with mined negatives) and held-out sets, cached under ``output_dir/data``."""
@@ -181,7 +190,7 @@ class CurriculumRunner:
 
     # -- stages ------------------------------------------------------------------------------
     def _filtered_samples(self, stage: StageConfig, sources: dict[str, list[Sample]], model: SentenceTransformer,
-                          reports: list[FilterReport]) -> list[Sample]:
+                          reports: list[FilterReport], stage_dir: Path) -> list[Sample]:
         samples = stage_samples(stage, sources, self.config.seed)
         for flt in stage.filters:
             if flt.type == "embedder_topk":
@@ -192,11 +201,12 @@ class CurriculumRunner:
                 samples, report = difficulty_filter(samples, tuple(flt.keep), flt.unlabeled)
             else:
                 samples, report = llm_judge_filter(samples, self._judge_instruction, flt.llm, flt.api_base,
-                                                   tuple(flt.keep), flt.concurrency, flt.timeout)
+                                                   tuple(flt.keep), flt.concurrency, flt.timeout,
+                                                   journal=stage_dir / "judge-journal.jsonl")
             reports.append(report)
             self.log(f"  filter {report.line()}")
         if not samples:
-            raise ValueError(f"stage {stage.name!r}: no training samples left after filtering")
+            raise UsageError(f"stage {stage.name!r}: no training samples left after filtering")
         return samples
 
     def _judge_instruction(self, sample: Sample) -> str | None:
@@ -230,14 +240,19 @@ class CurriculumRunner:
         """One schedule over every stage, planned once and kept in ``schedule.json`` so a resumed run
         follows the same curve."""
         path = self.out / SCHEDULE_FILE
-        if path.is_file():
-            return LinearSchedule(**json.loads(path.read_text()))
+        planned_from = stable_hash([(s.learning_rate, s.end_learning_rate, s.warmup_steps, s.warmup_ratio, s.max_steps,
+                                     s.epochs, s.batch_size, s.datasets) for s in self.config.stages])
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+        if stored.get("planned_from") == planned_from:
+            return LinearSchedule(**stored["schedule"])
+        if stored:
+            self.log("continuous optimizer: the stages' schedule settings changed (--resume-anyway); planning again")
         first, last = self.config.stages[0], self.config.stages[-1]
         total = sum(self.planned_steps(stage, sources) for stage in self.config.stages)
         warmup = first.warmup_steps if first.warmup_steps is not None else math.ceil(first.warmup_ratio * total)
         schedule = LinearSchedule(first.learning_rate, last.end_learning_rate, warmup, total)
         if self.state.is_main_process:
-            path.write_text(json.dumps(asdict(schedule)))
+            path.write_text(json.dumps({"schedule": asdict(schedule), "planned_from": planned_from}))
         self.log(f"continuous optimizer: one schedule over {total} planned steps ({warmup} warmup), "
                  f"{schedule.peak:g} -> {schedule.end:g}")
         return schedule
@@ -248,10 +263,22 @@ class CurriculumRunner:
                      continuous: LinearSchedule | None = None) -> tuple[list[tuple[int, float]], list[FilterReport],
                                                                         StageDatasets]:
         reports: list[FilterReport] = []
-        samples = self._filtered_samples(stage, sources, model, reports)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        samples = self._filtered_samples(stage, sources, model, reports, stage_dir)
         stage_sets = self.stage_datasets(stage, samples)
         if not stage_sets.datasets:
-            raise ValueError(f"stage {stage.name!r}: no sample has the {stage.num_negatives} hard negative(s) it asks for")
+            raise UsageError(f"stage {stage.name!r}: no sample has the {stage.num_negatives} hard negative(s) it asks for")
+        sizes = {key: len(d) for key, d in stage_sets.datasets.items()}
+        largest = max(sizes, key=sizes.get)
+        if sizes[largest] < stage.batch_size:  # batches never mix datasets, and a short last batch is dropped
+            raise UsageError(
+                f"stage {stage.name!r}: batch_size {stage.batch_size} is larger than every one of its datasets (the "
+                f"largest, {largest!r}, has {sizes[largest]} rows), so no batch can be formed; lower batch_size or "
+                "give the stage more data")
+        too_small = [key for key, n in sizes.items() if n < stage.batch_size]
+        if too_small:
+            self.log(f"  note: {len(too_small)} dataset(s) hold fewer rows than one batch ({stage.batch_size}) and "
+                     f"are not trained on: {', '.join(too_small[:5])}{' ...' if len(too_small) > 5 else ''}")
         self.log(f"stage {index + 1} '{stage.name}': {sum(len(d) for d in stage_sets.datasets.values())} samples in "
                  f"{len(stage_sets.datasets)} dataset(s), {stage.num_negatives} hard negative(s), "
                  f"temperature {stage.temperature}, instructions {'on' if stage_sets.prompts else 'off'}")
@@ -294,12 +321,10 @@ class CurriculumRunner:
             (stage_dir / "batches.jsonl").unlink(missing_ok=True)
         trainer = StageTrainer(model=model, args=args, train_dataset=stage_sets.datasets, loss=loss,
                                data_collator=collator, schedule=schedule_for, step_offset=step_offset,
-                               carried_state=carried_state, record_dataset_names=bool(record))
-        checkpoint = None
-        if (stage_dir / "checkpoints").is_dir():
-            checkpoint = get_last_checkpoint(str(stage_dir / "checkpoints"))
-            if checkpoint:
-                self.log(f"  resuming stage '{stage.name}' from {checkpoint}")
+                               carried_state=carried_state, record_dataset_names=bool(record), stage_name=stage.name)
+        checkpoint = self._resume_checkpoint(stage_dir)
+        if checkpoint:
+            self.log(f"  resuming stage '{stage.name}' from {checkpoint}")
         inference_length = model.max_seq_length
         if stage.max_seq_length is not None:
             model.max_seq_length = stage.max_seq_length
@@ -331,26 +356,28 @@ class CurriculumRunner:
         if missing:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
         prompts_for = self.instructions.for_retrieval_set if use_instructions and self.instructions.enabled else None
-        return evaluate_sets(model, sets, prompts_for, ev.batch_size, ev.max_queries)
+        return evaluate_sets(model, sets, prompts_for, ev.batch_size, ev.max_queries, self.log)
 
     def run(self) -> dict[str, Any]:
-        """Train every stage (skipping finished ones), evaluate, save ``final`` and the report."""
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Train every stage (skipping finished ones), evaluate, save ``final`` and the report.
+
+        The output folder is locked for the run, and checked against the setup it was started with
+        (see :mod:`st_code.training.run_state`)."""
+        lock = FolderLock(self.out, "training run", self.log) if self.state.is_main_process else nullcontext()
+        with lock:
+            return self._run()
+
+    def _run(self) -> dict[str, Any]:
+        self.identity = run_identity(self.config)
         if self.state.is_main_process:
+            prepare_output(self.out, self.identity, self.existing_run, self.log)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+        self.state.wait_for_everyone()
         model = self.build_initial_model()
         sources, heldout = self.prepare_data(mining_model=model)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}
-        base_scores_file = self.out / "base_scores.json"
-        if base_scores_file.is_file():
-            scores["base"] = json.loads(base_scores_file.read_text())
-        elif self.state.is_main_process:
-            self.log("evaluating the base model ...")
-            base = SentenceTransformer(resolve_base(self.config.model.base))  # as its users would load it
-            scores["base"] = self._evaluate(base, heldout, use_instructions=False)
-            base_scores_file.write_text(json.dumps(scores["base"]))
-            del base
+        scores["base"] = self._base_scores(heldout)
         self._log_scores("base", scores.get("base"))
 
         continuous = self.continuous_schedule(sources) if self.config.optimizer == "continuous" else None
@@ -366,8 +393,9 @@ class CurriculumRunner:
                 self.log(f"stage {index + 1} '{stage.name}' already finished; loading it")
                 model = self._load_stage_model(stage_dir / "model")
             else:
+                offset = global_step if continuous is not None else 0  # per-stage schedules start at 0
                 stage_losses, reports, stage_sets = self._train_stage(index, stage, model, sources, stage_dir,
-                                                                      global_step, carried, continuous)
+                                                                      offset, carried, continuous)
                 if stage.merge_lora:
                     merge_lora(model)
                 for task, texts in stage_sets.instructions.items():
@@ -409,6 +437,41 @@ class CurriculumRunner:
             self.log("\n" + table)
             self.log(f"\nmodel: {self.out / 'final'}\nreport: {self.out / 'report'}")
         return result
+
+    def _base_scores(self, heldout: dict[str, RetrievalSet]) -> dict | None:
+        """The untrained base on the held-out sets, computed once per base and evaluation data."""
+        path = self.out / "base_scores.json"
+        key = stable_hash({"base": self.config.model.base, "evaluation": asdict(self.config.evaluation),
+                           "data": self._data_fingerprint()})
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+        if cached.get("key") == key:
+            return cached["scores"]
+        scores = None
+        if self.state.is_main_process:
+            self.log("evaluating the base model ...")
+            base = SentenceTransformer(resolve_base(self.config.model.base))  # as its users would load it
+            scores = self._evaluate(base, heldout, use_instructions=False)
+            path.write_text(json.dumps({"key": key, "scores": scores}))
+        return scores
+
+    def _resume_checkpoint(self, stage_dir: Path) -> str | None:
+        """The newest complete trainer checkpoint of a stage. One a crash cut short (no trainer state,
+        weights or optimizer) is set aside as ``incomplete-checkpoint-N`` and reported, not resumed from."""
+        folder = stage_dir / "checkpoints"
+        if self.state.is_main_process and folder.is_dir():
+            for checkpoint in sorted(folder.glob("checkpoint-*")):
+                missing = [name for name in ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+                           if not (checkpoint / name).is_file()]
+                if not any(checkpoint.glob("*.safetensors")) and not any(checkpoint.glob("*.bin")):
+                    missing.append("model weights")
+                if missing:
+                    aside = checkpoint.with_name(f"incomplete-{checkpoint.name}")
+                    shutil.rmtree(aside, ignore_errors=True)
+                    checkpoint.rename(aside)
+                    self.log(f"  {checkpoint} is incomplete (no {', '.join(missing)}: a run was stopped while "
+                             f"saving it); set aside as {aside.name}")
+        self.state.wait_for_everyone()  # every rank, always: the folder may appear for some ranks first
+        return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
     def _match_prompts_to_training(self, model: SentenceTransformer, used_instructions: bool,
                                    trained: dict[str, set[str]] | None = None) -> None:

@@ -14,13 +14,18 @@ PromptsFor = Callable[[RetrievalSet], tuple[str | None, str | None]]
 
 
 def evaluate_sets(model: SentenceTransformer, sets: dict[str, RetrievalSet], prompts_for: PromptsFor | None = None,
-                  batch_size: int = 64, max_queries: int | None = None) -> dict[str, dict[str, float]]:
-    """``{set name: {"ndcg@10": ..., "mrr@10": ..., "recall@10": ...}}`` for each retrieval set."""
+                  batch_size: int = 64, max_queries: int | None = None,
+                  log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """``{set name: {"ndcg@10": ..., "mrr@10": ..., "recall@10": ...}}`` for each retrieval set; a set
+    without a single judged query is skipped, saying so (it has no score to give)."""
     results = {}
     for name, rs in sets.items():
         query_ids = [q for q in rs.queries if q in rs.relevant]
         if max_queries is not None:
             query_ids = query_ids[:max_queries]
+        if not query_ids or not rs.corpus:
+            log(f"  evaluation set {name!r} has no judged queries (a held-out split too small for its code?): skipped")
+            continue
         query_prompt, document_prompt = prompts_for(rs) if prompts_for else (None, None)
         evaluator = InformationRetrievalEvaluator(
             queries={q: rs.queries[q] for q in query_ids}, corpus=rs.corpus,

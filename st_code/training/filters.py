@@ -4,33 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
 
 from st_code.data.records import Sample
+from st_code.llm.difficulty import JUDGE_PROMPT, parse_judgement  # noqa: F401 - their home before st_code.llm
 
 logger = logging.getLogger(__name__)
-
-#: CodeR Table 17: the GPT filtering prompt.
-JUDGE_PROMPT = """You are provided with a task, a query, and a document. Based on the task, determine whether the document can respond to the query.
-Your response should be one of the following, along with an explanation:
-- "Yes, simple" - If the document contains sufficient information to fully and directly respond to the query in a straightforward manner.
-- "Yes, medium" - If the document contains sufficient information to fully and directly respond to the query, but the explanation or reasoning requires moderate effort.
-- "Yes, hard" - If the document contains sufficient information to fully and directly respond to the query, but the explanation or reasoning requires significant effort or complexity.
-- "No" - If the document does not contain any relevant information to respond to the query.
-Task:
-{instruction}
-Query:
-{query}
-Document:
-{document}
-Your output:"""
-
-_LABEL = re.compile(r"^\W*(yes\W+(simple|medium|hard)|no)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -86,45 +69,18 @@ def difficulty_filter(samples: list[Sample], keep: tuple[str, ...] = ("medium", 
                               len(samples) - len(kept), counts)
 
 
-def parse_judgement(text: str) -> str | None:
-    """'Yes, medium ...' -> 'medium'; 'No ...' -> 'no'; anything else -> None (counted as error)."""
-    text = re.sub(r"<think>.*?</think>", "", text or "", flags=re.DOTALL).strip().strip('"')
-    match = _LABEL.match(text)
-    if not match:
-        return None
-    return (match.group(2) or "no").lower()
-
-
-async def _judge_all(prompts: list[str], llm: str, api_base: str | None, concurrency: int, timeout: float) -> list[str | None]:
-    import litellm
-
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def judge(prompt: str) -> str | None:
-        async with semaphore:
-            try:
-                response = await litellm.acompletion(
-                    model=llm, api_base=api_base, messages=[{"role": "user", "content": prompt}],
-                    # local OpenAI-compatible servers take any key; the openai client insists on one
-                    api_key=os.environ.get("OPENAI_API_KEY", "sk-local") if api_base else None,
-                    timeout=timeout, num_retries=3, temperature=0.0, max_tokens=64,
-                )
-                return parse_judgement(response.choices[0].message.content)
-            except Exception as exc:  # one failed call must not sink the stage; counted as "error"
-                logger.warning("llm_judge call failed: %s", exc)
-                return None
-
-    return await asyncio.gather(*(judge(p) for p in prompts))
-
-
 def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Callable[[Sample], str | None],
                      llm: str, api_base: str | None = None, keep: tuple[str, ...] = ("medium", "hard"),
-                     concurrency: int = 16, timeout: float = 60.0) -> tuple[list[Sample], FilterReport]:
+                     concurrency: int = 16, timeout: float = 60.0, retries: int = 3,
+                     journal: str | Path | None = None) -> tuple[list[Sample], FilterReport]:
     """CodeR's Table 17 labels; keep the ``keep`` labels.
 
     A row that already carries a label (data_gen's ``difficulty`` column) keeps it; only unlabeled
-    rows are sent to ``llm`` through litellm. ``instructions`` gives the task instruction for the
-    prompt: a function of the sample, or ``{task: instruction}``.
+    rows are sent to ``llm`` through st-code's LLM client (bounded concurrency, retries; any litellm
+    model, or an OpenAI-compatible ``api_base``). With ``journal`` (a JSONL path) every answer is
+    journaled, so a rerun asks nothing twice. ``instructions`` gives the task instruction for the
+    prompt: a function of the sample, or ``{task: instruction}``. If no call at all gets through,
+    :class:`~st_code.errors.ServiceUnreachable` is raised instead of dropping every row.
     """
     def instruction_of(sample: Sample) -> str:
         if callable(instructions):
@@ -132,8 +88,8 @@ def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Calla
         return sample.instruction or instructions.get(sample.task, sample.task)
 
     unlabeled = [s for s in samples if s.difficulty is None]
-    prompts = [JUDGE_PROMPT.format(instruction=instruction_of(s), query=s.query, document=s.positive) for s in unlabeled]
-    judged = dict(zip(map(id, unlabeled), asyncio.run(_judge_all(prompts, llm, api_base, concurrency, timeout))))
+    answers = asyncio.run(_judge(unlabeled, instruction_of, llm, api_base, concurrency, timeout, retries, journal))
+    judged = dict(zip(map(id, unlabeled), answers))
     counts: dict[str, int] = {}
     kept = []
     for sample in samples:
@@ -145,5 +101,44 @@ def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Calla
     return kept, FilterReport(f"llm_judge({llm})", len(kept), len(samples) - len(kept), detail)
 
 
-__all__ = ["JUDGE_PROMPT", "FilterReport", "embedder_topk_filter", "difficulty_filter", "llm_judge_filter",
+async def _judge(samples: list[Sample], instruction_of: Callable[[Sample], str], llm: str, api_base: str | None,
+                 concurrency: int, timeout: float, retries: int, journal_path: str | Path | None) -> list[str | None]:
+    import tempfile
+
+    from st_code.fingerprint import stable_hash
+    from st_code.llm import Journal, LLMClient
+    from st_code.llm.ask import ask
+    from st_code.llm.difficulty import judge_prompt, parse_difficulty
+
+    if not samples:
+        return []
+    client = LLMClient(llm, [api_base] if api_base else [], concurrency, timeout, retries)
+    with tempfile.TemporaryDirectory() as scratch:
+        journal = Journal(journal_path or Path(scratch) / "journal.jsonl")
+
+        async def one(sample: Sample):
+            prompt = judge_prompt(instruction_of(sample), sample.query, sample.positive)
+            key = stable_hash([sample.task, sample.query, sample.positive])
+            return await ask(client, journal, "difficulty", (key,), prompt, parse_difficulty, task=sample.task,
+                             temperature=0.0, max_tokens=32)
+
+        try:
+            answers = await asyncio.gather(*(one(s) for s in samples))
+        finally:
+            await client.aclose()
+            journal.close()
+    failed = [a for a in answers if a.status == "failed"]
+    if len(failed) == len(answers):
+        from st_code.errors import ServiceUnreachable
+
+        where = f" at {api_base}" if api_base else ""
+        raise ServiceUnreachable(
+            f"llm_judge: none of {len(answers)} calls to {llm}{where} got an answer ({failed[0].reason}); start the "
+            "server or fix the filter's llm / api_base, or judge by data_gen's labels alone with {type: difficulty}")
+    for answer in failed:
+        logger.warning("llm_judge call failed: %s", answer.reason)
+    return [a.value if a.status == "ok" else None for a in answers]
+
+
+__all__ = ["FilterReport", "embedder_topk_filter", "difficulty_filter", "llm_judge_filter", "JUDGE_PROMPT",
            "parse_judgement"]

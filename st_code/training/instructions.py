@@ -21,13 +21,14 @@ import re
 from dataclasses import dataclass
 
 from st_code.data.records import RetrievalSet, Sample
+from st_code.errors import StCodeError
 from st_code.prompts import CODEXEMBED_INSTRUCTION, check_instruction_set, document_prompt, format_instruction
 from st_code.tasks import coder_pile_tasks, evaluation_tasks
 
 PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 
 
-class InstructionError(ValueError):
+class InstructionError(StCodeError, ValueError):
     """An instruction that cannot be completed for a row (a placeholder with no value)."""
 
 

@@ -25,6 +25,8 @@ from datasets import DatasetDict, IterableDatasetDict
 from sentence_transformers import SentenceTransformerTrainer
 from torch.optim.lr_scheduler import LambdaLR
 
+from st_code.errors import TrainingDiverged
+
 
 @dataclass(frozen=True)
 class LinearSchedule:
@@ -106,12 +108,42 @@ class StageTrainer(SentenceTransformerTrainer):
     """
 
     def __init__(self, *args: Any, schedule, step_offset: int = 0, carried_state: dict | None = None,
-                 record_dataset_names: bool = False, **kwargs: Any) -> None:
+                 record_dataset_names: bool = False, stage_name: str = "stage", **kwargs: Any) -> None:
         self.record_dataset_names = record_dataset_names  # read by the parent's __init__ (dataset preprocessing)
+        self.stage_name = stage_name
         super().__init__(*args, **kwargs)
         self._schedule_for, self.step_offset, self.carried_state = schedule, step_offset, carried_state
         self.schedule: LinearSchedule | None = None
         self.carried_parameters = 0
+
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        """The stock loss; a NaN or infinite one stops the stage before it touches the weights."""
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        loss = result[0] if isinstance(result, tuple) else result
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise TrainingDiverged(self._diverged_message(loss.detach().float().item()))
+        return result
+
+    def _diverged_message(self, loss: float) -> str:
+        """Stop at the first non-finite loss. It was computed with the weights after the previous step,
+        so that step's checkpoint is set aside (``diverged-checkpoint-N``); the one before it is the last good one."""
+        import shutil
+
+        from transformers.trainer_utils import get_last_checkpoint
+
+        step = self.state.global_step + 1
+        rate = self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler is not None else self.args.learning_rate
+        folder = Path(self.args.output_dir)
+        bad = folder / f"checkpoint-{step - 1}"
+        if self.is_world_process_zero() and bad.is_dir():
+            aside = folder / f"diverged-{bad.name}"
+            shutil.rmtree(aside, ignore_errors=True)
+            bad.rename(aside)
+        good = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+        kept = f"the last good checkpoint is {good}" if good else "no good checkpoint was saved yet"
+        return (f"stage {self.stage_name!r}: the training loss became {loss} at step {step} (learning rate {rate:g}); "
+                f"training stopped before updating the weights, {kept}. Lower the stage's learning_rate (or check its "
+                "data), then rerun with --resume-anyway to continue from that checkpoint, or --overwrite to start over")
 
     def should_dataset_name_column_be_added(self, dataset, args, loss) -> bool:
         if getattr(self, "record_dataset_names", False) and isinstance(dataset, (DatasetDict, IterableDatasetDict)):
@@ -124,6 +156,20 @@ class StageTrainer(SentenceTransformerTrainer):
         if fresh and self.carried_state:
             self.carried_parameters = load_state_by_name(optimizer, self.model, self.carried_state)
         return optimizer
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """Resume the optimizer's moments and the schedule's position from ``checkpoint``, but at the
+        learning rates of the config this run was started with: a checkpoint also stores the rates it
+        was trained at, and a run resumed after lowering a diverging rate must not go on at the old one."""
+        scheduler = self.lr_scheduler
+        wanted = list(scheduler.base_lrs) if scheduler is not None else None
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or wanted is None:
+            return
+        scheduler.base_lrs = list(wanted)
+        factor = scheduler.lr_lambdas[0](scheduler.last_epoch)
+        for group, rate in zip(_unwrapped(self.optimizer).param_groups, wanted):
+            group["initial_lr"], group["lr"] = rate, rate * factor
 
     def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
         if self.lr_scheduler is None:
