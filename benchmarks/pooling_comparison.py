@@ -9,11 +9,11 @@ same data (built once, then shared), and prints held-out NDCG@10 after the last 
 from __future__ import annotations
 
 import argparse
-import copy
-import importlib.util
 import json
 import shutil
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,10 +27,8 @@ LORA_LR_FACTOR = 4.0  # LoRA adapters start at zero and want a larger step than 
 
 
 def default_config() -> dict:
-    spec = importlib.util.spec_from_file_location("annealing", ROOT / "recipes" / "annealing.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return copy.deepcopy(module.DEFAULT_CONFIG)
+    """The recipe's embedded offline default, read from its config file."""
+    return yaml.safe_load((ROOT / "recipes" / "configs" / "minilm-cpu.yaml").read_text())
 
 
 def main() -> None:
@@ -59,7 +57,9 @@ def main() -> None:
         config["output_dir"] = str(run_dir)
         if shared_data is not None and not (run_dir / "data").exists():
             shutil.copytree(shared_data, run_dir / "data")  # same base and data config: no re-mining
-        result = CurriculumRunner(config_from_dict(config), log=lambda line: None).run()
+        # the copied data cache is checked against this config by its own fingerprint; "resume" lets the run
+        # start in a folder that already holds it
+        result = CurriculumRunner(config_from_dict(config), log=lambda line: None, existing_run="resume").run()
         shared_data = shared_data or run_dir / "data"
         scores = result["scores"]
         finals.setdefault("base (all-MiniLM-L6-v2 as shipped)", scores["base"])

@@ -3,8 +3,10 @@
 Which side the real code becomes follows the task's ``input_role`` (CodeR appendix E): the code is
 the positive for Text2Code (the LLM writes the query), the query for Code2Text and Code2Code (the
 LLM writes the positive), and part of the query for Hybrid tasks (code + a generated request; the
-LLM then writes the positive). Two-step tasks chain two calls; Code Context Retrieval splits the
-code with no LLM; Code Translation runs over source/target language pairs.
+LLM then writes the positive). How the calls chain is the task's ``flow`` in the registry
+(``st_code.tasks.GENERATION_FLOWS``): one call, two chained calls, a request and its answer, an edit
+first, or no LLM at all (the code cut in two); a task that names ``{tgt_code_language}`` runs over
+source/target language pairs.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from st_code.llm import Journal, LLMClient, work_key
 from st_code.llm.ask import ask
 from st_code.tasks import Task
 
-#: Tasks whose first call needs an (input code, output code) pair: CodeR draws these from edits; here
-#: the output code is produced first with Code Refinement's generation instruction.
-NEEDS_CODE_PAIR = {"Code Modification Retrieval", "Code Comparison Retrieval"}
+#: The edit flows need an (input code, output code) pair first: CodeR drew these from edits; here the
+#: output code is produced with Code Refinement's generation instruction.
 REFINE_INSTRUCTION = "Given a piece of {code_language} code, generate a refined version of the code."
 
 
@@ -86,37 +87,54 @@ class Generator:
         return await self._call(item, step, prompt, _is_code(item.task.output_content[step]))
 
     async def _pair(self, item: WorkItem) -> tuple[str, str]:
-        task, code = item.task, snippet(item.file.code, self.max_lines)
-        if task.llm_free:  # Code Context Retrieval: split real code at 40-70%
-            split = split_code_context(code, random.Random(item.key))
-            if split is None:
-                raise Rejected("code_too_short")
-            return split
-        if not task.is_two_step:
-            output = await self._step(item, 0, code, "Code")
-            return (output, code) if task.input_role == "positive" else (code, output)
-        name = task.name
-        if task.major_type == "Hybrid":
-            if name in NEEDS_CODE_PAIR:
-                refined = await self._call(item, -1, generate_prompt_refine(item, code), is_code=True)
-                both = f"Input code:\n{code}\n\nOutput code:\n{refined}"
-                request = await self._step(item, 0, both, "Input code and output code")
-                if name == "Code Modification Retrieval":
-                    instruction = await self._step(item, 1, request, "Differences")
-                    return f"{code}\n\n{instruction}", refined
-                response = await self._step(item, 1, f"{both}\n\nQuestion:\n{request}", "Code and question")
-                return f"{both}\n\n{request}", response
-            request = await self._step(item, 0, code, "Code")
-            if name == "Code Bug Fix Example Retrieval":  # step 1 writes the buggy code and its description
-                fixed = await self._step(item, 1, request, "Buggy code and description")
-                return request, fixed
-            output = await self._step(item, 1, f"{code}\n\n{request}", "Code and request")
-            return f"{code}\n\n{request}", output
+        """The (query, positive) pair of ``item``, made the way its task's ``flow`` says (registry)."""
+        code = snippet(item.file.code, self.max_lines)
+        return await getattr(self, f"_flow_{item.task.flow}")(item, code)
+
+    async def _flow_split(self, item: WorkItem, code: str) -> tuple[str, str]:
+        split = split_code_context(code, random.Random(item.key))  # no LLM: real code cut at 40-70%
+        if split is None:
+            raise Rejected("code_too_short")
+        return split
+
+    async def _flow_single(self, item: WorkItem, code: str) -> tuple[str, str]:
+        output = await self._step(item, 0, code, "Code")
+        return (output, code) if item.task.input_role == "positive" else (code, output)
+
+    async def _flow_chain(self, item: WorkItem, code: str) -> tuple[str, str]:
         first = await self._step(item, 0, code, "Code")
         second = await self._step(item, 1, first, "Code")
-        if name == "Bug Description to Code Retrieval":  # describe the injected bugs; retrieve the real code
-            return second, code
-        return first, second  # Code Issue Discussion: buggy code -> discussion; Version Update: old -> new
+        return first, second  # e.g. buggy code -> its issue discussion; old version -> new version
+
+    async def _flow_chain_to_code(self, item: WorkItem, code: str) -> tuple[str, str]:
+        _, second = await self._flow_chain(item, code)  # bugs injected, then described: retrieve the real code
+        return second, code
+
+    async def _flow_request(self, item: WorkItem, code: str) -> tuple[str, str]:
+        request = await self._step(item, 0, code, "Code")
+        output = await self._step(item, 1, f"{code}\n\n{request}", "Code and request")
+        return f"{code}\n\n{request}", output
+
+    async def _flow_request_then_fix(self, item: WorkItem, code: str) -> tuple[str, str]:
+        request = await self._step(item, 0, code, "Code")  # buggy code and its description
+        fixed = await self._step(item, 1, request, "Buggy code and description")
+        return request, fixed
+
+    async def _edited(self, item: WorkItem, code: str) -> tuple[str, str, str]:
+        edited = await self._call(item, -1, generate_prompt_refine(item, code), is_code=True)
+        both = f"Input code:\n{code}\n\nOutput code:\n{edited}"
+        request = await self._step(item, 0, both, "Input code and output code")
+        return edited, both, request
+
+    async def _flow_edit_instruction(self, item: WorkItem, code: str) -> tuple[str, str]:
+        edited, _, request = await self._edited(item, code)
+        instruction = await self._step(item, 1, request, "Differences")
+        return f"{code}\n\n{instruction}", edited
+
+    async def _flow_edit_question(self, item: WorkItem, code: str) -> tuple[str, str]:
+        _, both, question = await self._edited(item, code)
+        response = await self._step(item, 1, f"{both}\n\nQuestion:\n{question}", "Code and question")
+        return f"{both}\n\n{question}", response
 
 
 def generate_prompt_refine(item: WorkItem, code: str) -> str:
@@ -131,8 +149,8 @@ def plan_work(tasks: list[Task], files: list[CodeFile], languages: list[str], ma
               seed: int = 0) -> list[WorkItem]:
     """Work items: for each task and natural language, up to ``max_samples`` files per code language.
 
-    Code2Code tasks are generated in English only (CodeR Table 9); Code Translation pairs each file
-    with a different target language drawn from the corpus' languages.
+    Code2Code tasks are generated in English only (CodeR Table 9); a task that needs a target language
+    (Code Translation) pairs each file with a different language drawn from the corpus' languages.
     """
     rng = random.Random(seed)
     by_language: dict[str, list[CodeFile]] = {}
@@ -149,7 +167,7 @@ def plan_work(tasks: list[Task], files: list[CodeFile], languages: list[str], ma
                 rng.shuffle(pool)
                 for f in pool[: max_samples or len(pool)]:
                     target = None
-                    if task.name == "Code Translation Retrieval":
+                    if task.needs_target_language:
                         others = [lang for lang in code_languages if lang != code_language]
                         if not others:
                             continue

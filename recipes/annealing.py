@@ -31,43 +31,20 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the recipe owns its process: no tokenizer fork warnings
 
-#: The embedded offline default, tuned for ~20 minutes on 2 CPU cores (see README for the measurements).
-DEFAULT_CONFIG: dict = {
-    "model": {"base": "minilm", "pooling": "mean", "lora": None, "instruction_format": "bge", "max_seq_length": 128},
-    "data": {
-        "offline": {"seed": 0, "heldout_percent": 12, "max_pairs_per_task": 800, "max_code_lines": 30},
-        "hard_negatives": {"num_negatives": 1, "relative_margin": 0.05},
-    },
-    # Measured on this default (README): MiniLM is not instruction-tuned, and task instructions cost it
-    # about 2 NDCG@10 points in this budget, so no stage applies them and the saved model carries no
-    # prompts. On CPU memory is no constraint, so GradCache (a second forward pass) is off here; the
-    # GPU configs keep both. Stage 3's reference embedder is the untrained base, as CodeR used E5.
-    "stages": [
-        {"name": "text", "datasets": ["offline:Text Retrieval"], "learning_rate": 3e-5, "max_steps": 10,
-         "batch_size": 32, "num_negatives": 1, "temperature": 0.05, "gradcache": False},
-        {"name": "text+code", "datasets": ["offline:Text Retrieval", "offline:Code Explanation to Implementation Retrieval",
-                                           "offline:Code Summary Retrieval", "offline:Code Context Retrieval"],
-         "learning_rate": 5e-5, "max_steps": 55, "batch_size": 32, "num_negatives": 1, "temperature": 0.05,
-         "gradcache": False},
-        {"name": "code-filtered", "datasets": ["offline:Code Explanation to Implementation Retrieval",
-                                               "offline:Code Summary Retrieval", "offline:Code Context Retrieval"],
-         "learning_rate": 1e-5, "max_steps": 30, "max_samples_per_dataset": 500, "batch_size": 32, "num_negatives": 1,
-         "temperature": 0.05, "gradcache": False, "filters": [{"type": "embedder_topk", "k": 1, "model": "minilm"}]},
-    ],
-    "evaluation": {"sets": ["stdlib-doc2code", "stdlib-code2doc", "stdlib-code-context", "HumanEval-doc2code"]},
-    "output_dir": "runs/annealing",
-    "seed": 0,
-}
+#: The embedded offline default (a config file like the others): run when no --config is given.
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "configs" / "minilm-cpu.yaml"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="annealing.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--config", help="YAML curriculum (see recipes/configs/); default: the embedded offline one")
+    parser.add_argument("--config", help="YAML curriculum (see recipes/configs/); default: the embedded offline one, "
+                                         "recipes/configs/minilm-cpu.yaml")
     parser.add_argument("--output-dir", help="where DIR/final, DIR/stages and DIR/report go (overrides the config)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override config keys, dotted paths with list indices, values in YAML: "
@@ -149,16 +126,11 @@ def dry_run(data: dict) -> dict:
 
 
 def load_raw(path: str | None) -> dict:
-    import copy
-
     import yaml
 
     from st_code.training import ConfigError
 
-    if not path:
-        return copy.deepcopy(DEFAULT_CONFIG)
-    from pathlib import Path
-
+    path = path or DEFAULT_CONFIG_FILE
     if not Path(path).is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

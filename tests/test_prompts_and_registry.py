@@ -103,3 +103,18 @@ def test_importing_st_code_sets_no_process_wide_environment_variables():
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_generation_flow_the_registry_names_is_implemented_by_data_gen():
+    """Per-task generation behaviour lives in the registry (one entry per task); data_gen implements
+    each named flow once, and no task name appears in its code."""
+    from pathlib import Path
+
+    from data_gen.generate import Generator
+    from st_code.tasks import GENERATION_FLOWS, coder_pile_tasks
+
+    assert all(hasattr(Generator, f"_flow_{flow}") for flow in GENERATION_FLOWS)
+    assert {task.flow for task in coder_pile_tasks().values()} == set(GENERATION_FLOWS)
+    assert [t.name for t in coder_pile_tasks().values() if t.needs_target_language] == ["Code Translation Retrieval"]
+    source = (Path(__file__).resolve().parents[1] / "data_gen" / "generate.py").read_text()
+    assert not [name for name in coder_pile_tasks() if name in source]

@@ -17,7 +17,8 @@ from tests.openai_stub import OpenAIStub
 from tests.real_path import ROOT
 
 pytestmark = pytest.mark.slow
-CONFIGS = sorted((ROOT / "recipes" / "configs").glob("*.yaml"))
+#: The papers' GPU configs (the CPU default, minilm-cpu.yaml, is what the main job runs, end to end)
+CONFIGS = sorted(p for p in (ROOT / "recipes" / "configs").glob("*.yaml") if p.name != "minilm-cpu.yaml")
 
 
 def _recipe():

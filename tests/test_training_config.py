@@ -72,7 +72,8 @@ def test_shipped_gpu_configs_validate_and_name_a_missing_data_gen_folder(tmp_pat
     from pathlib import Path
 
     configs = sorted((Path(__file__).resolve().parents[1] / "recipes" / "configs").glob("*.yaml"))
-    assert len(configs) == 3
+    assert [p.name for p in configs] == ["c2llm-0.5b.yaml", "coder-1.5b.yaml", "codexembed-2stage.yaml",
+                                         "minilm-cpu.yaml"]
     monkeypatch.chdir(tmp_path)
     for path in configs:
         if "data/coder-pile" in path.read_text():

@@ -12,11 +12,11 @@ from sentence_transformers import SentenceTransformer
 
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
 from st_code.errors import UsageError
-from st_code.evaluation.local_task import make_local_task
+from st_code.reporting import METRICS, markdown_table, pyplot_agg  # noqa: F401 - METRICS was defined here
+from st_code.retrieval import make_local_task, resolve_prompts, score_set, scores_of
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("ndcg_at_10", "mrr_at_10", "recall_at_10", "map_at_100")
 
 
 @dataclass
@@ -30,19 +30,7 @@ class EvaluationResult:
 
     def table(self, metric: str = "ndcg_at_10", references: dict[str, dict[str, float]] | None = None) -> str:
         """Markdown: one row per model (and reference rows where they cover the tasks), one column per task."""
-        tasks = sorted({t for per_model in self.scores.values() for t in per_model})
-        lines = [f"| {metric} | " + " | ".join(tasks) + " | mean |", "|" + "---|" * (len(tasks) + 2)]
-        rows = [(model, {t: v.get(metric) for t, v in per.items()}) for model, per in self.scores.items()]
-        for label, ref in (references or {}).items():
-            if any(t in ref for t in tasks):
-                rows.append((label, {t: ref[t] / 100 for t in tasks if t in ref}))
-        for label, values in rows:
-            cells = [values.get(t) for t in tasks]
-            present = [v for v in cells if v is not None]
-            mean = f"{100 * sum(present) / len(present):.2f}" if present else "-"
-            lines.append(f"| {label} | " + " | ".join(f"{100 * v:.2f}" if v is not None else "-" for v in cells)
-                         + f" | {mean} |")
-        return "\n".join(lines)
+        return markdown_table(self.scores, metric, references)
 
 
 def load_local_set(path: str | Path, split: str = "test") -> RetrievalSet:
@@ -83,7 +71,7 @@ def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
         sets["HumanEval-doc2code"] = humaneval_retrieval()
     stdlib = [n for n in names if n.startswith("stdlib-")]
     if stdlib:
-        data = build_offline_data(heldout_percent=12, include_package_docs=False, max_code_lines=30)
+        data = build_offline_data(include_package_docs=False)  # the preset split (offline_pairs.HELDOUT_PERCENT...)
         sets.update({n: data.heldout[n] for n in stdlib})
     return sets
 
@@ -156,28 +144,6 @@ def task_data_fingerprint(task: Any) -> str:
     return stable_hash({"name": metadata.name, "dataset": metadata.dataset, "splits": metadata.eval_splits})
 
 
-def resolve_prompts(prompts: dict[str, str] | None, task_name: str) -> dict[str, str | None]:
-    """The query and document prompt a model's ``prompts`` give ``task_name``, in mteb's own order
-    ("{task}-query", "{task}", "Retrieval-query", "Retrieval", "query")."""
-    from types import SimpleNamespace
-
-    from mteb.models.abs_encoder import get_prompt_name
-    from mteb.types import PromptType
-
-    metadata = SimpleNamespace(name=task_name, type="Retrieval")
-    resolved = {}
-    for kind in (PromptType.query, PromptType.document):
-        name = get_prompt_name(prompts or {}, metadata, kind)
-        resolved[kind.value] = (prompts or {}).get(name) if name else None
-    return resolved
-
-
-def _scores_of(task_result: Any) -> dict[str, float]:
-    split = next(iter(task_result.scores.values()))
-    entry = split[0] if isinstance(split, list) else split
-    return {m: float(entry[m]) for m in METRICS if m in entry}
-
-
 def _is_unreachable(exc: Exception) -> bool:
     text = f"{type(exc).__name__}: {exc}".lower()
     return any(word in text for word in ("offline", "connection", "couldn't reach", "could not reach", "hub",
@@ -233,11 +199,12 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
                 per_task[name] = json.loads(cached.read_text())["scores"]
                 log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f} (cached)")
                 continue
-            if prompt_task is not None:
-                model.prompts = {kind: text for kind, text in used.items() if text}
             try:
-                model_result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size},
-                                             show_progress_bar=False)
+                if prompt_task is not None:  # st-code's own set: exactly the prompts resolved above
+                    per_task[name] = score_set(model, task, used["query"], used["document"], batch_size)
+                else:  # an mteb task: mteb looks the model's prompts up itself
+                    per_task[name] = scores_of(mteb.evaluate(model, task, cache=None, show_progress_bar=False,
+                                                             encode_kwargs={"batch_size": batch_size}).task_results[0])
             except Exception as exc:  # one clear line per task, never a stack trace for missing data
                 if _is_unreachable(exc):
                     reason = f"data not reachable ({type(exc).__name__}); run with hub access or pre-download it"
@@ -247,9 +214,6 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
                 result.skipped[name] = reason
                 log(f"skipped {name}: {reason}")
                 continue
-            finally:
-                model.prompts = dict(own_prompts)
-            per_task[name] = _scores_of(model_result.task_results[0])
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
                 cached.write_text(json.dumps({"model": label, "weights": weights, "task": name, "prompts": used,
@@ -275,8 +239,6 @@ def write_report(result: EvaluationResult, output_dir: Path) -> None:
 
 
 def _bar_chart(result: EvaluationResult, path: Path, metric: str = "ndcg_at_10") -> None:
-    from st_code.training.report import pyplot_agg
-
     plt = pyplot_agg()
     tasks = sorted({t for per in result.scores.values() for t in per})
     if not tasks:

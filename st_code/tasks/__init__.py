@@ -22,6 +22,19 @@ import yaml
 MajorType = Literal["Text2Code", "Code2Text", "Code2Code", "Hybrid"]
 MAJOR_TYPES: tuple[str, ...] = ("Text2Code", "Code2Text", "Code2Code", "Hybrid")
 INPUT_ROLES: tuple[str, ...] = ("positive", "query", "query_part")
+#: How data_gen turns a piece of real code into a (query, positive) pair (``Task.flow``):
+#:   single            one call; the code is the positive or the query, as ``input_role`` says
+#:   split             no LLM: the code cut at 40-70% (Code Context Retrieval, ``llm_free``)
+#:   chain             two calls, the second on the first's output -> (first, second)
+#:   chain_to_code     two calls -> (second, the code): e.g. a description of bugs injected by the first
+#:   request           Hybrid: a request about the code, then the answer -> (code + request, answer)
+#:   request_then_fix  Hybrid: buggy code with its description, then the fix -> (that, fix)
+#:   edit_instruction  Hybrid: an edited version of the code first, then the request and instruction
+#:                     that lead there -> (code + instruction, edited code)
+#:   edit_question     Hybrid: an edited version first, then a question about the two and its answer
+#: A task whose generation instruction names ``{tgt_code_language}`` gets a second language.
+GENERATION_FLOWS: tuple[str, ...] = ("single", "split", "chain", "chain_to_code", "request", "request_then_fix",
+                                     "edit_instruction", "edit_question")
 
 #: The 20 programming languages of CodeR-Pile (paper appendix D.2).
 CODE_LANGUAGES: tuple[str, ...] = (
@@ -54,11 +67,29 @@ class Task:
     doc_type: str
     input_role: str
     llm_free: bool = False
+    generation_flow: str | None = None  # one of GENERATION_FLOWS; None: derived, see ``flow``
 
     @property
     def is_two_step(self) -> bool:
         """Tasks whose generation is two chained LLM calls (Table 13 lists two instructions)."""
         return len(self.generation_instruction) == 2
+
+    @property
+    def flow(self) -> str:
+        """How data_gen makes a pair for this task: ``generation_flow``, else ``split`` for LLM-free
+        tasks, ``single`` for one instruction, ``request`` for two-step Hybrid tasks, ``chain`` otherwise."""
+        if self.generation_flow:
+            return self.generation_flow
+        if self.llm_free:
+            return "split"
+        if not self.is_two_step:
+            return "single"
+        return "request" if self.major_type == "Hybrid" else "chain"
+
+    @property
+    def needs_target_language(self) -> bool:
+        """Whether a pair needs a second programming language (Code Translation's ``{tgt_code_language}``)."""
+        return any("{tgt_code_language}" in text for text in self.generation_instruction)
 
     def format_instruction(self, **placeholders: str) -> str:
         """The task instruction with ``{src_code_language}``-style placeholders filled in."""
@@ -113,6 +144,9 @@ def _build(cls: type, entry: dict, source: str, index: int):
     if cls is Task:
         if values["input_role"] not in INPUT_ROLES:
             raise RegistryError(f"{source}: entry {entry['name']!r} has input_role {values['input_role']!r}")
+        if values.get("generation_flow") not in (None, *GENERATION_FLOWS):
+            raise RegistryError(f"{source}: entry {entry['name']!r} has generation_flow {values['generation_flow']!r}; "
+                                f"use one of {GENERATION_FLOWS}")
         if len(values["generation_instruction"]) != len(values["output_content"]):
             raise RegistryError(
                 f"{source}: entry {entry['name']!r} has {len(values['generation_instruction'])} generation "
@@ -180,7 +214,7 @@ MTEB_CODE_TASK_NAMES: tuple[str, ...] = (
 )
 
 __all__ = [
-    "CODE_LANGUAGES", "NATURAL_LANGUAGES", "MAJOR_TYPES", "MTEB_CODE_TASK_NAMES",
+    "CODE_LANGUAGES", "NATURAL_LANGUAGES", "MAJOR_TYPES", "MTEB_CODE_TASK_NAMES", "GENERATION_FLOWS",
     "Task", "EvalTask", "RegistryError",
     "coder_pile_tasks", "evaluation_tasks", "get_task", "benchmark_tasks", "load_registry",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from st_code.builder import POOLINGS
+from st_code.builder import DEFAULT_MAX_SEQ_LENGTH, POOLINGS
+from st_code.data.offline_pairs import HELDOUT_PERCENT, MAX_CODE_LINES, SPLIT_SEED
 from st_code.errors import StCodeError
 
 
@@ -28,7 +29,7 @@ class ModelConfig:
     lora: dict[str, Any] | None = None
     instruction_format: str = "bge"
     instruction_set: str = "coder"  # coder | c2llm | codexembed | none: whose instructions (st_code.prompts)
-    max_seq_length: int = 256  # inference (evaluation, saved model)
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH  # inference (evaluation, saved model); build_model's default
     dtype: str | None = None  # "bfloat16", "float16", "float32" or None
     attn_implementation: str | None = None
     bidirectional: bool = False
@@ -39,10 +40,10 @@ class OfflineDataConfig:
     """The embedded default data built from code on the machine (see ``st_code.data``)."""
 
     code_dirs: list[str] | None = None
-    seed: int = 0
-    heldout_percent: int = 15
+    seed: int = SPLIT_SEED  # the split's defaults are st_code.data.offline_pairs' preset (evaluation's too)
+    heldout_percent: int = HELDOUT_PERCENT
     max_pairs_per_task: int | None = 1200
-    max_code_lines: int = 30
+    max_code_lines: int = MAX_CODE_LINES
     include_package_docs: bool = True
 
 
@@ -71,9 +72,9 @@ class HardNegativesConfig:
     model: str | None = None
     query_prompt: str | None = None  # e.g. "query: " for E5 models
     document_prompt: str | None = None  # e.g. "passage: " for E5 models
-    relative_margin: float = 0.05
+    relative_margin: float = 0.05  # st_code.mining.DEFAULT_RELATIVE_MARGIN (CodeR's TopK-PercPos 95%)
     num_negatives: int = 1
-    range_max: int = 50
+    range_max: int = 100  # st_code.mining.DEFAULT_RANGE_MAX
     batch_size: int = 64
 
 

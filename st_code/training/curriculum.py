@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 import yaml
 from accelerate import PartialState
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
@@ -37,55 +36,27 @@ from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
 from st_code.locking import FolderLock
 from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
+from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
 from st_code.training.config import CurriculumConfig, StageConfig
-from st_code.training.data import StageDatasets, build_stage_datasets, read_samples, save_samples
+from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
-from st_code.training.sources import (
-    MINILM, is_sentence_embedder, load_embedder, mine_negatives, negatives_wanted, read_sources, resolve_base,
-    stage_samples,
+from st_code.training.data_cache import data_fingerprint, prepare_data
+from st_code.training.models import (
+    build_training_model, float32_trainable, load_stage_model, mining_embedder, train_on_cpu,
 )
+from st_code.training.sources import resolve_base, stage_samples
 from st_code.training.stage_trainer import (
     LinearSchedule, StageTrainer, load_optimizer_state, optimizer_state_by_name, save_optimizer_state, stage_schedule,
 )
 
 OPTIMIZER_STATE = "optimizer_state.pt"  # a finished stage's AdamW state, for a continuous optimizer
 SCHEDULE_FILE = "schedule.json"  # the continuous schedule, fixed at the first run
-
-
-def train_on_cpu() -> bool:
-    """True when asked (``ACCELERATE_USE_CPU``) or when torch sees no accelerator.
-
-    accelerate sets up multi-process CPU training (gloo) only when told ``cpu=True``; without it,
-    ``torchrun --nproc_per_node 2`` on a CPU-only machine starts two unrelated single-process runs
-    that race on the same output files. Passing this to both our ``PartialState`` and the trainer's
-    arguments keeps one view of the ranks from data building to saving.
-    """
-    from accelerate.utils import parse_flag_from_env
-
-    return parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.accelerator.is_available()
-
-
-def _dtype(name: str | None):
-    return None if name is None else getattr(torch, name)
-
-
-def float32_trainable(model: torch.nn.Module) -> int:
-    """Keep every trainable parameter (LoRA, a PMA head, or all weights when fully fine-tuned) in
-    float32: the optimizer's master weights. A bf16 backbone stays bf16 where it is frozen, and the
-    trainer's ``bf16`` autocast runs the maths in bf16; updates of 1e-5 x weight are not lost to
-    bf16's 8-bit mantissa. Returns how many parameters were cast."""
-    cast = 0
-    for parameter in model.parameters():
-        if parameter.requires_grad and parameter.dtype in (torch.bfloat16, torch.float16):
-            parameter.data = parameter.data.float()
-            cast += 1
-    return cast
 
 
 class CurriculumRunner:
@@ -105,88 +76,22 @@ class CurriculumRunner:
         self.instructions = InstructionPlan(config.model.instruction_set, config.model.instruction_format)
         self.last_train_metrics: dict[str, Any] = {}
 
-    # -- model -------------------------------------------------------------------------------
+    # -- model and data --------------------------------------------------------------------
     def build_initial_model(self) -> SentenceTransformer:
-        m = self.config.model
-        model = st_code.build_model(
-            resolve_base(m.base), pooling=m.pooling, embedding_dim=m.embedding_dim, pma_num_heads=m.pma_num_heads,
-            lora=self.lora,
-            instruction_format=m.instruction_format, instruction_set=m.instruction_set,
-            max_seq_length=m.max_seq_length, dtype=_dtype(m.dtype), attn_implementation=m.attn_implementation,
-            bidirectional=m.bidirectional,
-        )
-        float32_trainable(model)
-        return model
+        return build_training_model(self.config.model)
 
     def _load_stage_model(self, path: Path) -> SentenceTransformer:
-        m = self.config.model
-        model_kwargs = {"dtype": _dtype(m.dtype)} if m.dtype else {}
-        model = st_code.load_model(path, model_kwargs=model_kwargs)
-        model.max_seq_length = m.max_seq_length
-        if has_lora(model):  # a reloaded adapter comes back frozen; train it and the head, not the base
-            for name, parameter in model.named_parameters():
-                parameter.requires_grad = "lora_" in name or not name.startswith("0.")
-        float32_trainable(model)
-        return model
-
-    def mining_model(self, built: SentenceTransformer) -> tuple[SentenceTransformer, str]:
-        """The embedder that mines hard negatives: ``data.hard_negatives.model``, or by default the
-        model as built when its base already embeds sentences with the pooling kept, else the packaged
-        MiniLM (a raw LLM or a fresh PMA head would mine random "hard" negatives)."""
-        m, name = self.config.model, self.config.data.hard_negatives.model
-        if name is not None:
-            return load_embedder(name), name
-        if m.pooling != "pma" and not m.bidirectional and is_sentence_embedder(m.base):
-            return built, f"the base model ({m.base})"
-        return load_embedder(MINILM), f"{MINILM} (the base {m.base} is not a trained sentence embedder yet)"
-
-    # -- data --------------------------------------------------------------------------------
-    def _data_fingerprint(self) -> str:
-        """The cached data belongs to this data config, these data contents, this base (it may mine)
-        and these stages' negatives."""
-        return stable_hash({"data": asdict(self.config.data), "content": self.identity["data"],
-                            "base": self.config.model.base, "evaluation": self.config.evaluation.sets,
-                            "stages": [(s.name, s.datasets, s.num_negatives) for s in self.config.stages]})
+        return load_stage_model(path, self.config.model)
 
     def prepare_data(self, mining_model: SentenceTransformer | None) -> tuple[dict[str, list[Sample]], dict[str, RetrievalSet]]:
         """Samples per source (with mined negatives) and held-out sets, cached under ``output_dir/data``."""
-        data_dir = self.out / "data"
-        stamp = data_dir / "FINGERPRINT"
-        fingerprint = self._data_fingerprint()
-        with self.state.main_process_first():
-            if not (stamp.is_file() and stamp.read_text() == fingerprint):
-                if self.state.is_main_process:
-                    self._build_data(data_dir, mining_model)
-                    stamp.write_text(fingerprint)
-        sources = {json.loads(p.with_suffix(".json").read_text())["name"]: read_samples(p)
-                   for p in sorted(data_dir.glob("source-*.jsonl"))}
-        heldout = {}
-        for path in sorted(data_dir.glob("heldout-*.json")):
-            rs = RetrievalSet.from_json(json.loads(path.read_text()))
-            heldout[rs.name] = rs
-        return sources, heldout
+        built = mining_model
 
-    def _build_data(self, data_dir: Path, built: SentenceTransformer | None) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        for stale in list(data_dir.glob("source-*")) + list(data_dir.glob("heldout-*")):
-            stale.unlink()
-        sources, heldout = read_sources(self.config, self.log)
-        hn = self.config.data.hard_negatives
-        embedder = None
-        for name, samples in sources.items():
-            need = negatives_wanted(self.config.stages).get(name, 0)
-            if need and hn.enabled and min((len(s.negatives) for s in samples), default=0) < need:
-                if embedder is None:
-                    embedder, label = self.mining_model(built if built is not None else self.build_initial_model())
-                    self.log(f"mining hard negatives with {label}")
-                sources[name] = mine_negatives(samples, embedder, need, hn, self.log)
-        for index, (name, samples) in enumerate(sources.items()):
-            path = data_dir / f"source-{index:03d}.jsonl"
-            save_samples(samples, path)
-            path.with_suffix(".json").write_text(json.dumps({"name": name, "count": len(samples)}))
-        for name, rs in heldout.items():
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
-            (data_dir / f"heldout-{safe}.json").write_text(json.dumps(rs.to_json()))
+        def embedder():
+            return mining_embedder(self.config, built if built is not None else self.build_initial_model())
+
+        fingerprint = data_fingerprint(self.config, self.identity["data"])
+        return prepare_data(self.out / "data", self.config, fingerprint, self.state, embedder, self.log)
 
     # -- stages ------------------------------------------------------------------------------
     def _filtered_samples(self, stage: StageConfig, sources: dict[str, list[Sample]], model: SentenceTransformer,
@@ -349,14 +254,14 @@ class CurriculumRunner:
         return losses, reports, stage_sets
 
     # -- run ---------------------------------------------------------------------------------
-    def _evaluate(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet], use_instructions: bool) -> dict:
+    def _evaluate(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet]) -> dict:
+        """Scores with the prompts ``model`` carries (as saved), so a stage's number is its saved model's."""
         ev = self.config.evaluation
         sets = {name: heldout[name] for name in ev.sets if name in heldout}
         missing = [name for name in ev.sets if name not in heldout]
         if missing:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
-        prompts_for = self.instructions.for_retrieval_set if use_instructions and self.instructions.enabled else None
-        return evaluate_sets(model, sets, prompts_for, ev.batch_size, ev.max_queries, self.log)
+        return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
 
     def run(self) -> dict[str, Any]:
         """Train every stage (skipping finished ones), evaluate, save ``final`` and the report.
@@ -407,7 +312,7 @@ class CurriculumRunner:
                               "train": self.last_train_metrics,
                               "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
                               "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
-                              "scores": self._evaluate(model, heldout, used_instructions)}
+                              "scores": self._evaluate(model, heldout)}
                     tmp = done.with_suffix(".tmp")
                     tmp.write_text(json.dumps(record, indent=2))
                     tmp.replace(done)
@@ -442,7 +347,7 @@ class CurriculumRunner:
         """The untrained base on the held-out sets, computed once per base and evaluation data."""
         path = self.out / "base_scores.json"
         key = stable_hash({"base": self.config.model.base, "evaluation": asdict(self.config.evaluation),
-                           "data": self._data_fingerprint()})
+                           "data": data_fingerprint(self.config, self.identity["data"])})
         cached = json.loads(path.read_text()) if path.is_file() else {}
         if cached.get("key") == key:
             return cached["scores"]
@@ -450,7 +355,7 @@ class CurriculumRunner:
         if self.state.is_main_process:
             self.log("evaluating the base model ...")
             base = SentenceTransformer(resolve_base(self.config.model.base))  # as its users would load it
-            scores = self._evaluate(base, heldout, use_instructions=False)
+            scores = self._evaluate(base, heldout)
             path.write_text(json.dumps({"key": key, "scores": scores}))
         return scores
 

@@ -20,7 +20,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from st_code.data.records import RetrievalSet, Sample
+from st_code.data.records import Sample
 from st_code.errors import StCodeError
 from st_code.prompts import CODEXEMBED_INSTRUCTION, check_instruction_set, document_prompt, format_instruction
 from st_code.tasks import coder_pile_tasks, evaluation_tasks
@@ -111,16 +111,6 @@ class InstructionPlan:
             return document_prompt(registered.c2llm_document_instruction)
         documents = {t.c2llm_document_instruction for t in evaluation_tasks().values() if t.c2llm_document_instruction}
         return document_prompt(documents.pop()) if len(documents) == 1 else None
-
-    def for_retrieval_set(self, rs: RetrievalSet) -> tuple[str | None, str | None]:
-        """(query prompt, document prompt) for an evaluation set, as the saved model would apply them."""
-        task = rs.task or rs.name
-        probe = Sample("", "", task=task, instruction=rs.instruction or None)
-        try:
-            instruction = self.instruction(probe)
-        except InstructionError:
-            instruction = rs.instruction or None
-        return self.query_prompt(instruction), self.document_prompt(task)
 
 
 def saved_prompt_names(trained: dict[str, set[str]]) -> dict[str, str]:

