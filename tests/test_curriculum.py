@@ -63,6 +63,27 @@ def test_run_writes_stages_model_and_report(finished_run):
     assert any(line.startswith("mining hard negatives with minilm (the base") for line in logs)
 
 
+def test_stage_scores_are_the_saved_models_numbers(finished_run):
+    """One evaluator: a stage's recorded score is the textbook NDCG@10 of its saved model on the held-out
+    set, with the prompt that model carries for the set's task (stage 3 trained with instructions)."""
+    from st_code.data.records import RetrievalSet
+    from st_code.retrieval import resolve_prompts
+    from tests.retrieval_check import ndcg_at_10
+
+    out, _, _ = finished_run
+    rs = RetrievalSet.from_json(json.loads((out / "data" / "heldout-stdlib-doc2code.json").read_text()))
+    for stage in ("2-mixed", "3-code"):
+        model = st_code.load_model(out / "stages" / stage / "model", device="cpu")
+        prompts = resolve_prompts(model.prompts, rs.task)
+        recorded = json.loads((out / "stages" / stage / "DONE.json").read_text())["scores"]["stdlib-doc2code"]
+        assert recorded["ndcg_at_10"] == pytest.approx(ndcg_at_10(model, rs, prompts["query"], prompts["document"],
+                                                                  max_queries=15), abs=1e-4)
+    # stage 3 trained Code Summary / Code Context with instructions: those prompts are saved, and this set's
+    # task (not trained) falls back to the model's default query instruction, as st_code.evaluation does
+    assert model.prompts["Code Summary Retrieval-query"].startswith("<instruct>Given a piece of code, retrieve the doc")
+    assert prompts["query"] == model.prompts["query"]
+
+
 def test_final_model_is_merged_and_loads_both_ways(finished_run):
     out, _, _ = finished_run
     final = out / "final"

@@ -306,8 +306,8 @@ class CurriculumRunner:
                 for task, texts in stage_sets.instructions.items():
                     trained_instructions.setdefault(task, set()).update(texts)
                 self._match_prompts_to_training(model, used_instructions, trained_instructions)
-                if self.state.is_main_process:
-                    model.save(str(stage_dir / "model"))
+                if self.state.is_main_process:  # standalone full weights: the model the stage's scores describe
+                    (merged_copy(model) if has_lora(model) else model).save(str(stage_dir / "model"))
                     record = {"losses": stage_losses, "filters": [asdict(r) for r in reports],
                               "train": self.last_train_metrics,
                               "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
@@ -326,7 +326,10 @@ class CurriculumRunner:
             scores[stage.name] = record["scores"]
             losses[stage.name] = [tuple(x) for x in record["losses"]]
             self._log_scores(stage.name, scores[stage.name])
-            if stage.merge_lora and self.lora is not None and index + 1 < len(self.config.stages) and not has_lora(model):
+            # The next stage trains a fresh adapter after a merge (CodeXEmbed), and also when this stage was
+            # loaded from disk: stage models are saved merged, so a run resumed between two stages that share
+            # one adapter goes on with a fresh adapter on the same weights (the same model, re-split).
+            if self.lora is not None and index + 1 < len(self.config.stages) and not has_lora(model):
                 set_seed(self.config.seed + index + 1)  # the fresh adapter's init is the same on a resumed run
                 add_lora(model, r=self.lora.r, alpha=self.lora.alpha, dropout=self.lora.dropout,
                          target_modules=self.lora.target_modules, **self.lora.extra)
