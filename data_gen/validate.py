@@ -41,16 +41,22 @@ RECIPE_FIELDS = ("generation_instruction", "output_content", "annotation_instruc
                  "input_role")
 
 
-def parse_recipe(text: str | None) -> dict[str, str]:
-    """Instructing answer: a JSON object with :data:`RECIPE_FIELDS`, else :class:`Rejected`."""
+def _embedded_json(text: str | None, opening: str, closing: str, kind: str):
+    """The JSON value between the first ``opening`` and the last ``closing`` of an answer (models wrap
+    it in prose or fences), else :class:`Rejected` ``not_a_json_<kind>`` / ``bad_json``."""
     cleaned = clean(text)
-    start, end = cleaned.find("{"), cleaned.rfind("}")
+    start, end = cleaned.find(opening), cleaned.rfind(closing)
     if start < 0 or end <= start:
-        raise Rejected("not_a_json_object")
+        raise Rejected(f"not_a_json_{kind}")
     try:
-        recipe = json.loads(cleaned[start : end + 1])
+        return json.loads(cleaned[start : end + 1])
     except json.JSONDecodeError as exc:
         raise Rejected("bad_json", exc.msg) from None
+
+
+def parse_recipe(text: str | None) -> dict[str, str]:
+    """Instructing answer: a JSON object with :data:`RECIPE_FIELDS`, else :class:`Rejected`."""
+    recipe = _embedded_json(text, "{", "}", "object")
     if not isinstance(recipe, dict):
         raise Rejected("not_a_json_object")
     missing = [k for k in RECIPE_FIELDS if not isinstance(recipe.get(k), str) or not recipe[k].strip()]
@@ -65,14 +71,7 @@ def parse_recipe(text: str | None) -> dict[str, str]:
 
 def parse_task_list(text: str | None) -> list[dict[str, str]]:
     """Table 10 answer: a JSON list of ``{"task_name", "task_instruction"}``, else :class:`Rejected`."""
-    cleaned = clean(text)
-    start, end = cleaned.find("["), cleaned.rfind("]")
-    if start < 0 or end <= start:
-        raise Rejected("not_a_json_list")
-    try:
-        items = json.loads(cleaned[start : end + 1])
-    except json.JSONDecodeError as exc:
-        raise Rejected("bad_json", exc.msg) from None
+    items = _embedded_json(text, "[", "]", "list")
     tasks = []
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and isinstance(item.get("task_name"), str) and isinstance(item.get("task_instruction"), str):
