@@ -1,143 +1,181 @@
-"""Training throughput of the curriculum trainer vs a bare SentenceTransformerTrainer, and GradCache memory.
+"""Training throughput of a stage, today's settings against the previous ones, side by side.
 
-    python benchmarks/train_throughput.py [--steps 12] [--rounds 2]
+    python benchmarks/train_throughput.py                               # CPU: a tiny decoder, the C2LLM shape
+    python benchmarks/train_throughput.py --device cuda --model Qwen/Qwen2.5-Coder-0.5B \\
+        --config recipes/configs/c2llm-0.5b.yaml --steps 50             # a GPU: the real model
 
-1. Throughput: the same model (packaged all-MiniLM-L6-v2, mean pooling), loss (GradCache InfoNCE),
-   data (standard-library docstring -> code triplets) and arguments, trained once through
-   ``CurriculumRunner`` (one stage) and once through a bare ``SentenceTransformerTrainer``, in
-   alternating rounds; prints samples/s of each and their ratio. Target (issue #3): ratio >= 0.95.
-2. Memory: peak resident memory added by training with CachedMultipleNegativesRankingLoss
-   (mini-batch 8) at batch 64 vs batch 8, each in a fresh subprocess. Target: within 1.5x.
+Both runs train the same model (the config's model section; ``--model`` swaps the base), on the
+same data (standard-library docstring -> code pairs with one mined hard negative: real, variable
+lengths), with the same batch, learning rate and loss, for the same steps, in alternating rounds:
+
+* ``previous``: sentence-transformers' CachedMultipleNegativesRankingLoss, mini-batches cut from the
+  batch as sampled (every one padded to the batch's longest row), mini-batch 16;
+* ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
+  LengthSortedCachedMNRL (each column longest first, cut into mini-batches of similar length, each at
+  its own width) with ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), and
+  fused AdamW on a GPU.
+
+Printed per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the
+backbone computed, and on a GPU the peak memory, the share of wall time the GPU was busy, and MFU on
+real tokens (6 x parameters x real tokens per step, forward and backward, over the GPU's peak bf16
+rate); then the ratios, and the two loss curves (the same maths: they differ only by dropout noise).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
-import subprocess
 import sys
-import sysconfig
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
+import yaml  # noqa: E402
+from token_meter import TokenMeter  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 
 
-def make_data(path: Path, n: int = 600) -> None:
+def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(docstring, code, a mined hard negative) from the standard library: real code of every length."""
     from st_code.data import build_offline_data
     from st_code.data.offline_pairs import TEXT2CODE
+    from st_code.mining import load_embedder, mine_rows
 
-    data = build_offline_data([STDLIB / "email", STDLIB / "logging", STDLIB / "json", STDLIB / "http"],
-                              heldout_percent=0, include_package_docs=False, max_code_lines=20)
-    pairs = data.train[TEXT2CODE][:n]
-    with path.open("w") as handle:
-        for i, (query, code) in enumerate(pairs):
-            negative = pairs[(i + 7) % len(pairs)][1]
-            handle.write(json.dumps({"query": query, "positive": code, "negative_1": negative}) + "\n")
+    pairs = build_offline_data(heldout_percent=1, include_package_docs=False, max_code_lines=60,
+                               max_pairs_per_task=n, seed=seed).train[TEXT2CODE]
+    negatives = mine_rows([q for q, _ in pairs], [d for _, d in pairs], load_embedder("minilm"), 1)
+    return [(q, d, found[0]) for (q, d), found in zip(pairs, negatives) if found]
 
 
-def via_curriculum(data: Path, out: Path, steps: int, batch: int) -> float:
-    from st_code.training import CurriculumRunner, config_from_dict
-
-    config = config_from_dict({
-        "model": {"base": "minilm", "pooling": "mean", "max_seq_length": 128},
-        "data": {"offline": None, "sources": {"pairs": {"path": str(data), "task": TEXT2CODE_TASK, "language": "python"}},
-                 "hard_negatives": {"enabled": False}},
-        "stages": [{"name": "s", "datasets": ["pairs"], "max_steps": steps, "batch_size": batch, "mini_batch_size": 16,
-                    "learning_rate": 2e-5, "temperature": 0.05, "save_steps": 10_000}],
-        "evaluation": {"sets": []}, "output_dir": str(out), "logging_steps": 1000,
-    })
-    CurriculumRunner(config, log=lambda _: None).run()
-    record = json.loads((out / "stages" / "1-s" / "DONE.json").read_text())
-    return record["train"]["train_samples_per_second"]
-
-
-def bare(data: Path, out: Path, steps: int, batch: int) -> float:
+def run(config: dict, base: str, rows, device: str, steps: int, batch: int, sorted_: bool, out: Path) -> dict:
+    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    import st_code
-    from st_code.testing import minilm_path
+    from st_code.training.config import ModelConfig, StageConfig
+    from st_code.training.losses import stage_loss
+    from st_code.training.models import build_training_model
 
-    rows = [json.loads(line) for line in data.read_text().splitlines()]
-    dataset = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["positive"] for r in rows],
-                                 "negative_1": [r["negative_1"] for r in rows]})
-    model = st_code.build_model(minilm_path(), pooling="mean", max_seq_length=128)
-    loss = CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=16)
+    model_config = ModelConfig(**{**config["model"], "base": base})
+    if device == "cpu":
+        model_config.dtype = None
+    torch.manual_seed(0)  # the same initial weights (PMA, LoRA) for both runs
+    model = build_training_model(model_config).to(device)
+    known = {f.name for f in dataclasses.fields(StageConfig)}
+    stage = StageConfig(**{k: v for k, v in config["stages"][0].items() if k in known and k != "filters"})
+    stage.batch_size = batch
+    if sorted_:
+        loss = stage_loss(model, stage, log=print)
+        mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots"
+                                                 if loss.mini_batch_num_tokens else "")
+    else:
+        mini = "16 rows"
+        loss = CachedMultipleNegativesRankingLoss(model, scale=1 / stage.temperature, mini_batch_size=16)
+    meter = TokenMeter(model)
+    dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
+                                 "negative_1": [r[2] for r in rows]})
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch, learning_rate=2e-5,
-        warmup_steps=0.1, save_strategy="no", report_to=[], logging_steps=1000, dataloader_drop_last=True, seed=0,
+        output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
+        learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
+        dataloader_drop_last=True, seed=0, bf16=device.startswith("cuda"), use_cpu=device == "cpu",
+        optim="adamw_torch_fused" if (sorted_ and device.startswith("cuda")) else "adamw_torch",
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset={"pairs": dataset}, loss=loss)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    busy = _gpu_busy_share(trainer) if device.startswith("cuda") else None
+    start = time.perf_counter()
     trainer.train()
-    return next(e for e in reversed(trainer.state.log_history) if "train_samples_per_second" in e)["train_samples_per_second"]
+    seconds = time.perf_counter() - start
+    parameters = sum(p.numel() for p in model.parameters())
+    # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
+    # real tokens are half of what the meter counted
+    result = {"mini_batch": mini, "seconds": seconds, "samples_per_s": steps * batch / seconds,
+              "real_tokens_per_s": meter.real / 2 / seconds, "padding_share": meter.padding_share,
+              "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e]}
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        real_tokens = meter.real / 2
+        result.update(gpu=name, peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30, gpu_busy_share=busy(),
+                      mfu=(6 * parameters * real_tokens / seconds) / (peak * 1e12) if peak else None)
+    return result
 
 
-TEXT2CODE_TASK = "Code Explanation to Implementation Retrieval"
+def _gpu_busy_share(trainer):
+    """Kernel time over wall time, from the torch profiler over the whole run."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
 
-MEMORY_CHILD = r"""
-import json, os, resource, sys
-os.environ["HF_HUB_OFFLINE"] = "1"
-from datasets import Dataset
-from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
-import st_code
-from st_code.testing import minilm_path
-data, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rows = [json.loads(l) for l in open(data)]
-ds = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]})
-model = st_code.build_model(minilm_path(), pooling="mean", max_seq_length=128)
-model.encode(["warm up"] * 8)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-loss = CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=8)
-args = SentenceTransformerTrainingArguments(output_dir=out, max_steps=3, per_device_train_batch_size=batch,
-    save_strategy="no", report_to=[], logging_steps=1000, dataloader_drop_last=True)
-SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=loss).train()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_mb": before / 1024, "after_mb": after / 1024}))
-"""
+    profiler = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
+    original = trainer.train
+    timing = {}
 
+    def train(*args, **kwargs):
+        with profiler:
+            start = time.perf_counter()
+            out = original(*args, **kwargs)
+            torch.cuda.synchronize()
+            timing["wall"] = time.perf_counter() - start
+        return out
 
-def peak_memory(data: Path, batch: int) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        result = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(data), str(batch), out],
-                                capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    trainer.train = train
+
+    def share() -> float:
+        kernel_us = sum(e.device_time_total for e in profiler.key_averages() if e.device_time_total)
+        return kernel_us / 1e6 / timing["wall"]
+
+    return share
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--config", default=str(ROOT / "recipes" / "configs" / "c2llm-0.5b.yaml"))
+    parser.add_argument("--model", help="the base (hub id or folder); default on CPU: a tiny random Qwen2 decoder")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, help="default: the config's first stage's")
+    parser.add_argument("--pairs", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--skip-throughput", action="store_true", help="only the GradCache memory measurement")
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
+    config = yaml.safe_load(Path(args.config).read_text())
+    batch = args.batch_size or config["stages"][0]["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = tmp / "pairs.jsonl"
-        make_data(data)
-        curriculum, plain = [], []
-        for r in range(0 if args.skip_throughput else args.rounds):
-            curriculum.append(via_curriculum(data, tmp / f"c{r}", args.steps, args.batch_size))
-            plain.append(bare(data, tmp / f"b{r}", args.steps, args.batch_size))
-        if curriculum:
-            c, b = statistics.median(curriculum), statistics.median(plain)
-            print(f"steps={args.steps} batch={args.batch_size} rounds={args.rounds}")
-            print(f"curriculum trainer   {c:8.2f} samples/s   (rounds: {', '.join(f'{x:.2f}' for x in curriculum)})")
-            print(f"bare ST trainer      {b:8.2f} samples/s   (rounds: {', '.join(f'{x:.2f}' for x in plain)})")
-            print(f"throughput ratio curriculum/bare: {c / b:.3f}  (target >= 0.95)")
-        small, large = peak_memory(data, 8), peak_memory(data, 64)
-        grow_small = small["after_mb"] - small["before_mb"]
-        grow_large = large["after_mb"] - large["before_mb"]
-        print(f"GradCache (mini-batch 8) peak RSS: batch 8 {small['after_mb']:.0f} MB (+{grow_small:.0f} MB for training), "
-              f"batch 64 {large['after_mb']:.0f} MB (+{grow_large:.0f} MB)")
-        print(f"peak memory ratio batch 64 / batch 8: {large['after_mb'] / small['after_mb']:.3f}  (target <= 1.5)")
+        base = args.model
+        if base is None:
+            from st_code.testing import save_tiny_qwen2
+
+            base = save_tiny_qwen2(tmp / "tiny", hidden_size=128, num_layers=2)
+        rows = make_pairs(args.pairs)
+        runs: dict[str, list[dict]] = {"previous": [], "now": []}
+        for r in range(args.rounds):
+            for name, sorted_ in (("previous", False), ("now", True)):
+                runs[name].append(run(config, base, rows, args.device, args.steps, batch, sorted_, tmp / f"{name}{r}"))
+    print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "
+          f"batch {batch} | {args.steps} steps x {args.rounds} rounds | {len(rows)} pairs")
+    keys = ["samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb", "gpu_busy_share", "mfu"]
+    median = {name: {k: statistics.median(r[k] for r in rs) for k in keys if rs[0].get(k) is not None}
+              for name, rs in runs.items()}
+    for name, figures in median.items():
+        shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
+        print(f"{name:<9} mini-batch {runs[name][0]['mini_batch']}: {shown}")
+    print(f"ratio now/previous: samples/s {median['now']['samples_per_s'] / median['previous']['samples_per_s']:.2f}x, "
+          f"real tokens/s {median['now']['real_tokens_per_s'] / median['previous']['real_tokens_per_s']:.2f}x")
+    print("loss curves (round 1): previous " + ", ".join(f"{x:.4f}" for x in runs["previous"][0]["losses"])
+          + " | now " + ", ".join(f"{x:.4f}" for x in runs["now"][0]["losses"]))
+    if args.json:
+        args.json.write_text(json.dumps(runs, indent=2))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
+def _whole(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def dry_run(data: dict) -> dict:
     """The same config, shrunk so every part runs once: few rows, one step per stage, tiny evaluation."""
     for source in (data.get("data") or {}).get("sources", {}).values():
@@ -116,7 +120,7 @@ def dry_run(data: dict) -> dict:
         if isinstance(stage, dict):
             stage.update(max_steps=1, save_steps=1, warmup_steps=0,
                          batch_size=min(stage.get("batch_size", 32), DRY_RUN_BATCH),
-                         mini_batch_size=min(stage.get("mini_batch_size", 32), DRY_RUN_BATCH // 2))
+                         mini_batch_size=min(_whole(stage.get("mini_batch_size")) or DRY_RUN_BATCH, DRY_RUN_BATCH) // 2)
             stage.pop("epochs", None)
     evaluation = data.setdefault("evaluation", {}) or {}
     evaluation["max_queries"] = min(evaluation.get("max_queries") or DRY_RUN_QUERIES, DRY_RUN_QUERIES)

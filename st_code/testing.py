@@ -99,3 +99,21 @@ def save_tiny_qwen2_gguf(output_file: str | Path, seed: int = 0, **sizes: int) -
     writer.write_tensors_to_file()
     writer.close()
     return str(output_file)
+
+
+def flatten_like_flash_attention(model) -> None:
+    """Give a model's backbone the flattened (unpadded) layout sentence-transformers uses when flash
+    attention's variable-length kernels are installed: one packed row, per-text ``position_ids`` and
+    ``cu_seq_lens``. Those kernels need a GPU; on a CPU, transformers' sdpa path reads the packed texts
+    from the restarting ``position_ids`` and attends within each (causal decoders only), so the
+    flattened path of the backbone, the pooling and the losses runs here for real."""
+    from transformers import DataCollatorWithFlattening
+
+    backbone = model[0]
+    backbone.can_flatten_inputs = True  # what flash attention's presence would set
+    backbone.data_collator = DataCollatorWithFlattening(return_seq_idx=True, return_flash_attn_kwargs=True,
+                                                        return_position_ids=True)
+    if backbone.model_forward_params is not None:
+        backbone.model_forward_params |= {"cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k",
+                                          "seq_idx"}
+    backbone._flatten_position_offset = 0

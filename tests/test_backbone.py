@@ -69,8 +69,46 @@ def test_bidirectional_attention_lets_early_tokens_see_later_ones(tiny_qwen_path
     assert not torch.allclose(first_token_states(bidir, a), first_token_states(bidir, b), atol=1e-4)
 
 
-def test_unpadded_inputs_are_refused_explicitly(tiny_qwen_path):
-    from st_code.modules import CodeTransformer
+def test_unpadding_needs_flash_attention_and_falls_back_to_padded_batches(tiny_qwen_path):
+    """Without flash attention's varlen kernels (none on a CPU) asking for unpadded inputs falls back to
+    padded batches, with the same embeddings; the flattened layout itself is PMAPooling's test."""
+    import numpy as np
 
-    with pytest.raises(ValueError, match="unpad_inputs"):
-        CodeTransformer(tiny_qwen_path, unpad_inputs=True)
+    import st_code
+
+    padded = st_code.build_model(tiny_qwen_path, pooling="lasttoken", device="cpu")
+    asked = st_code.build_model(tiny_qwen_path, pooling="lasttoken", device="cpu")
+    asked[0].unpad_inputs = True
+    assert padded[0].can_flatten_inputs is False and asked[0].can_flatten_inputs is False
+    np.testing.assert_allclose(asked.encode(TEXTS), padded.encode(TEXTS), atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["lasttoken", "pma"])
+def test_flattened_layout_gives_the_padded_embeddings_and_loss(tiny_qwen_path, pooling):
+    """With flash attention's varlen kernels, sentence-transformers packs a batch into one row with no
+    padding. Those kernels need a GPU; the layout is built here as it would be there (one packed row,
+    per-text positions, cu_seq_lens) and run through sdpa, which attends within each packed text. The
+    EOS guarantee, the positions and the pooling hold: same embeddings, same GradCache loss."""
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    import st_code
+    from st_code.testing import flatten_like_flash_attention
+    from st_code.training.losses import LengthSortedCachedMNRL
+
+    torch.manual_seed(0)
+    padded = st_code.build_model(tiny_qwen_path, pooling=pooling, device="cpu").eval()
+    torch.manual_seed(0)
+    flat = st_code.build_model(tiny_qwen_path, pooling=pooling, device="cpu").eval()
+    flatten_like_flash_attention(flat)
+    features = flat[0].preprocess(TEXTS)
+    assert features["input_ids"].shape[0] == 1 and "attention_mask" not in features
+    ends = features["cu_seq_lens_q"][1:] - 1
+    assert (features["input_ids"][0, ends] == flat.tokenizer.eos_token_id).all()  # every text ends in EOS
+    torch.testing.assert_close(flat.encode(TEXTS, convert_to_tensor=True),
+                               padded.encode(TEXTS, convert_to_tensor=True), atol=1e-5, rtol=1e-4)
+
+    columns = [TEXTS, list(reversed(TEXTS))]
+    expected = LengthSortedCachedMNRL(padded, mini_batch_size=2)([padded[0].preprocess(c) for c in columns], None)
+    for loss in (CachedMultipleNegativesRankingLoss, LengthSortedCachedMNRL):  # the latter hands flat input on
+        got = loss(flat, mini_batch_size=2, mini_batch_num_tokens=12)([flat[0].preprocess(c) for c in columns], None)
+        assert got.item() == pytest.approx(expected.item(), rel=1e-5)

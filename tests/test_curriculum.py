@@ -212,3 +212,13 @@ def test_trainable_weights_stay_float32_on_a_bf16_backbone(tiny_qwen_path, tmp_p
     model.save(str(tmp_path / "saved"))
     reloaded = runner._load_stage_model(tmp_path / "saved")  # a resumed run trains the same way
     assert {p.dtype for p in reloaded.parameters() if p.requires_grad} == {torch.float32}
+
+
+def test_a_stage_shorter_than_logging_steps_still_logs_its_loss(tiny_qwen_path, tmp_path):
+    config = tiny_config(tiny_qwen_path, tmp_path / "short")
+    text = {**config["stages"][0], "epochs": 1}
+    del text["max_steps"]  # by epochs: a few steps, fewer than logging_steps
+    config.update(stages=[text], logging_steps=50, evaluation={"sets": ["stdlib-doc2code"], "max_queries": 5})
+    CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
+    losses = json.loads((tmp_path / "short" / "stages" / "1-text" / "DONE.json").read_text())["losses"]
+    assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step

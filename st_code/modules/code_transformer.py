@@ -7,6 +7,7 @@
   the same positions alone or in any padded batch (left or right).
 * Optional bidirectional attention for decoders (CodeXEmbed / LLM2Vec style).
 * Text only: a chat template on the tokenizer is never applied to retrieval inputs.
+* With flash attention's variable-length kernels, no padding at all (sentence-transformers' unpadding).
 """
 
 from __future__ import annotations
@@ -55,14 +56,11 @@ class CodeTransformer(Transformer):
         bidirectional: bool = False,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("unpad_inputs"):
-            # The unpadded layout is handled by PMAPooling and Pooling, but it bypasses our
-            # position_ids and EOS bookkeeping, so it is refused rather than half supported.
-            raise UsageError(
-                "CodeTransformer does not support unpad_inputs=True; leave it unset (padded batches). "
-                "Flash attention still works on padded batches."
-            )
-        kwargs["unpad_inputs"] = False
+        # unpad_inputs None (the default): with flash attention requested and its variable-length kernels
+        # installed, sentence-transformers packs a batch into one sequence with no padding at all; the EOS
+        # (tokenizer post-processor), the per-sequence positions (its flattening collator) and PMAPooling
+        # (cu_seq_lens_q) all hold in that layout. Elsewhere batches are padded.
+        kwargs.setdefault("unpad_inputs", None)
         kwargs.setdefault("modality_config", TEXT_ONLY_MODALITY)
         kwargs.setdefault("module_output_name", "token_embeddings")
         super().__init__(model_name_or_path, **kwargs)

@@ -117,7 +117,12 @@ class StageConfig:
     epochs: float = 1.0
     max_steps: int | None = None  # overrides epochs when set
     batch_size: int = 32
-    mini_batch_size: int = 32  # GradCache chunk size
+    # GradCache chunk size: rows embedded at once. "auto": on a GPU, the rows that fit its memory at
+    # max_seq_length (a short probe) become a token-slot budget, so short rows go many at a time; 16 on a
+    # CPU (st_code.training.memory).
+    mini_batch_size: int | str = "auto"
+    mini_batch_tokens: int | None = None  # also cap a mini-batch's token slots (rows x width)
+    mini_batch_padding: float = 0.1  # length_sorted: a mini-batch ends before its padding passes this share
     num_negatives: int = 1
     temperature: float = 0.02
     instructions: bool = False
@@ -134,6 +139,9 @@ class StageConfig:
     save_steps: int = 50
     max_seq_length: int | None = None  # training truncation; None = the model's
     gradcache: bool = True  # CachedMultipleNegativesRankingLoss; False = the same InfoNCE without caching
+    # GradCache embeds each column longest rows first, every mini-batch at its own width (the same loss,
+    # far less padding: st_code.training.losses); false = sentence-transformers' own order
+    length_sorted: bool = True
 
 
 @dataclass
@@ -155,6 +163,7 @@ class CurriculumConfig:
     bf16: bool = False
     gather_across_devices: bool = True
     gradient_checkpointing: bool = False
+    compile: bool = False  # torch.compile the model (GPUs; variable lengths recompile a few times first)
     logging_steps: int = 5
     # per_stage: a fresh optimizer and schedule every stage (CodeR). continuous: one AdamW whose state
     # (moments, step) and one learning-rate schedule run on across stages (CodeXEmbed); a new LoRA
@@ -198,7 +207,12 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         non_none = [a for a in args if a is not type(None)]
-        return _convert(non_none[0], value, where)
+        for candidate in non_none[:-1]:  # e.g. int | str: the first type that takes the value
+            try:
+                return _convert(candidate, value, where)
+            except ConfigError:
+                continue
+        return _convert(non_none[-1], value, where)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if origin is list:
@@ -393,8 +407,15 @@ def validate(config: CurriculumConfig) -> None:
                 raise ConfigError(f"{where}.datasets: unknown dataset {name!r}; available: {sorted(available)}")
         if stage.learning_rate <= 0 or stage.temperature <= 0:
             raise ConfigError(f"{where}: learning_rate and temperature must be > 0")
-        if stage.batch_size < 2 or stage.mini_batch_size < 1:
-            raise ConfigError(f"{where}: batch_size must be >= 2 (in-batch negatives) and mini_batch_size >= 1")
+        if stage.batch_size < 2:
+            raise ConfigError(f"{where}.batch_size: must be >= 2 (in-batch negatives), got {stage.batch_size}")
+        if stage.mini_batch_size != "auto" and (not isinstance(stage.mini_batch_size, int)
+                                                or stage.mini_batch_size < 1):
+            raise ConfigError(f"{where}.mini_batch_size: a whole number >= 1 or auto, got {stage.mini_batch_size!r}")
+        if stage.mini_batch_tokens is not None and stage.mini_batch_tokens < 1:
+            raise ConfigError(f"{where}.mini_batch_tokens: must be >= 1, got {stage.mini_batch_tokens}")
+        if not 0 <= stage.mini_batch_padding < 1:
+            raise ConfigError(f"{where}.mini_batch_padding: a share in [0, 1), got {stage.mini_batch_padding}")
         if stage.sampler not in ("proportional", "round_robin"):
             raise ConfigError(f"{where}.sampler: {stage.sampler!r}; use proportional or round_robin")
         if stage.num_negatives < 0:

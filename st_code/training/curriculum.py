@@ -23,9 +23,6 @@ from typing import Any, Callable
 import yaml
 from accelerate import PartialState
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
-from sentence_transformers.sentence_transformer.losses import (
-    CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
-)
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -44,6 +41,7 @@ from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
+from st_code.training.losses import stage_loss
 from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
@@ -99,7 +97,8 @@ class CurriculumRunner:
         samples = stage_samples(stage, sources, self.config.seed)
         for flt in stage.filters:
             if flt.type == "embedder_topk":
-                reference = model if flt.model is None else load_embedder(flt.model)
+                reference = (merged_copy(model) if has_lora(model) else model) if flt.model is None \
+                    else load_embedder(flt.model)
                 samples, report = embedder_topk_filter(samples, reference, k=flt.k, query_prompt=flt.query_prompt,
                                                        document_prompt=flt.document_prompt)
             elif flt.type == "difficulty":
@@ -193,7 +192,10 @@ class CurriculumRunner:
                 if isinstance(module, PMAPooling):
                     lr_mapping[rf"(^|\.){position}\."] = stage.head_learning_rate
         max_steps = stage.max_steps if stage.max_steps is not None else -1
-        logging_steps = min(self.config.logging_steps, stage.max_steps) if stage.max_steps else self.config.logging_steps
+        # a stage shorter than logging_steps would log no loss at all
+        batches = math.ceil(sum(n // stage.batch_size for n in sizes.values()) / self.state.num_processes)
+        steps = stage.max_steps or max(1, math.ceil(stage.epochs * batches))
+        logging_steps = min(self.config.logging_steps, steps)
         args = SentenceTransformerTrainingArguments(
             output_dir=str(stage_dir / "checkpoints"), learning_rate=stage.learning_rate,
             num_train_epochs=stage.epochs, max_steps=max_steps, per_device_train_batch_size=stage.batch_size,
@@ -202,16 +204,14 @@ class CurriculumRunner:
             logging_steps=max(1, logging_steps), save_strategy="steps", save_steps=stage.save_steps,
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
             dataloader_drop_last=True, use_cpu=self.use_cpu, ddp_find_unused_parameters=False,
+            optim="adamw_torch" if self.use_cpu else "adamw_torch_fused",  # one fused kernel per step on GPUs
+            torch_compile=self.config.compile,
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
-        if stage.gradcache:
-            loss = CachedMultipleNegativesRankingLoss(model, scale=1.0 / stage.temperature,
-                                                      mini_batch_size=stage.mini_batch_size, gather_across_devices=gather)
-        else:  # GradCache trades a second forward pass for memory; skip it where memory is no issue
-            loss = MultipleNegativesRankingLoss(model, scale=1.0 / stage.temperature, gather_across_devices=gather)
         if self.config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-
+            checkpointing = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            checkpointing()
+        loss = stage_loss(model, stage, gather, self.log)
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:
                 return continuous
@@ -261,6 +261,8 @@ class CurriculumRunner:
         missing = [name for name in ev.sets if name not in heldout]
         if missing:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
+        if has_lora(model):  # an unmerged adapter doubles every forward; evaluate the same model merged
+            model = merged_copy(model)
         return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
 
     def run(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sentence_transformers import SentenceTransformer
 
 import st_code
 from st_code.assets import MINILM
-from st_code.lora import LoraSettings, has_lora
+from st_code.lora import LoraSettings, has_lora, merged_copy
 from st_code.mining import load_embedder
 from st_code.training.config import CurriculumConfig, ModelConfig
 from st_code.training.sources import is_sentence_embedder, resolve_base
@@ -79,7 +79,7 @@ def mining_embedder(config: CurriculumConfig, built: SentenceTransformer) -> tup
     if name is not None:
         return load_embedder(name), name
     if m.pooling != "pma" and not m.bidirectional and is_sentence_embedder(m.base):
-        return built, f"the base model ({m.base})"
+        return (merged_copy(built) if has_lora(built) else built), f"the base model ({m.base})"
     return load_embedder(MINILM), f"{MINILM} (the base {m.base} is not a trained sentence embedder yet)"
 
 

@@ -1,0 +1,29 @@
+"""Counts the token slots a model's backbone computes and how many hold real tokens (not padding)."""
+
+from __future__ import annotations
+
+
+class TokenMeter:
+    """A forward pre-hook on the backbone (``model[0]``); flattened (unpadded) batches count as all real."""
+
+    def __init__(self, model) -> None:
+        self.slots = self.real = 0
+        model[0].register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs) -> None:
+        features = args[0] if args else kwargs["features"]
+        mask = features.get("attention_mask")
+        if mask is None:  # one packed row: every slot is a token
+            tokens = features["input_ids"].numel()
+            self.slots += tokens
+            self.real += tokens
+            return
+        self.slots += mask.numel()
+        self.real += int(mask.sum())
+
+    def reset(self) -> None:
+        self.slots = self.real = 0
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.real / self.slots if self.slots else 0.0

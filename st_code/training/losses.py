@@ -1,0 +1,198 @@
+"""GradCache InfoNCE that keeps padding out of the compute.
+
+The collator pads every column of a batch to the batch's longest row, and sentence-transformers'
+``CachedMultipleNegativesRankingLoss`` cuts its mini-batches from the batch as sampled, so a mini-batch
+of short rows is still embedded at the width of its longest row, drawn at random: measured on an H100
+with real code data, 74% of the tokens a mini-batch embedded were padding. :class:`LengthSortedCachedMNRL`
+embeds each column's rows longest first and cuts the sorted column into mini-batches of similar
+length: a mini-batch ends at ``mini_batch_size`` rows, at ``mini_batch_num_tokens`` token slots (rows x
+width: what a padded mini-batch costs in memory), or before its padding would pass ``max_padding``,
+whichever comes first. Each mini-batch is embedded at its own width, on either side (decoders pad on
+the left, and ``CodeTransformer`` gives every row its positions from the attention mask, so dropping
+shared padding columns changes nothing). The embeddings are put back in batch order before the loss,
+so the loss, its in-batch negatives and its gradients are exactly those of the unsorted batch (tested);
+only the order and grouping of the forward passes change.
+
+Flattened inputs (flash attention's variable-length kernels, ``unpad_inputs``) have no padding to
+remove: they go through sentence-transformers' own loss untouched, token budget included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+from sentence_transformers.base.losses import gradcache
+from sentence_transformers.base.losses.gradcache import RandContext, _create_minibatch
+from sentence_transformers.sentence_transformer.losses import (
+    CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
+)
+from torch import Tensor
+
+from st_code.training.memory import choose_mini_batch_size, gpu_probe
+
+DEFAULT_MAX_PADDING = 0.1
+
+
+def length_aware_ranges(lengths: list[int], max_rows: int, max_slots: int | None = None,
+                        max_padding: float = DEFAULT_MAX_PADDING) -> list[tuple[int, int]]:
+    """Cut rows sorted longest first into ``(begin, end)`` mini-batches: each ends at ``max_rows`` rows,
+    at ``max_slots`` token slots (rows x its first row's length; a longer row goes alone), or before its
+    padding share would pass ``max_padding``."""
+    ranges: list[tuple[int, int]] = []
+    begin = 0
+    while begin < len(lengths):
+        width = max(lengths[begin], 1)
+        end, real = begin + 1, lengths[begin]
+        while end < len(lengths) and end - begin < max_rows:
+            rows = end + 1 - begin
+            if max_slots is not None and rows * width > max_slots:
+                break
+            if real + lengths[end] < (1 - max_padding) * rows * width:
+                break
+            real += lengths[end]
+            end += 1
+        ranges.append((begin, end))
+        begin = end
+    return ranges
+
+
+def trim_padding(feature: dict[str, Any]) -> dict[str, Any]:
+    """Drop the columns that are padding in every row (leading and trailing), when positions are
+    explicit (``position_ids``) or there is no leading padding to shift them."""
+    mask = feature.get("attention_mask")
+    if not isinstance(mask, Tensor) or mask.ndim != 2 or mask.shape[1] == 0:
+        return feature
+    active = mask.bool().any(dim=0).nonzero()
+    if len(active) == 0:
+        return feature
+    first, last = int(active.min()), int(active.max()) + 1
+    if first > 0 and "position_ids" not in feature:
+        first = 0  # positions would come from the index: keep the leading columns
+    if first == 0 and last == mask.shape[1]:
+        return feature
+    width = mask.shape[1]
+    return {key: value[:, first:last] if isinstance(value, Tensor) and value.ndim >= 2 and value.shape[1] == width
+            else value for key, value in feature.items()}
+
+
+def _reorder(feature: dict[str, Any], order: Tensor) -> dict[str, Any]:
+    rows = feature["attention_mask"].shape[0]
+    return {key: value[order] if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == rows else value
+            for key, value in feature.items()}
+
+
+@contextmanager
+def _boundaries(plans: dict[int, list[tuple[int, int]]]) -> Iterator[None]:
+    """sentence-transformers computes a batch's GradCache boundaries once, in ``_minibatch_ranges``, and
+    replays exactly those in the backward pass; for the features planned here, it gets ours."""
+    stock = gradcache._minibatch_ranges
+
+    def planned(feature, mini_batch_size, mini_batch_num_tokens=None):
+        plan = plans.get(id(feature))
+        return plan if plan is not None else stock(feature, mini_batch_size, mini_batch_num_tokens)
+
+    gradcache._minibatch_ranges = planned
+    try:
+        yield
+    finally:
+        gradcache._minibatch_ranges = stock
+
+
+class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
+    """``CachedMultipleNegativesRankingLoss`` that embeds each column longest row first, in mini-batches
+    of similar length, each at its own width; same loss values and gradients.
+
+    Args:
+        max_padding: the largest share of padding a mini-batch may hold (it ends early rather than more).
+        **kwargs: those of ``CachedMultipleNegativesRankingLoss``; ``mini_batch_size`` caps the rows and
+            ``mini_batch_num_tokens`` the token slots (rows x width) of a mini-batch.
+    """
+
+    def __init__(self, model, *args, max_padding: float = DEFAULT_MAX_PADDING, **kwargs) -> None:
+        super().__init__(model, *args, **kwargs)
+        if not 0 <= max_padding < 1:
+            raise ValueError(f"max_padding must be in [0, 1), got {max_padding}")
+        self.max_padding = max_padding
+        self._inverse: list[Tensor] | None = None
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        features = list(sentence_features)
+        if any("attention_mask" not in f or f["attention_mask"].ndim != 2 for f in features):
+            self._inverse = None  # flattened (unpadded) inputs: nothing to sort
+            return super().forward(features, labels)
+        lengths = [f["attention_mask"].sum(dim=1) for f in features]
+        orders = [torch.argsort(n, descending=True, stable=True) for n in lengths]
+        self._inverse = [torch.argsort(order) for order in orders]
+        ordered = [_reorder(f, order) for f, order in zip(features, orders)]
+        plans = {id(f): length_aware_ranges(n[order].tolist(), self.mini_batch_size, self.mini_batch_num_tokens,
+                                            self.max_padding)
+                 for f, n, order in zip(ordered, lengths, orders)}
+        with _boundaries(plans):
+            return super().forward(ordered, labels)
+
+    def embed_minibatch(self, sentence_feature: dict[str, Tensor], begin: int, end: int, with_grad: bool,
+                        copy_random_state: bool, random_state: RandContext | None = None):
+        grad_context = torch.enable_grad if with_grad else torch.no_grad
+        minibatch = trim_padding(_create_minibatch(sentence_feature, begin, end))
+        with random_state if random_state is not None else nullcontext():
+            with grad_context():
+                state = RandContext(*minibatch.values()) if copy_random_state else None
+                reps = self.model(minibatch)["sentence_embedding"]
+        return reps, state
+
+    def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *,
+                       with_backward: bool = False) -> Tensor:
+        if self._inverse is None:
+            return super().calculate_loss(reps, labels, with_backward=with_backward)
+        in_batch_order = [[torch.cat(column)[back]] for column, back in zip(reps, self._inverse)]
+        # one backward over the whole (small) score matrix: the reordering's graph is walked once
+        loss = super().calculate_loss(in_batch_order, labels, with_backward=False)
+        if with_backward:
+            loss.backward()
+            loss = loss.detach()
+        return loss
+
+
+def stage_loss(model, stage, gather_across_devices: bool = False,
+               log: Callable[[str], None] = lambda message: None) -> torch.nn.Module:
+    """The InfoNCE loss a curriculum stage trains with (scale = 1 / temperature): length-sorted GradCache,
+    sentence-transformers' own GradCache (``length_sorted: false``), or plain in-batch InfoNCE
+    (``gradcache: false``: no second forward pass, where memory is no issue)."""
+    scale = 1.0 / stage.temperature
+    if not stage.gradcache:
+        return MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
+    rows, tokens = mini_batch_limits(model, stage, log)
+    common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
+                  gather_across_devices=gather_across_devices)
+    if stage.length_sorted:
+        return LengthSortedCachedMNRL(model, max_padding=stage.mini_batch_padding, **common)
+    return CachedMultipleNegativesRankingLoss(model, **common)
+
+
+def mini_batch_limits(model, stage, log: Callable[[str], None] = lambda message: None) -> tuple[int, int | None]:
+    """GradCache's (rows, token slots) per mini-batch: the stage's, or for ``mini_batch_size: auto`` on a
+    GPU the rows that fit at full length (st_code.training.memory), turned into a token-slot budget when
+    mini-batches are length-sorted, so short rows go many at a time; 16 rows on a CPU."""
+    if stage.mini_batch_size != "auto":
+        return int(stage.mini_batch_size), stage.mini_batch_tokens
+    device = str(next(model.parameters()).device)
+    length = stage.max_seq_length or model.max_seq_length
+    if not device.startswith("cuda"):
+        rows = choose_mini_batch_size(stage.batch_size, device)
+        log(f"  mini_batch_size auto: {rows} rows ({device})")
+        return rows, stage.mini_batch_tokens
+    fits = choose_mini_batch_size(stage.batch_size, device, gpu_probe(model, length))
+    if not stage.length_sorted:  # unsorted mini-batches are as wide as their longest row: cap the rows
+        log(f"  mini_batch_size auto: {fits} rows of {length} tokens fit on {device}")
+        return fits, stage.mini_batch_tokens
+    tokens = stage.mini_batch_tokens or fits * length
+    log(f"  mini_batch_size auto: {fits} rows of {length} tokens fit on {device}: up to {tokens} token slots "
+        "a mini-batch")
+    return stage.batch_size, tokens
+
+
+__all__ = ["LengthSortedCachedMNRL", "length_aware_ranges", "trim_padding", "stage_loss", "mini_batch_limits",
+           "DEFAULT_MAX_PADDING"]

@@ -1,0 +1,118 @@
+"""Length-sorted GradCache: the same loss and gradients as sentence-transformers' own, with less padding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+import st_code
+from st_code.training.losses import LengthSortedCachedMNRL, length_aware_ranges, trim_padding
+
+
+def _columns(model, rows: int = 12, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    words = "read parse write the json file line list dict value key sort merge".split()
+
+    def text() -> str:
+        return " ".join(rng.choice(words) for _ in range(rng.choice([2, 3, 5, 9, 20, 40])))
+
+    return [model.preprocess([text() for _ in range(rows)]) for _ in range(3)]  # anchor, positive, negative
+
+
+class PaddingMeter:
+    """Counts the token slots the backbone computes and how many of them are padding."""
+
+    def __init__(self, model) -> None:
+        self.slots = self.real = 0
+        model[0].register_forward_pre_hook(self, with_kwargs=True)
+
+    def __call__(self, module, args, kwargs):
+        mask = args[0]["attention_mask"]
+        self.slots += mask.numel()
+        self.real += int(mask.sum())
+
+    @property
+    def padding_share(self) -> float:
+        return 1 - self.real / self.slots
+
+
+@pytest.mark.parametrize("pooling", ["lasttoken", "pma"])
+def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny_qwen_path, pooling):
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling=pooling, lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                device="cpu", max_seq_length=64)
+    meter = PaddingMeter(model)
+    results = {}
+    for name, cls in (("stock", CachedMultipleNegativesRankingLoss), ("sorted", LengthSortedCachedMNRL)):
+        model.zero_grad()
+        meter.slots = meter.real = 0
+        loss = cls(model, scale=20.0, mini_batch_size=3)(_columns(model), None)
+        loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[name] = (loss.item(), grads, meter.padding_share)
+    (stock_loss, stock_grads, stock_padding), (sorted_loss, sorted_grads, sorted_padding) = results.values()
+    assert sorted_loss == pytest.approx(stock_loss, rel=1e-5)
+    assert stock_grads.keys() == sorted_grads.keys() and stock_grads
+    for name in stock_grads:
+        torch.testing.assert_close(sorted_grads[name], stock_grads[name], rtol=1e-4, atol=1e-6)
+    assert stock_padding > 0.4 and sorted_padding <= 0.1, (stock_padding, sorted_padding)
+
+
+def test_mini_batches_end_at_rows_slots_or_padding():
+    lengths = [100, 90, 50, 48, 47, 46, 10, 10, 10, 9]
+    # padding: 100+90 fill 95% of 2 x 100 slots; adding 50 would leave 80%
+    assert length_aware_ranges(lengths, max_rows=8, max_padding=0.1) == [(0, 2), (2, 6), (6, 10)]
+    assert length_aware_ranges(lengths, max_rows=3, max_padding=0.1) == [(0, 2), (2, 5), (5, 6), (6, 9), (9, 10)]
+    assert length_aware_ranges(lengths, max_rows=8, max_slots=100, max_padding=0.5) == [
+        (0, 1), (1, 2), (2, 4), (4, 6), (6, 10)]  # a mini-batch holds at most 100 token slots
+    assert length_aware_ranges(lengths, max_rows=16, max_padding=0.99) == [(0, 10)]
+    for padding in (0.0, 0.05, 0.2):
+        for begin, end in length_aware_ranges(lengths, max_rows=16, max_padding=padding):
+            rows = lengths[begin:end]
+            assert sum(rows) >= (1 - padding) * len(rows) * rows[0]
+
+
+def test_trim_padding_keeps_every_real_token_and_positions():
+    mask = torch.tensor([[0, 0, 1, 1, 0], [0, 1, 1, 1, 0]])
+    feature = {"input_ids": torch.arange(10).view(2, 5), "attention_mask": mask,
+               "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+    trimmed = trim_padding(feature)
+    assert trimmed["attention_mask"].tolist() == [[0, 1, 1], [1, 1, 1]]
+    assert trimmed["input_ids"].tolist() == [[1, 2, 3], [6, 7, 8]]
+    assert trimmed["position_ids"].tolist() == [[0, 0, 1], [0, 1, 2]]
+    no_positions = trim_padding({"input_ids": feature["input_ids"], "attention_mask": mask})
+    assert no_positions["attention_mask"].shape[1] == 4  # leading padding kept: positions come from the index
+
+
+def test_mini_batch_auto_halves_until_the_probe_fits():
+    """The probe itself needs a GPU (there is none here); its halving logic is checked with a stand-in
+    that says which sizes fit, and the CPU rule with the real code path."""
+    from st_code.training.memory import CPU_MINI_BATCH, choose_mini_batch_size
+
+    tried: list[int] = []
+
+    def fits(rows: int) -> bool:  # stands in for one forward + backward on the GPU
+        tried.append(rows)
+        return rows <= 48
+
+    assert choose_mini_batch_size(128, "cuda:0", fits) == 32 and tried == [128, 64, 32]
+    tried.clear()
+    assert choose_mini_batch_size(96, "cuda", fits) == 32 and tried == [96, 64, 32]  # then powers of two
+    assert choose_mini_batch_size(8, "cuda", lambda rows: False) == 1
+    assert choose_mini_batch_size(128, "cpu") == CPU_MINI_BATCH and choose_mini_batch_size(4, "cpu") == 4
+
+
+@pytest.mark.parametrize(("value", "ok"), [("auto", True), (8, True), (0, False), ("big", False)])
+def test_mini_batch_size_in_the_config(value, ok):
+    from st_code.training import ConfigError, config_from_dict
+
+    config = {"data": {"offline": {"max_pairs_per_task": 10}},
+              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], "mini_batch_size": value}]}
+    if ok:
+        assert config_from_dict(config).stages[0].mini_batch_size == value
+    else:
+        with pytest.raises(ConfigError, match=r"stages\[0\] \(s\)\.mini_batch_size: a whole number >= 1 or auto"):
+            config_from_dict(config)
