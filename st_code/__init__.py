@@ -7,7 +7,7 @@ task instructions carried as sentence-transformers prompts.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Names resolve on first use, so light users (the task registry, data_gen's CLI) do not pay for
 # importing torch and sentence-transformers (~10 s of CPU) until they need a model.

@@ -119,7 +119,10 @@ def build_model(
                          "or check the hub id and that the hub can be reached (HF_HUB_OFFLINE unset)") from None
     hidden_size = backbone.get_embedding_dimension()
     if pooling == "pma":
-        head = PMAPooling(hidden_size, embedding_dim=embedding_dim, num_heads=pma_num_heads)
+        try:
+            head = PMAPooling(hidden_size, embedding_dim=embedding_dim, num_heads=pma_num_heads)
+        except ValueError as exc:  # the module is self-contained (it ships in saved folders): plain errors
+            raise UsageError(str(exc)) from None
         head.to(next(backbone.auto_model.parameters()).dtype)
     else:
         head = Pooling(hidden_size, pooling_mode=pooling)

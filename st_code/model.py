@@ -1,14 +1,21 @@
-"""The model class and loader: a ``SentenceTransformer`` that knows st-code's module classes.
+"""The model class and loader: a ``SentenceTransformer`` that saves portable folders.
 
-sentence-transformers 6 imports a saved model's non-``sentence_transformers`` module classes only
-with ``trust_remote_code=True``. This subclass declares st-code's classes itself, so
-``st_code.load_model(path)`` needs no flag, while plain
-``SentenceTransformer(path, trust_remote_code=True)`` loads the very same folder. Saved configs name
-st-code as a requirement, so a machine without it fails with an install hint, not an import error.
+A saved st-code model needs no st-code to load. ``CodeSentenceTransformer.save`` names
+sentence-transformers' own modules wherever they compute the same thing (the backbone as a plain
+``Transformer``, mean / last-token / CLS ``Pooling``, ``Normalize``), so such a folder loads with
+``SentenceTransformer(folder)`` anywhere; where custom code is truly needed (PMA pooling,
+bidirectional attention) the folder carries ``modeling_st_code.py``, a self-contained copy of the
+classes, and loads with ``SentenceTransformer(folder, trust_remote_code=True)``.
+
+``st_code.load_model`` loads every format without ``trust_remote_code`` (it maps the types to
+st-code's own classes), including folders saved before 0.2, which named
+``st_code.modules.code_transformer.CodeTransformer`` and ``st_code.modules.pma_pooling.PMAPooling``.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,34 +23,94 @@ from sentence_transformers import SentenceTransformer
 
 from st_code.errors import MissingPathError, UsageError
 from st_code.modules import CodeTransformer, PMAPooling
+from st_code.modules import modeling_st_code
+from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer
 
+#: modules.json types st-code resolves to its own classes, old formats included.
 ST_CODE_MODULE_CLASSES: dict[str, type] = {
-    f"{cls.__module__}.{cls.__name__}": cls for cls in (CodeTransformer, PMAPooling)
+    "st_code.modules.code_transformer.CodeTransformer": CodeTransformer,  # saved before 0.2
+    "st_code.modules.pma_pooling.PMAPooling": PMAPooling,  # saved before 0.2
+    f"{PMAPooling.__module__}.PMAPooling": PMAPooling,
+    f"{PORTABLE_CODE_MODULE}.PMAPooling": PMAPooling,
+    f"{PORTABLE_CODE_MODULE}.BidirectionalTransformer": BidirectionalTransformer,
 }
+PORTABLE_CODE_FILE = f"{PORTABLE_CODE_MODULE}.py"
 
 
-def _requirement() -> dict[str, Any]:
-    from st_code import __version__
+def saved_type(module: Any) -> str | None:
+    """The ``modules.json`` type a saved folder names for one of st-code's modules (None: keep the
+    type sentence-transformers wrote)."""
+    if isinstance(module, CodeTransformer):
+        return module.saved_type
+    if isinstance(module, (PMAPooling, BidirectionalTransformer)):
+        return f"{PORTABLE_CODE_MODULE}.{type(module).__name__}"
+    return None
 
-    major_minor = ".".join(__version__.split(".")[:2])
-    return {
-        "st-code": {
-            "specifier": f">={major_minor}",
-            "reason": "The model uses st-code modules (pip install st-code), loaded with trust_remote_code=True "
-            "or st_code.load_model().",
-        }
-    }
+
+def needs_custom_code(folder: str | Path) -> bool:
+    """Whether a saved folder loads only with ``trust_remote_code=True`` (its modules.json names a
+    class outside sentence-transformers)."""
+    entries = json.loads((Path(folder) / "modules.json").read_text(encoding="utf-8"))
+    return any(not entry["type"].startswith("sentence_transformers.") for entry in entries)
 
 
 class CodeSentenceTransformer(SentenceTransformer):
-    """``SentenceTransformer`` with st-code's modules declared; saves an ``st-code`` requirement."""
+    """``SentenceTransformer`` that knows st-code's modules and saves folders that load without st-code.
+
+    ``card_details`` (set by the curriculum before it saves) adds how the model was trained and how it
+    scored to the model card every save writes (``st_code.model_card``).
+    """
 
     _module_classes = ST_CODE_MODULE_CLASSES
+    card_details: dict[str, Any] | None = None
+    #: Dimensions a Matryoshka-trained model stays useful at (``truncate_dim=``); saved in
+    #: config_sentence_transformers.json, where plain sentence-transformers ignores the key.
+    matryoshka_dims: list[int] | None = None
+
+    @classmethod
+    def _load_with_module_classes(cls, model_name_or_path: str, module_classes: dict[str, type],
+                                  **kwargs: Any) -> "CodeSentenceTransformer":
+        """The trainer reloads its own checkpoints through this hook with the in-memory classes only;
+        st-code's portable type names are added so a checkpoint resumes without ``trust_remote_code``."""
+        return super()._load_with_module_classes(model_name_or_path, {**ST_CODE_MODULE_CLASSES, **module_classes},
+                                                 **kwargs)
 
     def _get_model_config(self) -> dict[str, Any]:
         config = super()._get_model_config()
-        config["requirements"] = _requirement()
+        if self.matryoshka_dims:
+            config["matryoshka_dims"] = list(self.matryoshka_dims)
         return config
+
+    def _parse_model_config(self, model_config: dict[str, Any]) -> None:
+        super()._parse_model_config(model_config)
+        self.matryoshka_dims = model_config.get("matryoshka_dims")
+
+    def save(self, path: str, *args: Any, **kwargs: Any) -> None:
+        super().save(path, *args, **kwargs)
+        if path is not None:
+            self._make_portable(Path(path))
+
+    def _make_portable(self, folder: Path) -> None:
+        """Rename st-code's module types in modules.json to their portable names and ship the custom
+        code file where one is named (removing a stale one from an earlier save into the folder)."""
+        modules_file = folder / "modules.json"
+        entries = json.loads(modules_file.read_text(encoding="utf-8"))
+        modules = list(self)
+        for entry in entries:
+            portable = saved_type(modules[entry["idx"]])
+            if portable is not None:
+                entry["type"] = portable
+        modules_file.write_text(json.dumps(entries, indent=2), encoding="utf-8")
+        code_file = folder / PORTABLE_CODE_FILE
+        if any(entry["type"].startswith(f"{PORTABLE_CODE_MODULE}.") for entry in entries):
+            shutil.copyfile(modeling_st_code.__file__, code_file)
+        elif code_file.exists():
+            code_file.unlink()
+
+    def _create_model_card(self, path: str, model_name: str | None = None, train_datasets: Any = "deprecated") -> None:
+        from st_code.model_card import write_model_card
+
+        write_model_card(self, Path(path), self.card_details)
 
 
 def load_model(path: str | Path, **kwargs: Any) -> CodeSentenceTransformer:

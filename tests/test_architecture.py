@@ -75,3 +75,13 @@ def test_no_production_code_imports_test_helpers_or_recipes():
 def test_the_library_never_imports_data_gen():
     assert {str(p.relative_to(ROOT)) for p in _modules("st_code") if any(
         n.startswith("data_gen") for n in _imports(p))} == set()
+
+
+def test_the_portable_modeling_file_imports_nothing_of_ours():
+    """It is copied into saved folders and imported where st-code is not installed."""
+    path = ROOT / "st_code" / "modules" / "modeling_st_code.py"
+    roots = {name.split(".")[0] for name in _imports(path)}
+    assert not _ours(roots)
+    import sys
+
+    assert roots - set(sys.stdlib_module_names) <= {"torch", "transformers", "sentence_transformers"}

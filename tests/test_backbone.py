@@ -23,8 +23,8 @@ def test_eos_is_appended_and_survives_truncation(tiny_qwen_path):
     assert ids.shape[1] == 8
     for row, row_mask in zip(ids, mask):
         assert row[row_mask.bool()][-1].item() == eos  # last real token is EOS even when truncated
-    assert backbone.padding_side == "left"
-    assert mask[1, 0].item() == 0  # the short text is left-padded
+    assert backbone.padding_side == "right"  # what a plain sentence-transformers load reproduces
+    assert mask[1, -1].item() == 0  # the short text is right-padded
 
 
 def test_encoder_keeps_its_own_sep_and_right_padding(minilm_path):
@@ -44,7 +44,7 @@ def test_decoder_padding_invariance(decoder_models, pooling, side):
         batch = model.encode(TEXTS, convert_to_tensor=True, batch_size=len(TEXTS))
         single = torch.stack([model.encode([t], convert_to_tensor=True)[0] for t in TEXTS])
     finally:
-        model[0].tokenizer.padding_side = "left"
+        model[0].tokenizer.padding_side = "right"
     assert (batch - single).abs().max() < 1e-5
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.base.modules.transformer import Transformer
 
 import st_code
 from tests.conftest import TEXTS
@@ -23,16 +24,18 @@ def test_save_reload_identity_both_ways(tiny_qwen_path, tmp_path, pooling):
     ours = st_code.load_model(tmp_path / "saved", device="cpu")
     np.testing.assert_allclose(plain.encode(TEXTS), before, atol=1e-6)
     np.testing.assert_allclose(ours.encode(TEXTS), before, atol=1e-6)
-    assert isinstance(ours[0], st_code.CodeTransformer)
+    assert type(ours[0]) is Transformer  # a plain sentence-transformers module: st-code adds nothing at load
     assert ours.prompts["CosQA-query"] == model.prompts["CosQA-query"]
-    assert ours[0].append_eos and ours[0].padding_side == "left"
+    ids = ours[0].preprocess(["def f(): pass " * 50])["input_ids"][0]  # truncated, and still ends in EOS
+    assert ids[-1].item() == ours[0].tokenizer.eos_token_id and ours[0].tokenizer.padding_side == "right"
     assert ours.encode_query(["q"], prompt_name="CosQA-query").shape == (1, before.shape[1])
 
 
-def test_plain_load_without_flag_is_refused_and_saved_config_names_st_code(tiny_qwen_path, tmp_path):
+def test_custom_code_ships_in_the_folder_and_plain_load_without_flag_is_refused(tiny_qwen_path, tmp_path):
     st_code.build_model(tiny_qwen_path, pooling="pma", device="cpu").save(str(tmp_path / "m"))
-    config = json.loads((tmp_path / "m" / "config_sentence_transformers.json").read_text())
-    assert "st-code" in config["requirements"]
+    types = [entry["type"] for entry in json.loads((tmp_path / "m" / "modules.json").read_text())]
+    assert "modeling_st_code.PMAPooling" in types and (tmp_path / "m" / "modeling_st_code.py").is_file()
+    assert "st-code" not in json.dumps(json.loads((tmp_path / "m" / "config_sentence_transformers.json").read_text()))
     with pytest.raises(ValueError, match="trust_remote_code"):
         SentenceTransformer(str(tmp_path / "m"), device="cpu")
 

@@ -2,12 +2,19 @@
 
 * Every input ends in an EOS token, even when truncated (CodeR appends EOS to queries and
   documents; last-token pooling reads it). Done in the tokenizer's own post-processor, so
-  truncation reserves the slot for it, exactly like BERT's ``[SEP]``.
-* Decoders pad on the left; ``position_ids`` are computed from the attention mask so a text gets
-  the same positions alone or in any padded batch (left or right).
+  truncation reserves the slot for it, exactly like BERT's ``[SEP]``, and the saved tokenizer keeps it.
+* Padding on the right, decoders included: under causal attention a real token never sees the padding
+  after it, and last-token pooling finds the last real token from the attention mask, so a text gets
+  the same vector alone or in any batch. (Left padding stays available; ``position_ids`` are then
+  computed from the attention mask so it does not shift positions.)
 * Optional bidirectional attention for decoders (CodeXEmbed / LLM2Vec style).
 * Text only: a chat template on the tokenizer is never applied to retrieval inputs.
 * With flash attention's variable-length kernels, no padding at all (sentence-transformers' unpadding).
+
+Everything here lives in files sentence-transformers reads itself (the tokenizer, its config), so a
+saved model needs no st-code: ``save`` writes a plain ``Transformer`` config, and ``modules.json``
+names sentence-transformers' ``Transformer`` (or, for bidirectional attention, the
+``BidirectionalTransformer`` of the ``modeling_st_code.py`` the folder carries; see ``st_code.model``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from tokenizers import processors
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from st_code.errors import UsageError
+from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer, make_bidirectional
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +47,15 @@ class CodeTransformer(Transformer):
         model_name_or_path: hub id or local folder of the backbone.
         append_eos: guarantee a final EOS token. ``None`` (default) turns it on when the tokenizer does
             not already end sequences with a special token (decoders), and off for BERT-style tokenizers.
-        padding_side: ``"left"`` or ``"right"``; ``None`` picks left for decoders, right for encoders.
+        padding_side: ``"right"`` (``None``, the default) or ``"left"``.
         bidirectional: let a decoder attend in both directions (needs training to be useful).
         **kwargs: everything ``sentence_transformers`` ``Transformer`` accepts (model_kwargs with
             ``dtype``/``attn_implementation``, ``processor_kwargs``, ``max_seq_length``, ...).
     """
 
-    config_keys: list[str] = [*Transformer.config_keys, "append_eos", "padding_side", "bidirectional"]
+    # Saved configs hold sentence-transformers' own keys only, so the folder loads as a plain Transformer;
+    # the three extra arguments are still read from folders saved before 0.2.
+    config_keys: list[str] = list(Transformer.config_keys)
 
     def __init__(
         self,
@@ -69,7 +79,7 @@ class CodeTransformer(Transformer):
         self.is_decoder = is_decoder_config(self.model.config)
         if padding_side not in (None, "left", "right"):
             raise UsageError(f"padding_side must be 'left', 'right' or None, got {padding_side!r}")
-        self.padding_side = padding_side or ("left" if self.is_decoder else "right")
+        self.padding_side = padding_side or "right"
         self.tokenizer.padding_side = self.padding_side
         if self.tokenizer.pad_token is None:
             if self.tokenizer.eos_token is None:
@@ -120,12 +130,26 @@ class CodeTransformer(Transformer):
 
     # -- attention ---------------------------------------------------------------------------
     def _make_bidirectional(self) -> None:
-        if not self.is_decoder:
-            return  # encoders are bidirectional already
-        self.model.config.is_causal = False  # transformers' masking utils build a bidirectional mask
-        for module in self.model.modules():
-            if hasattr(module, "is_causal"):
-                module.is_causal = False  # sdpa/flash kernels read the per-layer flag
+        if self.is_decoder:  # encoders are bidirectional already
+            make_bidirectional(self.model)
+
+    # -- saving ------------------------------------------------------------------------------
+    def save(self, output_path: str, *args: Any, **kwargs: Any) -> None:
+        """A plain ``Transformer`` folder; the tokenizer is saved padding on the right, which a plain
+        load reproduces exactly without st-code's position ids."""
+        side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = "right"
+        try:
+            super().save(output_path, *args, **kwargs)
+        finally:
+            self.tokenizer.padding_side = side
+
+    @property
+    def saved_type(self) -> str:
+        """The ``modules.json`` type a saved folder names for this module (see ``st_code.model``)."""
+        if self.bidirectional and self.is_decoder:
+            return f"{PORTABLE_CODE_MODULE}.{BidirectionalTransformer.__name__}"
+        return f"{Transformer.__module__}.{Transformer.__name__}"
 
     # -- preprocessing -----------------------------------------------------------------------
     def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, Any]:
