@@ -62,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     existing.add_argument("--resume-anyway", action="store_true",
                           help="the output folder holds a run started with another setup: keep its finished stages "
                                "and go on with this one (the change is noted in DIR/run.json)")
+    parser.add_argument("--push-to-hub", metavar="OWNER/NAME",
+                        help="upload the final model (its folder as saved, model card included) to this hub "
+                             "repository when the run ends; sets publish.hub_model_id (private unless "
+                             "publish.private is false); needs a write token (huggingface-cli login or HF_TOKEN)")
     parser.add_argument("--steps-scale", type=float, default=1.0,
                         help="multiply every stage's max_steps (e.g. 0.1 for a smoke run); default 1")
     return parser.parse_args(argv)
@@ -126,6 +130,9 @@ def dry_run(data: dict) -> dict:
     evaluation["max_queries"] = min(evaluation.get("max_queries") or DRY_RUN_QUERIES, DRY_RUN_QUERIES)
     data["evaluation"] = evaluation
     data["output_dir"] = str(data.get("output_dir") or "runs/annealing") + "-dry-run"
+    publish = data.get("publish")
+    if isinstance(publish, dict) and publish.pop("hub_model_id", None):
+        print("dry run: the final model is not pushed to the hub", file=sys.stderr)
     return data
 
 
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         data = apply_overrides(load_raw(args.config), args.overrides)
+        if args.push_to_hub:
+            data.setdefault("publish", {})["hub_model_id"] = args.push_to_hub
         if args.dry_run:
             data = dry_run(data)
         config = config_from_dict(data)

@@ -36,6 +36,7 @@ def tiny_config(base: str, output_dir: Path) -> dict:
         "evaluation": {"sets": ["stdlib-doc2code", "HumanEval-doc2code"], "max_queries": 15, "batch_size": 16},
         "output_dir": str(output_dir),
         "logging_steps": 1,
+        "publish": {"keep_checkpoints": True},  # the rerun tests resume from them
     }
 
 

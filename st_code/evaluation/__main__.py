@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
                              "that format (for third-party models); none: no instructions")
     parser.add_argument("--output-dir", default="eval-results", help="report and result cache folder")
     parser.add_argument("--batch-size", type=_positive, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--dims", nargs="*", type=_positive, default=[],
+                        help="Matryoshka models: also score the embeddings truncated to each of these dimensions")
     args = parser.parse_args(argv)
 
     from st_code.errors import StCodeError
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = evaluate(args.models, benchmark=args.benchmark, tasks=args.tasks, local=args.local,
                           builtin=args.builtin, instructions=args.instructions, output_dir=args.output_dir,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, dims=args.dims)
     except StCodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

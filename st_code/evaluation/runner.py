@@ -154,13 +154,15 @@ def _is_unreachable(exc: Exception) -> bool:
 def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] | None = None,
              local: list[str] | None = None, builtin: list[str] | None = None, instructions: str = "model",
              output_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-             batch_size: int = 64, log=print) -> EvaluationResult:
+             batch_size: int = 64, dims: list[int] | None = None, log=print) -> EvaluationResult:
     """Evaluate each model on the tasks; a task whose data cannot be reached is skipped with one line.
 
     Scores are cached under ``cache_dir`` (default ``output_dir/cache``), each keyed by the model's
     weights, the prompts it was encoded with, the task and the task's data, so a rerun skips only
     what was computed for exactly that: another model, other instructions or changed data are
     evaluated afresh. With ``output_dir`` the folder is locked for the run and a report is written there.
+    ``dims`` (Matryoshka models) also scores each model with its embeddings truncated to each of these
+    dimensions, as rows ``"<model> @<dim>"``.
     """
     from contextlib import nullcontext
 
@@ -170,18 +172,17 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
         raise UsageError(f"--output-dir {output_dir} is a file; pass a folder (it is created if missing)")
     task_objects = resolve_tasks(benchmark, tasks, local, builtin)  # bad input fails before any folder is made
     with FolderLock(output_dir, "evaluation run", log) if output_dir else nullcontext():
-        return _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, log)
+        return _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, dims or [], log)
 
 
-def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, log) -> EvaluationResult:
+def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, dims, log) -> EvaluationResult:
     import mteb
 
     from st_code.fingerprint import stable_hash
 
     cache_path = Path(cache_dir) if cache_dir else (Path(output_dir) / "cache" if output_dir else None)
     result = EvaluationResult()
-    for model_or_path in models:
-        label, model, weights = _load(model_or_path)
+    for label, model, weights, dim in _each_dimension(models, dims):
         apply_instructions(model, instructions)
         per_task = result.scores.setdefault(label, {})
         own_prompts = dict(model.prompts or {})
@@ -193,7 +194,7 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
             used = resolve_prompts(own_prompts, prompt_task or name)
             result.prompts.setdefault(label, {})[name] = used
             key = stable_hash({"model": weights, "prompts": used if prompt_task else own_prompts, "task": name,
-                               "data": task_data_fingerprint(task)})
+                               "data": task_data_fingerprint(task), **({"dim": dim} if dim else {})})
             cached = cache_path / f"{key}.json" if cache_path else None
             if cached is not None and cached.is_file():
                 per_task[name] = json.loads(cached.read_text())["scores"]
@@ -222,6 +223,21 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
     if output_dir:
         write_report(result, Path(output_dir))
     return result
+
+
+def _each_dimension(models: list[Any], dims: list[int]):
+    """(label, model, weights, dim) for each model, whole and then truncated to each of ``dims``; the
+    models are loaded one at a time."""
+    for model_or_path in models:
+        label, model, weights = _load(model_or_path)
+        model.truncate_dim = None
+        full = model.get_embedding_dimension()
+        for dim in [None, *dims]:
+            if dim is not None and full is not None and dim > full:
+                raise UsageError(f"dimension {dim}: {label} has only {full}")
+            model.truncate_dim = dim
+            yield (label if dim is None else f"{label} @{dim}"), model, weights, dim
+        model.truncate_dim = None
 
 
 def write_report(result: EvaluationResult, output_dir: Path) -> None:

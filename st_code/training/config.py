@@ -142,6 +142,19 @@ class StageConfig:
     # GradCache embeds each column longest rows first, every mini-batch at its own width (the same loss,
     # far less padding: st_code.training.losses); false = sentence-transformers' own order
     length_sorted: bool = True
+    # Matryoshka (MatryoshkaLoss around the stage's loss): the embedding stays useful truncated to each of
+    # these dimensions, e.g. [896, 512, 256, 128]; the report scores every one; load with truncate_dim=
+    matryoshka_dims: list[int] | None = None
+
+
+@dataclass
+class PublishConfig:
+    """What the final model's card says, and where it is uploaded."""
+
+    hub_model_id: str | None = None  # e.g. "my-org/code-embedder": push final/ there when the run ends
+    private: bool = True  # a new hub repository is private until you make it public
+    license: str | None = None  # the model card's licence field, e.g. "apache-2.0"
+    keep_checkpoints: bool = False  # keep every stage's trainer checkpoints once the stage has finished
 
 
 @dataclass
@@ -170,6 +183,7 @@ class CurriculumConfig:
     # adapter after a merge takes over its predecessor's moments.
     optimizer: str = "per_stage"
     record_batches: int = 0  # write the first N batches of each stage, as the loss sees them, to batches.jsonl
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -370,6 +384,9 @@ def _check_numbers(config: CurriculumConfig) -> None:
 
 def validate(config: CurriculumConfig) -> None:
     """Cross-field checks: names that must resolve, paths that must exist, values in range."""
+    hub_id = config.publish.hub_model_id
+    if hub_id is not None and (hub_id.count("/") != 1 or not all(hub_id.split("/"))):
+        raise ConfigError(f"publish.hub_model_id: {hub_id!r} is not a hub repository id; use 'owner/name'")
     if config.model.pooling not in POOLINGS:
         raise ConfigError(f"model.pooling: {config.model.pooling!r} is not one of {POOLINGS}")
     if config.model.dtype not in (None, "bfloat16", "float16", "float32"):
@@ -420,6 +437,10 @@ def validate(config: CurriculumConfig) -> None:
             raise ConfigError(f"{where}.sampler: {stage.sampler!r}; use proportional or round_robin")
         if stage.num_negatives < 0:
             raise ConfigError(f"{where}.num_negatives must be >= 0")
+        if stage.matryoshka_dims is not None and (not stage.matryoshka_dims
+                                                  or any(d < 1 for d in stage.matryoshka_dims)):
+            raise ConfigError(f"{where}.matryoshka_dims: a list of dimensions >= 1, e.g. [384, 128, 64], "
+                              f"got {stage.matryoshka_dims}")
         for j, flt in enumerate(stage.filters):
             _check_filter(flt, f"{where}.filters[{j}]")
         if stage.mix is not None and set(stage.mix) != set(stage.datasets):

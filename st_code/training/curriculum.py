@@ -31,6 +31,7 @@ from st_code.data.offline_pairs import HELDOUT_SET_NAMES
 from st_code.data.records import RetrievalSet, Sample
 from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
+from st_code.hub import push_folder
 from st_code.locking import FolderLock
 from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
 from st_code.mining import load_embedder
@@ -42,6 +43,7 @@ from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.losses import stage_loss
+from st_code.training.publish import card_details, prune_checkpoints
 from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
@@ -265,6 +267,19 @@ class CurriculumRunner:
             model = merged_copy(model)
         return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
 
+    def _evaluate_dims(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet],
+                       dims: list[int] | None) -> dict[str, dict]:
+        """A Matryoshka stage's scores with the embeddings truncated to each of its smaller dimensions."""
+        full = model.get_embedding_dimension()
+        scores = {}
+        for dim in sorted(d for d in dims or [] if d < full):
+            model.truncate_dim = dim
+            try:
+                scores[str(dim)] = self._evaluate(model, heldout)
+            finally:
+                model.truncate_dim = None
+        return scores
+
     def run(self) -> dict[str, Any]:
         """Train every stage (skipping finished ones), evaluate, save ``final`` and the report.
 
@@ -284,6 +299,7 @@ class CurriculumRunner:
         sources, heldout = self.prepare_data(mining_model=model)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}
+        records: dict[str, dict] = {}
         scores["base"] = self._base_scores(heldout)
         self._log_scores("base", scores.get("base"))
 
@@ -308,26 +324,36 @@ class CurriculumRunner:
                 for task, texts in stage_sets.instructions.items():
                     trained_instructions.setdefault(task, set()).update(texts)
                 self._match_prompts_to_training(model, used_instructions, trained_instructions)
+                # only a stage trained with MatryoshkaLoss vouches for its truncated embeddings
+                model.matryoshka_dims = sorted(set(stage.matryoshka_dims), reverse=True) if stage.matryoshka_dims \
+                    else None
                 if self.state.is_main_process:  # standalone full weights: the model the stage's scores describe
                     (merged_copy(model) if has_lora(model) else model).save(str(stage_dir / "model"))
                     record = {"losses": stage_losses, "filters": [asdict(r) for r in reports],
                               "train": self.last_train_metrics,
                               "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
                               "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
-                              "scores": self._evaluate(model, heldout)}
+                              "scores": self._evaluate(model, heldout),
+                              "scores_by_dim": self._evaluate_dims(model, heldout, stage.matryoshka_dims)}
                     tmp = done.with_suffix(".tmp")
                     tmp.write_text(json.dumps(record, indent=2))
                     tmp.replace(done)
                 self.state.wait_for_everyone()
                 record = json.loads(done.read_text())
+            if self.state.is_main_process and not self.config.publish.keep_checkpoints:
+                prune_checkpoints(stage_dir, self.log)  # also a finished stage's leftovers after a kill
             for task, texts in record.get("instructions", {}).items():
                 trained_instructions.setdefault(task, set()).update(texts)
             global_step += int(record.get("train", {}).get("global_step", 0))
             if continuous is not None:
                 carried, _ = load_optimizer_state(stage_dir / OPTIMIZER_STATE)
+            records[stage.name] = record
             scores[stage.name] = record["scores"]
             losses[stage.name] = [tuple(x) for x in record["losses"]]
             self._log_scores(stage.name, scores[stage.name])
+            for dim, dim_scores in record.get("scores_by_dim", {}).items():
+                scores[f"{stage.name} @{dim}"] = dim_scores
+                self._log_scores(f"{stage.name} @{dim}", dim_scores)
             # The next stage trains a fresh adapter after a merge (CodeXEmbed), and also when this stage was
             # loaded from disk: stage models are saved merged, so a run resumed between two stages that share
             # one adapter goes on with a fresh adapter on the same weights (the same model, re-split).
@@ -341,11 +367,17 @@ class CurriculumRunner:
         if self.state.is_main_process:
             self._match_prompts_to_training(model, used_instructions, trained_instructions)
             final = merged_copy(model) if has_lora(model) else model
-            final.save(str(self.out / "final"))
             table = write_report(self.out / "report", scores, losses)
+            languages = {sample.language for rows in sources.values() for sample in rows}
+            final.card_details = card_details(self.config, records, scores, self.out / "report", languages)
+            final.save(str(self.out / "final"))
+            shutil.copyfile(self.out / "config.yaml", self.out / "final" / "training_config.yaml")
             result["table"] = table
             self.log("\n" + table)
             self.log(f"\nmodel: {self.out / 'final'}\nreport: {self.out / 'report'}")
+            if self.config.publish.hub_model_id:
+                result["hub_url"] = push_folder(self.out / "final", self.config.publish.hub_model_id,
+                                                private=self.config.publish.private, log=self.log)
         return result
 
     def _base_scores(self, heldout: dict[str, RetrievalSet]) -> dict | None:

@@ -27,10 +27,11 @@ import torch
 from sentence_transformers.base.losses import gradcache
 from sentence_transformers.base.losses.gradcache import RandContext, _create_minibatch
 from sentence_transformers.sentence_transformer.losses import (
-    CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
+    CachedMultipleNegativesRankingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss,
 )
 from torch import Tensor
 
+from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
 
 DEFAULT_MAX_PADDING = 0.1
@@ -160,16 +161,25 @@ def stage_loss(model, stage, gather_across_devices: bool = False,
                log: Callable[[str], None] = lambda message: None) -> torch.nn.Module:
     """The InfoNCE loss a curriculum stage trains with (scale = 1 / temperature): length-sorted GradCache,
     sentence-transformers' own GradCache (``length_sorted: false``), or plain in-batch InfoNCE
-    (``gradcache: false``: no second forward pass, where memory is no issue)."""
+    (``gradcache: false``: no second forward pass, where memory is no issue); inside
+    sentence-transformers' ``MatryoshkaLoss`` when the stage names ``matryoshka_dims``."""
     scale = 1.0 / stage.temperature
     if not stage.gradcache:
-        return MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
-    rows, tokens = mini_batch_limits(model, stage, log)
-    common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
-                  gather_across_devices=gather_across_devices)
-    if stage.length_sorted:
-        return LengthSortedCachedMNRL(model, max_padding=stage.mini_batch_padding, **common)
-    return CachedMultipleNegativesRankingLoss(model, **common)
+        loss = MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
+    else:
+        rows, tokens = mini_batch_limits(model, stage, log)
+        common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
+                      gather_across_devices=gather_across_devices)
+        loss = LengthSortedCachedMNRL(model, max_padding=stage.mini_batch_padding, **common) if stage.length_sorted \
+            else CachedMultipleNegativesRankingLoss(model, **common)
+    if stage.matryoshka_dims:
+        dims = sorted(set(stage.matryoshka_dims), reverse=True)
+        full = model.get_embedding_dimension()
+        if dims[0] > full:
+            raise UsageError(f"stage {stage.name!r}: matryoshka_dims {dims} go beyond the model's {full} dimensions")
+        log(f"  Matryoshka: the loss is applied at {', '.join(map(str, dims))} dimensions")
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=dims)
+    return loss
 
 
 def mini_batch_limits(model, stage, log: Callable[[str], None] = lambda message: None) -> tuple[int, int | None]:

@@ -25,7 +25,7 @@ def write_report(report_dir: Path, scores: dict[str, dict[str, dict[str, float]]
 
 def _plot_scores(path: Path, scores: dict, metric: str) -> None:
     plt = pyplot_agg()
-    rows = [row for row in scores if scores[row] is not None]
+    rows = [row for row in scores if scores[row] is not None and " @" not in row]  # "stage @dim": table only
     sets = sorted({name for row in rows for name in scores[row]})
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
     for name in sets:

@@ -93,6 +93,7 @@ def test_a_diverged_stage_keeps_its_last_good_checkpoint_and_resumes_from_it(tin
     config = tiny_config(_assets(tiny_qwen_path), tmp_path / "run")
     config["model"].update(base="minilm", pooling="mean")
     config["stages"][0].update(learning_rate=1e6, max_steps=6)
+    config["publish"] = {"keep_checkpoints": True}  # read the resumed run's trainer state below
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step \d+") as info:
         CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
     step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
@@ -146,6 +147,7 @@ def test_an_incomplete_checkpoint_is_set_aside_and_the_previous_one_resumed(tiny
 
     config = tiny_config(_assets(tiny_qwen_path), tmp_path / "run")
     config["stages"][0]["max_steps"] = 3
+    config["publish"] = {"keep_checkpoints": True}
     CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
     stage = tmp_path / "run" / "stages" / "1-s"
     (stage / "DONE.json").unlink()
