@@ -1,0 +1,74 @@
+"""Export to ONNX (and OpenVINO) of a saved model with standard modules: the exported graph gives the
+PyTorch embeddings; int8 stays close; custom-code models are refused with the reason."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import st_code
+from st_code.errors import UsageError
+from st_code.export import ExportedEncoder, export_model
+from tests.conftest import TEXTS
+
+
+@pytest.fixture(scope="module")
+def saved_minilm(tmp_path_factory, minilm_path):
+    folder = tmp_path_factory.mktemp("export") / "minilm"
+    model = st_code.build_model(minilm_path, pooling="mean", device="cpu")
+    model.save(str(folder))
+    return folder, model
+
+
+def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_onnx_export_gives_the_pytorch_embeddings(saved_minilm):
+    folder, model = saved_minilm
+    written = export_model(folder, to="onnx", quantize="int8", log=lambda _: None)
+    assert [p.relative_to(folder).as_posix() for p in written] == ["onnx/model.onnx", "onnx/model_qint8.onnx"]
+    texts = TEXTS + ["def parse(line):\n    return json.loads(line)" * 40]  # one text past max_seq_length
+    expected = model.encode(texts, prompt_name="CosQA-query")
+    exported = ExportedEncoder(folder).encode(texts, prompt_name="CosQA-query", batch_size=2)
+    np.testing.assert_allclose(exported, expected, atol=1e-4)
+    int8 = ExportedEncoder(folder, file="onnx/model_qint8.onnx").encode(texts)
+    assert _cosine_rows(int8, model.encode(texts)).min() > 0.97
+
+
+def test_a_decoder_with_last_token_pooling_exports_too(tmp_path, tiny_qwen_path):
+    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", device="cpu")
+    model.save(str(tmp_path / "decoder"))
+    export_model(tmp_path / "decoder", log=lambda _: None)
+    np.testing.assert_allclose(ExportedEncoder(tmp_path / "decoder").encode(TEXTS), model.encode(TEXTS), atol=1e-5)
+
+
+def test_openvino_export_runs_the_same_graph(saved_minilm, tmp_path):
+    pytest.importorskip("openvino")
+    folder, model = saved_minilm
+    export_model(folder, to="openvino", out=tmp_path, log=lambda _: None)
+    (tmp_path / "tokenizer.json").symlink_to(folder / "tokenizer.json")
+    for name in ("tokenizer_config.json", "sentence_bert_config.json", "config_sentence_transformers.json",
+                 "config.json"):
+        (tmp_path / name).symlink_to(folder / name)
+    embeddings = ExportedEncoder(tmp_path, backend="openvino").encode(TEXTS)
+    np.testing.assert_allclose(embeddings, model.encode(TEXTS), atol=1e-4)
+
+
+def test_custom_code_models_are_refused_with_the_reason(tmp_path, tiny_qwen_path):
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", device="cpu")
+    model.save(str(tmp_path / "pma"))
+    with pytest.raises(UsageError, match="PMA pooling .* is custom code.*trust_remote_code=True"):
+        export_model(tmp_path / "pma", log=lambda _: None)
+    with pytest.raises(UsageError, match="only int8"):
+        export_model(tmp_path / "pma", quantize="int4")
+
+
+def test_export_command(saved_minilm, tmp_path, capsys):
+    from st_code.cli import main
+
+    folder, _ = saved_minilm
+    assert main(["export", str(folder), "--to", "onnx", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "onnx" / "model.onnx").is_file()
+    assert main(["export", str(tmp_path / "missing")]) == 2
+    assert "no modules.json" in capsys.readouterr().err
