@@ -113,7 +113,12 @@ def test_validation_rules():
 
 def test_corpus_filters_and_counts(tmp_path):
     files, report = read_corpus([make_corpus(tmp_path)])
-    assert sorted(f.language for f in files) == ["Go", "Python", "Python"]
+    # whole functions, with their doc comments and line ranges; the Go file gives two
+    assert sorted(f.language for f in files) == ["Go", "Go", "Python", "Python"]
+    go_sum = next(f for f in files if f.code.startswith("// Sum adds"))
+    assert go_sum.path.endswith("sum.go:5-12") and go_sum.code.rstrip().endswith("}")
+    assert all(f.code.startswith("def ") for f in files if f.language == "Python")
+    assert [f.language for f in read_corpus([make_corpus(tmp_path / "w")], units=False)[0]] == ["Go", "Python", "Python"]
     assert report.dropped["binary"] == 1 and report.dropped["non_utf8"] == 1
     assert report.dropped["generated"] == 1 and report.dropped["duplicate"] == 1
     with pytest.raises(ValueError, match="corpus is empty"):
@@ -473,7 +478,7 @@ def test_malformed_and_empty_outputs_are_counted_and_journaled_with_what_was_sai
         with pytest.raises(ValueError, match="no pairs survived"):
             Pipeline(config, log=lines.append).run("all")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["rejected"]["Code Summary Retrieval"] == {"empty": 1, "refers_to_input": 2}
+    assert summary["rejected"]["Code Summary Retrieval"] == {"empty": 1, "refers_to_input": 3}
     assert summary["rejected"]["Code Context Retrieval"]["bad_label"] >= 1
     assert "bad_label" in "\n".join(lines)  # the summary is shown even though the run failed
     journal = [json.loads(line) for line in (tmp_path / "out" / "journal.jsonl").read_text().splitlines()]
