@@ -3,6 +3,9 @@
     st-code export runs/annealing/final --to onnx [--quantize int8]   # onnx/model.onnx in the folder
     st-code export runs/annealing/final --to openvino                 # openvino/openvino_model.xml
     st-code push runs/annealing/final my-org/code-embedder [--public]  # upload the folder to the hub
+    st-code index ~/src/repo --out repo.index [--model runs/annealing/final]  # embed a repository's code
+    st-code search repo.index "read a jsonl file" [-k 10] [--json]       # search it
+    st-code update repo.index                                            # re-embed what changed
 
 Training is ``python recipes/annealing.py``, evaluation ``python -m st_code.evaluation``, data
 generation ``python -m data_gen``.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -25,6 +29,56 @@ def _push(args: argparse.Namespace) -> int:
     from st_code.hub import push_folder
 
     push_folder(args.model, args.repo_id, private=not args.public)
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from st_code.search import build_index
+
+    report = build_index(args.path, args.out, model=args.model, index_type=args.index_type,
+                         precision=args.precision, batch_size=args.batch_size, device=args.device,
+                         log=lambda line: print(line, file=sys.stderr))
+    print(f"indexed {args.path} into {args.out}: {report.line()}", file=sys.stderr)
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from st_code.search import update_index
+
+    report = update_index(args.index, root=args.path, batch_size=args.batch_size, device=args.device,
+                          log=lambda line: print(line, file=sys.stderr))
+    print(f"updated {args.index}: {report.line()}", file=sys.stderr)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from st_code.errors import MissingPathError, UsageError
+    from st_code.search import CodeSearcher
+
+    if (args.query is None) == (args.queries is None):
+        raise UsageError('pass one query ("...") or --queries FILE (one query a line)')
+    if args.queries is not None:
+        path = Path(args.queries)
+        if not path.is_file():
+            raise MissingPathError(f"--queries {path} does not exist")
+        queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        queries = [args.query]
+    searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
+                            device=args.device)
+    for start in range(0, len(queries), 256):
+        batch = queries[start:start + 256]
+        for query, hits in zip(batch, searcher.search(batch, args.k)):
+            if args.json or args.queries is not None:
+                print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False),
+                      flush=True)
+                continue
+            for rank, hit in enumerate(hits, 1):
+                print(f"{rank:>2}. {hit.path}:{hit.start_line}  {hit.symbol or hit.kind}  ({hit.score:.3f})")
+                for line in hit.snippet(args.lines).split("\n"):
+                    print(f"      {line}")
     return 0
 
 
@@ -51,6 +105,56 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("repo_id", help="owner/name")
     push.add_argument("--public", action="store_true", help="make a new repository public")
     push.set_defaults(run=_push)
+
+    from st_code.search.index import DEFAULT_TASK, FLAT_LIMIT, INDEX_TYPES, PRECISIONS
+
+    index = commands.add_parser(
+        "index", help="embed a repository's functions, methods and classes into a search index",
+        description="Walk PATH (.gitignore honoured; binary, generated, vendored and minified files skipped and "
+                    "counted), split code into functions, methods and classes with their doc comments (Python, "
+                    "JavaScript, TypeScript, Go, Rust, Java, C, C++, Verilog; line windows for other languages), "
+                    "embed them with the model's document prompt and store a faiss index with a metadata table.")
+    index.add_argument("path", help="the repository (or one file)")
+    index.add_argument("--out", default=".st-code-index", help="the index folder (default: %(default)s)")
+    index.add_argument("--model", help="an st-code model folder, any sentence-transformers model or hub id "
+                                       "(default: the packaged all-MiniLM-L6-v2, offline)")
+    index.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
+                       help=f"faiss structure; auto: exact flat below {FLAT_LIMIT:,} units, HNSW above")
+    index.add_argument("--precision", choices=PRECISIONS, default="float32",
+                       help="int8 / binary: sentence-transformers' quantization, 4x / 32x smaller to search; "
+                            "the top candidates are rescored with the float vectors")
+    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    index.set_defaults(run=_index)
+
+    update = commands.add_parser(
+        "update", help="re-embed only the units that changed since the index was built",
+        description="Walk the repository again: units whose content hash is new are embedded, the others keep "
+                    "their vectors, units of deleted files drop out. Refused when the model's weights or prompts "
+                    "are not the ones the index was built with.")
+    update.add_argument("index", help="the index folder")
+    update.add_argument("--path", help="the repository (default: the one the index was built from)")
+    update.add_argument("--batch-size", type=int, default=32)
+    update.add_argument("--device")
+    update.set_defaults(run=_update)
+
+    search = commands.add_parser(
+        "search", help="search an index",
+        description="Queries get the model's query instruction for --task; hits print as path:line, symbol, "
+                    "score and a snippet. --json prints one JSON line per query (for tools); --queries FILE "
+                    "answers one query a line in one process.")
+    search.add_argument("index", help="the index folder")
+    search.add_argument("query", nargs="?", help="what to look for")
+    search.add_argument("-k", type=int, default=10, help="hits per query (default: %(default)s)")
+    search.add_argument("--task", default=DEFAULT_TASK, help="the registered task whose query instruction the "
+                                                             "query gets (default: %(default)s)")
+    search.add_argument("--queries", help="a file of queries, one a line; prints one JSON line each")
+    search.add_argument("--json", action="store_true", help="print JSON lines")
+    search.add_argument("--lines", type=int, default=6, help="snippet lines per hit (default: %(default)s)")
+    search.add_argument("--rescore-multiplier", type=int, default=4,
+                        help="int8/binary indexes: candidates fetched per hit for float rescoring")
+    search.add_argument("--device")
+    search.set_defaults(run=_search)
     return parser
 
 

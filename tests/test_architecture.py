@@ -52,6 +52,9 @@ NEUTRAL = ("st_code.errors", "st_code.fingerprint")
     # evaluation reads saved models and data; it never reaches back into training
     ("st_code/evaluation", ("st_code.evaluation", "st_code.data", "st_code.retrieval", "st_code.reporting",
                             "st_code.model", "st_code.prompts", "st_code.locking", *NEUTRAL)),
+    # code search reads repositories through the data layer and embeds with any saved model; never training
+    ("st_code/search", ("st_code.search", "st_code.data", "st_code.retrieval", "st_code.model", "st_code.assets",
+                        "st_code.locking", "st_code.tasks", *NEUTRAL)),
     # data_gen writes rows in the data layer's schema through the shared LLM client; it never imports training
     ("data_gen", ("data_gen", "st_code.data", "st_code.llm", "st_code.tasks", "st_code.mining", "st_code.assets",
                   "st_code.locking", *NEUTRAL)),

@@ -132,7 +132,8 @@ def walk_repository(root: str | Path, report: WalkReport | None = None, max_byte
         kept_dirs = []
         for name in sorted(dirs):
             sub = folder_path / name
-            if name in SKIP_DIRS or name.endswith(".egg-info"):
+            if name in SKIP_DIRS or name.endswith(".egg-info") or name.startswith(".st-code") \
+                    or (sub / "units.offsets.npy").is_file():  # a code-search index kept inside the repository
                 report.skipped["vendored_or_build_dir"] += 1
             elif ignore.ignores(sub, is_dir=True):
                 report.skipped["gitignored_dir"] += 1

@@ -1,0 +1,307 @@
+"""Building and updating a code-search index: a repository's code units, embedded, in faiss.
+
+An index is a folder:
+
+- ``manifest.json``: the model (name and weights fingerprint), the document prompt the units were
+  embedded with, dimension, precision, faiss index type, the root, per-file content hashes, and the
+  walk's skip counts;
+- ``units.jsonl`` and ``units.offsets.npy``: one unit a line (path, lines, language, kind, symbol,
+  content hash, text) and the byte offset of each line, so a search reads only its hits;
+- ``vectors.npy``: the float32 unit embeddings (normalized), kept for updates and for rescoring
+  quantized search;
+- ``index.faiss`` (float32: flat, HNSW or IVF), ``index.binary.faiss`` (binary) or ``vectors.int8.npy``
+  (int8), the structure searched.
+
+Building streams: units go to disk as they are split, then are embedded a chunk at a time into a
+memory-mapped ``vectors.npy``, so no more than one chunk of texts is in memory. A build or an update
+writes a new folder beside the old one and swaps it in at the end: a crash leaves the old index whole.
+An update re-embeds only units whose content hash is new; the rest keep their vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from st_code.data.code_units import CodeUnit, split_units
+from st_code.data.repository import WalkReport, walk_repository
+from st_code.errors import MissingPathError, UsageError
+
+FORMAT = 1
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+PRECISIONS = ("float32", "int8", "binary")
+#: ``auto`` switches from an exact flat index to HNSW at this many vectors.
+FLAT_LIMIT = 100_000
+DEFAULT_TASK = "Web Query to Code Retrieval"
+
+
+@dataclass
+class IndexReport:
+    """What a build or update did."""
+
+    units: int = 0
+    embedded: int = 0
+    reused: int = 0
+    removed: int = 0
+    files_added: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    seconds: float = 0.0
+    walk: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return (f"{self.units} unit(s): embedded {self.embedded}, reused {self.reused}, removed {self.removed}; "
+                f"files added {self.files_added}, changed {self.files_changed}, deleted {self.files_deleted} "
+                f"({self.seconds:.1f}s)")
+
+
+def _document_prompt(model: Any, task: str) -> str | None:
+    from st_code.retrieval.score import resolve_prompts
+
+    return resolve_prompts(dict(model.prompts or {}), task).get("document")
+
+
+def load_search_model(name: str | None, device: str | None = None):
+    """(model, name, fingerprint): an st-code or any sentence-transformers model; the packaged MiniLM
+    by default (offline)."""
+    from st_code.assets import resolve_model_name
+    from st_code.fingerprint import model_fingerprint
+    from st_code.model import load_model
+
+    name = name or "minilm"
+    path = resolve_model_name(name)
+    model = load_model(path, **({"device": device} if device else {}))
+    model.eval()
+    return model, name, model_fingerprint(model, path=path)
+
+
+def build_index(root: str | Path, out: str | Path, model: str | None = None, index_type: str = "auto",
+                precision: str = "float32", batch_size: int = 32, device: str | None = None,
+                log: Callable[[str], None] = print, progress: bool = True, _loaded: tuple | None = None,
+                _previous: "Path | None" = None) -> IndexReport:
+    """Index the code under ``root`` into the folder ``out`` (replacing an index there).
+
+    Args:
+        root: the repository (or one file).
+        out: the index folder.
+        model: a saved st-code model, a sentence-transformers model or hub id, or ``minilm`` (default).
+        index_type: ``auto`` (flat below 100k vectors, HNSW above), ``flat``, ``hnsw`` or ``ivf``.
+        precision: ``float32``, ``int8`` or ``binary`` (sentence-transformers' quantization; searches
+            rescore their top candidates with the float vectors).
+    """
+    if index_type not in INDEX_TYPES:
+        raise UsageError(f"index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    root = Path(root)
+    if not root.exists():
+        raise MissingPathError(f"{root} does not exist: pass the repository to index")
+    out = Path(out)
+    from st_code.locking import FolderLock
+
+    with FolderLock(out.parent / f".{out.name}.lock-folder", "index build", log=log):
+        return _build(root, out, model, index_type, precision, batch_size, device, log, progress, _loaded, _previous)
+
+
+def _build(root: Path, out: Path, model_name: str | None, index_type: str, precision: str, batch_size: int,
+           device: str | None, log: Callable[[str], None], progress: bool, loaded: tuple | None,
+           previous: Path | None) -> IndexReport:
+    started = time.perf_counter()
+    model, name, fingerprint = loaded or load_search_model(model_name, device)
+    prompt = _document_prompt(model, DEFAULT_TASK)
+    staging = out.with_name(f"{out.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    report = IndexReport()
+    walk = WalkReport()
+    file_hashes: dict[str, str] = {}
+    hashes: list[str] = []
+    with (staging / "units.jsonl").open("wb") as handle:
+        offsets = []
+        for unit, file_hash in _units(root, walk):
+            file_hashes.setdefault(unit.path, file_hash)
+            offsets.append(handle.tell())
+            row = {**asdict(unit), "hash": unit.hash}
+            handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+            hashes.append(unit.hash)
+    np.save(staging / "units.offsets.npy", np.asarray(offsets, dtype=np.int64))
+    if not hashes:
+        shutil.rmtree(staging)
+        raise UsageError(f"no code found under {root} ({walk.line()}); pass a folder with source files")
+    report.units = len(hashes)
+    report.walk = {"files": walk.files, "skipped": dict(walk.skipped), "languages": dict(walk.per_language)}
+    log(f"index: {walk.line()}")
+
+    old_rows: dict[str, int] = {}
+    old_vectors = None
+    if previous is not None:
+        old_vectors = np.load(previous / "vectors.npy", mmap_mode="r")
+        for row_number, row in enumerate(_read_rows(previous / "units.jsonl")):
+            old_rows.setdefault(row["hash"], row_number)
+        old_files = json.loads((previous / "manifest.json").read_text())["files"]
+        report.files_added = len(set(file_hashes) - set(old_files))
+        report.files_deleted = len(set(old_files) - set(file_hashes))
+        report.files_changed = sum(1 for p, h in file_hashes.items() if p in old_files and old_files[p] != h)
+        report.removed = len(set(old_rows) - set(hashes))
+
+    dim = model.get_embedding_dimension()
+    vectors = np.lib.format.open_memmap(staging / "vectors.npy", mode="w+", dtype=np.float32,
+                                        shape=(len(hashes), dim))
+    todo = [i for i, h in enumerate(hashes) if h not in old_rows]
+    for i, h in enumerate(hashes):
+        if h in old_rows:
+            vectors[i] = old_vectors[old_rows[h]]
+    report.reused = len(hashes) - len(todo)
+    report.embedded = len(todo)
+    _embed(model, staging, todo, vectors, prompt, batch_size, progress)
+    vectors.flush()
+    manifest = {"format": FORMAT, "model": name, "model_fingerprint": fingerprint, "document_prompt": prompt,
+                "dim": int(dim), "precision": precision, "requested_index_type": index_type, "root": str(root.resolve()), "units": len(hashes),
+                "files": file_hashes, "walk": report.walk}
+    manifest.update(_write_search_structure(staging, vectors, index_type, precision))
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    del vectors, old_vectors
+    _swap_in(staging, out)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _units(root: Path, walk: WalkReport) -> Iterator[tuple[CodeUnit, str]]:
+    import hashlib
+
+    for found in walk_repository(root, walk):
+        if found.text is None:
+            continue
+        file_hash = hashlib.sha1(found.text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        for unit in split_units(found.text, found.language, found.path):
+            yield unit, file_hash
+
+
+def _read_rows(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)
+
+
+def _embed(model: Any, staging: Path, todo: list[int], vectors: np.ndarray, prompt: str | None, batch_size: int,
+           progress: bool, chunk: int = 2048) -> None:
+    """Embed the rows ``todo`` of ``units.jsonl`` a chunk at a time into ``vectors``."""
+    from tqdm.auto import tqdm
+
+    if not todo:
+        return
+    wanted = set(todo)
+    bar = tqdm(total=len(todo), desc="Embedding code units", unit="unit", disable=not progress)
+    rows, texts = [], []
+    for number, row in enumerate(_read_rows(staging / "units.jsonl")):
+        if number in wanted:
+            rows.append(number)
+            texts.append(row["text"])
+        if len(rows) == chunk:
+            vectors[rows] = _encode(model, texts, prompt, batch_size)
+            bar.update(len(rows))
+            rows, texts = [], []
+    if rows:
+        vectors[rows] = _encode(model, texts, prompt, batch_size)
+        bar.update(len(rows))
+    bar.close()
+
+
+def _encode(model: Any, texts: list[str], prompt: str | None, batch_size: int) -> np.ndarray:
+    return model.encode(texts, prompt=prompt, batch_size=batch_size, normalize_embeddings=True,
+                        convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+
+def _write_search_structure(folder: Path, vectors: np.ndarray, index_type: str, precision: str) -> dict[str, Any]:
+    """The structure searches read, chosen by size and precision; returns what the manifest records."""
+    import faiss
+
+    n, dim = vectors.shape
+    chosen = ("flat" if n < FLAT_LIMIT else "hnsw") if index_type == "auto" else index_type
+    if precision == "int8":
+        from sentence_transformers.util import quantize_embeddings
+
+        ranges = np.vstack([vectors.min(axis=0), vectors.max(axis=0)]).astype(np.float32)
+        quantized = np.lib.format.open_memmap(folder / "vectors.int8.npy", mode="w+", dtype=np.int8, shape=(n, dim))
+        for start in range(0, n, 65536):
+            quantized[start:start + 65536] = quantize_embeddings(np.asarray(vectors[start:start + 65536]),
+                                                                 precision="int8", ranges=ranges)
+        quantized.flush()
+        return {"index_type": "exact int8", "ranges": ranges.tolist()}
+    if precision == "binary":
+        from sentence_transformers.util import quantize_embeddings
+
+        index = faiss.IndexBinaryFlat(dim) if chosen in ("flat", "ivf") else faiss.IndexBinaryHNSW(dim, 32)
+        for start in range(0, n, 65536):
+            index.add(quantize_embeddings(np.asarray(vectors[start:start + 65536]), precision="ubinary"))
+        faiss.write_index_binary(index, str(folder / "index.binary.faiss"))
+        return {"index_type": "flat" if chosen in ("flat", "ivf") else "hnsw"}
+    if chosen == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif chosen == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    else:
+        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))  # faiss wants ~39 training points a list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 256 * nlist), replace=False)
+        index.train(np.asarray(vectors[np.sort(sample)]))
+    for start in range(0, n, 65536):
+        index.add(np.asarray(vectors[start:start + 65536]))
+    faiss.write_index(index, str(folder / "index.faiss"))
+    return {"index_type": chosen}
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace ``out`` by ``staging`` so that a crash at any point leaves one whole index."""
+    old = out.with_name(f"{out.name}.old-{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_manifest(index: str | Path) -> dict[str, Any]:
+    """An index's manifest, or a clear error when the folder holds none."""
+    path = Path(index) / "manifest.json"
+    if not path.is_file():
+        raise MissingPathError(f"no index at {index} (no manifest.json): build one with st-code index REPO --out {index}")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise UsageError(f"{index} was written by another st-code (index format {manifest.get('format')}); "
+                         "rebuild it with st-code index")
+    return manifest
+
+
+def update_index(index: str | Path, root: str | Path | None = None, model: str | None = None,
+                 batch_size: int = 32, device: str | None = None, log: Callable[[str], None] = print,
+                 progress: bool = True) -> IndexReport:
+    """Bring an index up to date with its repository: only units whose content changed are embedded,
+    units of deleted files drop out. Refuses when the model (or its weights, or its document prompt)
+    is not the one the index was built with."""
+    index = Path(index)
+    manifest = read_manifest(index)
+    loaded = load_search_model(model or manifest["model"], device)
+    _, name, fingerprint = loaded
+    prompt = _document_prompt(loaded[0], DEFAULT_TASK)
+    if fingerprint != manifest["model_fingerprint"] or prompt != manifest["document_prompt"]:
+        what = "weights" if name == manifest["model"] else f"model {name!r}"
+        raise UsageError(f"{index} was built with {manifest['model']!r} (weights {manifest['model_fingerprint']}, "
+                         f"document prompt {manifest['document_prompt']!r}); the {what} differ now: rebuild it with "
+                         f"st-code index {manifest['root']} --model {name} --out {index}")
+    # the new index is written beside this one, which stays untouched (and searchable) until the swap
+    return build_index(root or manifest["root"], index, index_type=manifest.get("requested_index_type", "auto"),
+                       precision=manifest["precision"], batch_size=batch_size, log=log, progress=progress,
+                       _loaded=loaded, _previous=index)
+
+
+__all__ = ["build_index", "update_index", "read_manifest", "load_search_model", "IndexReport", "INDEX_TYPES",
+           "PRECISIONS", "DEFAULT_TASK", "FLAT_LIMIT"]

@@ -1,0 +1,189 @@
+"""Searching a code index: queries get the task's instruction, hits come back as path:line + symbol.
+
+Queries are embedded with the model's own query prompt for ``task`` (an st-code model carries one per
+task, e.g. ``"Web Query to Code Retrieval-query"``; a plain model gets none). Quantized indexes
+(int8, binary) are searched in their precision for ``k x rescore_multiplier`` candidates, which are
+then rescored with the float vectors kept in ``vectors.npy``, read from disk for those rows only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from st_code.errors import UsageError
+from st_code.search.index import DEFAULT_TASK, load_search_model, read_manifest
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result."""
+
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    language: str
+    kind: str
+    score: float
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol,
+                "language": self.language, "kind": self.kind, "score": round(self.score, 6), "text": self.text}
+
+    def snippet(self, lines: int = 6) -> str:
+        return "\n".join(self.text.split("\n")[:lines])
+
+
+class CodeSearcher:
+    """An open index and its model, for many queries in one process.
+
+    Args:
+        index: the index folder ``st-code index`` wrote.
+        model: an already loaded model (default: load the one the manifest names and check its weights).
+        task: the registered task whose query instruction the queries get.
+        rescore_multiplier: quantized indexes fetch ``k x`` this many candidates to rescore.
+    """
+
+    def __init__(self, index: str | Path, model: Any = None, task: str = DEFAULT_TASK,
+                 rescore_multiplier: int = 4, device: str | None = None) -> None:
+        from st_code.fingerprint import model_fingerprint
+        from st_code.retrieval.score import resolve_prompts
+
+        _check_task(task)
+        self.folder = Path(index)
+        self.manifest = read_manifest(self.folder)
+        if model is None:
+            model, _, fingerprint = load_search_model(self.manifest["model"], device)
+            if fingerprint != self.manifest["model_fingerprint"]:
+                raise UsageError(f"the weights of {self.manifest['model']!r} changed since {index} was built: its "
+                                 f"vectors belong to the old ones; rebuild it with st-code index "
+                                 f"{self.manifest['root']} --model {self.manifest['model']} --out {index}")
+        else:
+            fingerprint = model_fingerprint(model)
+        dim = model.get_embedding_dimension()
+        if dim != self.manifest["dim"]:
+            raise UsageError(f"the model gives {dim}-dimensional vectors, the index at {index} holds "
+                             f"{self.manifest['dim']}: search with the model it was built with "
+                             f"({self.manifest['model']}), or rebuild it")
+        self.model, self.fingerprint = model, fingerprint
+        self.query_prompt = resolve_prompts(dict(model.prompts or {}), task).get("query")
+        self.rescore_multiplier = rescore_multiplier
+        self.offsets = np.load(self.folder / "units.offsets.npy", mmap_mode="r")
+        self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
+        self.precision = self.manifest["precision"]
+        self._load_structure()
+
+    def _load_structure(self) -> None:
+        import faiss
+
+        if self.precision == "int8":
+            self.int8 = np.load(self.folder / "vectors.int8.npy", mmap_mode="r")
+            self.ranges = np.asarray(self.manifest["ranges"], dtype=np.float32)
+        elif self.precision == "binary":
+            self.index = faiss.read_index_binary(str(self.folder / "index.binary.faiss"))
+        else:
+            self.index = faiss.read_index(str(self.folder / "index.faiss"))
+            if hasattr(self.index, "hnsw"):
+                self.index.hnsw.efSearch = 128
+            if hasattr(self.index, "nprobe"):
+                self.index.nprobe = 16
+
+    def embed_queries(self, queries: list[str], batch_size: int = 32) -> np.ndarray:
+        return self.model.encode(queries, prompt=self.query_prompt, batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+    def search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
+        """The top ``k`` units for each query, best first."""
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        if not queries:
+            return []
+        return self.search_embeddings(self.embed_queries(queries), k)
+
+    def search_embeddings(self, embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
+        """The top ``k`` units for already embedded (normalized float32) queries."""
+        rows, scores = self.nearest(embeddings, k)
+        return [[self._hit(int(r), float(s)) for r, s in zip(row, score) if r >= 0] for row, score in zip(rows, scores)]
+
+    def nearest(self, embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(row numbers, scores) of the top ``k`` per query; -1 pads when the index holds fewer."""
+        k = min(k, len(self.offsets))
+        if self.precision == "float32":
+            scores, rows = self.index.search(embeddings, k)
+            return rows, scores
+        candidates = min(len(self.offsets), k * self.rescore_multiplier)
+        if self.precision == "binary":
+            from sentence_transformers.util import quantize_embeddings
+
+            _, rows = self.index.search(quantize_embeddings(embeddings, precision="ubinary"), candidates)
+        else:
+            rows = self._int8_candidates(embeddings, candidates)
+        return self._rescore(embeddings, rows, k)
+
+    def _int8_candidates(self, embeddings: np.ndarray, candidates: int) -> np.ndarray:
+        """Exact search over the int8 vectors (int32 dot products), a block of rows at a time."""
+        from sentence_transformers.util import quantize_embeddings
+
+        queries = quantize_embeddings(embeddings, precision="int8", ranges=self.ranges).astype(np.int32)
+        best_rows = np.full((len(queries), 0), -1, dtype=np.int64)
+        best_scores = np.full((len(queries), 0), np.iinfo(np.int64).min, dtype=np.int64)
+        for start in range(0, len(self.int8), 65536):
+            block = np.asarray(self.int8[start:start + 65536], dtype=np.int32)
+            scores = (queries @ block.T).astype(np.int64)
+            rows = np.broadcast_to(np.arange(start, start + len(block)), scores.shape)
+            all_scores = np.concatenate([best_scores, scores], axis=1)
+            all_rows = np.concatenate([best_rows, rows], axis=1)
+            keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :candidates]
+            best_scores = np.take_along_axis(all_scores, keep, axis=1)
+            best_rows = np.take_along_axis(all_rows, keep, axis=1)
+        return best_rows
+
+    def _rescore(self, embeddings: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        out_rows = np.full((len(rows), k), -1, dtype=np.int64)
+        out_scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
+        for i, candidates in enumerate(rows):
+            candidates = candidates[candidates >= 0]
+            if not len(candidates):
+                continue
+            order = np.argsort(candidates)  # memory-mapped rows read in file order
+            floats = np.asarray(self.vectors[candidates[order]])
+            scores = floats @ embeddings[i]
+            best = np.argsort(-scores, kind="stable")[:k]
+            out_rows[i, :len(best)] = candidates[order][best]
+            out_scores[i, :len(best)] = scores[best]
+        return out_rows, out_scores
+
+    def unit(self, row: int) -> dict[str, Any]:
+        """The stored unit of one row (read from disk by its offset)."""
+        with (self.folder / "units.jsonl").open("rb") as handle:
+            handle.seek(int(self.offsets[row]))
+            return json.loads(handle.readline())
+
+    def _hit(self, row: int, score: float) -> Hit:
+        unit = self.unit(row)
+        return Hit(unit["path"], unit["start_line"], unit["end_line"], unit["symbol"], unit["language"], unit["kind"],
+                   score, unit["text"])
+
+
+def _check_task(task: str) -> None:
+    from st_code.tasks import coder_pile_tasks, evaluation_tasks
+
+    known = {**coder_pile_tasks(), **evaluation_tasks()}
+    if task not in known:
+        text2code = sorted(name for name, t in coder_pile_tasks().items() if t.major_type == "Text2Code")
+        raise UsageError(f"unknown task {task!r}; Text2Code tasks: {', '.join(text2code)} (or an MTEB-Code task "
+                         "such as CosQA)")
+
+
+def search_index(index: str | Path, queries: list[str], k: int = 10, task: str = DEFAULT_TASK) -> list[list[Hit]]:
+    """One-shot search: open ``index`` with its model and answer ``queries``."""
+    return CodeSearcher(index, task=task).search(queries, k)
+
+
+__all__ = ["CodeSearcher", "Hit", "search_index"]
