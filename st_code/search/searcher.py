@@ -127,21 +127,22 @@ class CodeSearcher:
         return self._rescore(embeddings, rows, k)
 
     def _int8_candidates(self, embeddings: np.ndarray, candidates: int) -> np.ndarray:
-        """Exact search over the int8 vectors (int32 dot products), a block of rows at a time."""
+        """Search over the int8 vectors, a block of rows at a time, summed in float32 BLAS: exact up to
+        1024 dimensions (no sum of products of int8 values reaches 2**24); beyond, rounding can only
+        change which candidates are rescored."""
         from sentence_transformers.util import quantize_embeddings
 
-        queries = quantize_embeddings(embeddings, precision="int8", ranges=self.ranges).astype(np.int32)
-        best_rows = np.full((len(queries), 0), -1, dtype=np.int64)
-        best_scores = np.full((len(queries), 0), np.iinfo(np.int64).min, dtype=np.int64)
+        queries = quantize_embeddings(embeddings, precision="int8", ranges=self.ranges).astype(np.float32)
+        best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+        best_scores = np.zeros((len(queries), 0), dtype=np.float32)
         for start in range(0, len(self.int8), 65536):
-            block = np.asarray(self.int8[start:start + 65536], dtype=np.int32)
-            scores = (queries @ block.T).astype(np.int64)
-            rows = np.broadcast_to(np.arange(start, start + len(block)), scores.shape)
-            all_scores = np.concatenate([best_scores, scores], axis=1)
-            all_rows = np.concatenate([best_rows, rows], axis=1)
-            keep = np.argsort(-all_scores, axis=1, kind="stable")[:, :candidates]
-            best_scores = np.take_along_axis(all_scores, keep, axis=1)
-            best_rows = np.take_along_axis(all_rows, keep, axis=1)
+            block = np.asarray(self.int8[start:start + 65536], dtype=np.float32)
+            scores = np.concatenate([best_scores, queries @ block.T], axis=1)
+            rows = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + len(block)),
+                                                              (len(queries), len(block)))], axis=1)
+            keep = np.argpartition(-scores, min(candidates, scores.shape[1]) - 1, axis=1)[:, :candidates]
+            best_scores = np.take_along_axis(scores, keep, axis=1)
+            best_rows = np.take_along_axis(rows, keep, axis=1)
         return best_rows
 
     def _rescore(self, embeddings: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
