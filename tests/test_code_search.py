@@ -164,3 +164,17 @@ def test_the_command_line_from_index_to_json_lines(repo, tmp_path, minilm_path):
     done = subprocess.run([*env_run, "search", str(tmp_path / "nope"), "x"], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode != 0 and done.stderr.strip().splitlines()[-1].startswith("error: no index at")
+
+
+def test_a_saved_st_code_model_indexes_and_updates_from_another_folder(repo, tmp_path, tiny_qwen_path, monkeypatch):
+    """The seam a user takes: a saved PMA model (custom code in its folder) -> index -> update elsewhere."""
+    import st_code
+
+    st_code.build_model(tiny_qwen_path, pooling="pma", embedding_dim=32, device="cpu").save(str(tmp_path / "pma"))
+    monkeypatch.chdir(tmp_path)
+    build_index(repo, tmp_path / "index", model="pma", log=lambda _: None, progress=False)
+    assert read_manifest(tmp_path / "index")["model"] == str(tmp_path / "pma")
+    monkeypatch.chdir(repo)
+    (repo / "extra.py").write_text("def extra():\n    return 2\n")
+    assert update_index(tmp_path / "index", log=lambda _: None, progress=False).embedded == 1
+    assert CodeSearcher(tmp_path / "index").search(["extra"], k=1)[0][0].path

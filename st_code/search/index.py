@@ -78,6 +78,8 @@ def load_search_model(name: str | None, device: str | None = None):
 
     name = name or "minilm"
     path = resolve_model_name(name)
+    if Path(path).expanduser().is_dir() and name == path:
+        name = str(Path(path).expanduser().resolve())  # update and search may run from another folder
     model = load_model(path, **({"device": device} if device else {}))
     model.eval()
     return model, name, model_fingerprint(model, path=path)
