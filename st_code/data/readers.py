@@ -146,6 +146,24 @@ def read_beir(path: str | Path, split: str = "test") -> RetrievalSet:
     return RetrievalSet(path.name, "", queries, corpus, relevant)
 
 
+def write_beir(rs: RetrievalSet, folder: str | Path, split: str = "test") -> Path:
+    """Write a retrieval set as a BEIR folder (``corpus.jsonl``, ``queries.jsonl``, ``qrels/{split}.tsv``),
+    the layout :func:`read_beir`, ``python -m st_code.evaluation --local`` and training configs read."""
+    folder = Path(folder)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w", encoding="utf-8") as handle:
+        for doc_id, text in rs.corpus.items():
+            handle.write(json.dumps({"_id": doc_id, "title": "", "text": text}, ensure_ascii=False) + "\n")
+    with (folder / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for query_id, text in rs.queries.items():
+            handle.write(json.dumps({"_id": query_id, "text": text}, ensure_ascii=False) + "\n")
+    with (folder / "qrels" / f"{split}.tsv").open("w", encoding="utf-8") as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        for query_id, docs in rs.relevant.items():
+            handle.writelines(f"{query_id}\t{doc_id}\t1\n" for doc_id in sorted(docs))
+    return folder
+
+
 def _tsv_rows(qrels_file: Path) -> Iterator[tuple[int, list[str]]]:
     with qrels_file.open(encoding="utf-8") as handle:
         for line_number, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
@@ -314,5 +332,5 @@ def _hub_beir_pairs(name: str, split: str) -> list[dict[str, str]]:
     return _beir_pairs(rs)
 
 
-__all__ = ["DataError", "load_samples", "probe_source", "read_beir", "read_jsonl", "records_to_samples",
+__all__ = ["DataError", "load_samples", "probe_source", "read_beir", "read_jsonl", "records_to_samples", "write_beir",
            "is_beir_folder", "is_data_gen_output", "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]

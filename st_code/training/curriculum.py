@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -317,6 +318,7 @@ class CurriculumRunner:
                 model = self._load_stage_model(stage_dir / "model")
             else:
                 offset = global_step if continuous is not None else 0  # per-stage schedules start at 0
+                stage_start = time.time()
                 stage_losses, reports, stage_sets = self._train_stage(index, stage, model, sources, stage_dir,
                                                                       offset, carried, continuous)
                 if stage.merge_lora:
@@ -331,6 +333,9 @@ class CurriculumRunner:
                     (merged_copy(model) if has_lora(model) else model).save(str(stage_dir / "model"))
                     record = {"losses": stage_losses, "filters": [asdict(r) for r in reports],
                               "train": self.last_train_metrics,
+                              # filters, training and saving, not evaluation (in this process: a resumed
+                              # stage counts from its resume)
+                              "wall_seconds": round(time.time() - stage_start, 1),
                               "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
                               "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
                               "scores": self._evaluate(model, heldout),
@@ -385,6 +390,8 @@ class CurriculumRunner:
         path = self.out / "base_scores.json"
         key = stable_hash({"base": self.config.model.base, "evaluation": asdict(self.config.evaluation),
                            "data": data_fingerprint(self.config, self.identity["data"])})
+        if not self.config.evaluation.sets:
+            return None
         cached = json.loads(path.read_text()) if path.is_file() else {}
         if cached.get("key") == key:
             return cached["scores"]

@@ -16,9 +16,12 @@ def write_report(report_dir: Path, scores: dict[str, dict[str, dict[str, float]]
     """
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps({"scores": scores, "losses": losses}, indent=2))
-    table = markdown_table(scores, metric)
+    if not any(scores.values()):  # a run configured without evaluation sets (st-code adapt scores on its own)
+        table = "no evaluation sets were configured (evaluation.sets is empty)"
+    else:
+        table = markdown_table(scores, metric)
+        _plot_scores(report_dir / "scores.png", scores, metric)
     (report_dir / "metrics.md").write_text(table + "\n")
-    _plot_scores(report_dir / "scores.png", scores, metric)
     _plot_losses(report_dir / "loss.png", losses)
     return table
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer
 
 from st_code.assets import MINILM, resolve_model_name
-from st_code.data.offline_pairs import HELDOUT_SET_NAMES, TEXT_ONLY, build_offline_data, humaneval_retrieval
+from st_code.data.offline_pairs import (HELDOUT_SET_NAMES, PACKAGE_SET_NAMES, TEXT_ONLY, build_offline_data,
+                                        humaneval_retrieval)
 from st_code.data.readers import is_beir_folder, load_samples, read_beir
 from st_code.data.records import RetrievalSet, Sample
 from st_code.mining import mine_rows
@@ -47,15 +48,19 @@ def read_sources(config: CurriculumConfig, log: Callable[[str], None]) -> tuple[
     wants_builtin_sets = any(name in HELDOUT_SET_NAMES for name in config.evaluation.sets)
     if cfg.offline is not None or wants_builtin_sets:
         o = cfg.offline or OfflineDataConfig()
+        other = o.other_languages or any(name in PACKAGE_SET_NAMES for name in config.evaluation.sets)
         log("building the offline data from code on this machine ...")
         offline = build_offline_data(o.code_dirs, seed=o.seed, heldout_percent=o.heldout_percent,
                                      max_pairs_per_task=o.max_pairs_per_task, max_code_lines=o.max_code_lines,
-                                     include_package_docs=o.include_package_docs)
+                                     include_package_docs=o.include_package_docs, other_languages=other)
         log("  " + offline.summary())
         if cfg.offline is not None:
             for task, pairs in offline.train.items():
                 code_language = None if task == TEXT_ONLY else "Python"
                 sources[f"offline:{task}"] = [Sample(q, p, [], task, "English", code_language) for q, p in pairs]
+            if o.other_languages:  # each language is a dataset of its own in training (Sample.group)
+                for task, rows in offline.other_languages.items():
+                    sources[f"offline:{task}"].extend(Sample(q, p, [], task, "English", lang) for q, p, lang in rows)
         heldout.update(offline.heldout)
         heldout["HumanEval-doc2code"] = humaneval_retrieval()
     for name, src in cfg.sources.items():
