@@ -6,6 +6,7 @@
     st-code index ~/src/repo --out repo.index [--model runs/annealing/final]  # embed a repository's code
     st-code search repo.index "read a jsonl file" [-k 10] [--json]       # search it
     st-code update repo.index                                            # re-embed what changed
+    st-code adapt ~/src/repo [--minutes 20] [--model M] [--out DIR]       # an embedder that knows your code
 
 Training is ``python recipes/annealing.py``, evaluation ``python -m st_code.evaluation``, data
 generation ``python -m data_gen``.
@@ -82,6 +83,49 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapt(args: argparse.Namespace) -> int:
+    from st_code.adapt import AdaptOptions, adapt_repository
+
+    options = AdaptOptions(
+        repository=args.repository, model=args.model, out=args.out, minutes=args.minutes,
+        heldout_percent=args.heldout_percent, heldout_paths=args.heldout_paths, seed=args.seed, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, train_seq_length=args.train_seq_length, languages=args.languages,
+        general_sets=args.general_sets, max_steps=args.max_steps, max_general_loss=args.max_general_loss,
+        llm=args.llm, api_base=args.api_base, llm_max_units=args.llm_max_units, index=args.index,
+        rebuild_index=args.rebuild_index, overwrite=args.overwrite, device=args.device)
+    import contextlib
+
+    try:  # stdout carries one line, the model to use (for scripts); progress and trainer logs go to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            result = adapt_repository(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume (data, scores, the step plan and training "
+              "checkpoints are kept)", file=sys.stderr)
+        return 130
+    print(result.model)
+    return 0 if result.accepted else 1
+
+
+ADAPT_HELP = """Fine-tune an embedder on a repository's own code and keep it only if it is better.
+
+Pairs come from the code itself, no LLM needed: each documented function, method or class gives doc ->
+code and code -> doc (Python docstrings, JSDoc/Javadoc, /// and /** */, Go and Rust doc comments, the
+comment above a C function or a Verilog module), and every unit gives code context (first part -> rest).
+Files are split into training and held-out (never one file on both sides). The base model is scored on
+the held-out files and on built-in general sets, trained for as many steps as fit --minutes (measured on
+this machine), scored again, and kept only if it beats the base on the held-out files and loses at most
+--max-general-loss NDCG@10 on the general sets. OUT/model is written only then; OUT/report/ says why
+either way. Rerun the same command to resume after an interruption.
+
+Exit status: 0 adapted model kept (its folder is printed), 1 base kept (its name is printed), 2 bad input.
+
+Examples:
+  st-code adapt ~/src/myrepo                                 # packaged MiniLM, 20 minutes on a CPU
+  st-code adapt ~/src/myrepo --model runs/annealing/final --minutes 60 --out adapted/myrepo
+  st-code adapt ~/src/myrepo --llm hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct --api-base http://gpu:8000/v1
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-code", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +199,53 @@ def build_parser() -> argparse.ArgumentParser:
                         help="int8/binary indexes: candidates fetched per hit for float rescoring")
     search.add_argument("--device")
     search.set_defaults(run=_search)
+
+    from st_code.adapt.runner import GENERAL_SETS
+
+    adapt = commands.add_parser("adapt", help="fine-tune an embedder on a repository's own code, gated on "
+                                              "held-out files", description=ADAPT_HELP,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    adapt.add_argument("repository", help="the repository folder")
+    adapt.add_argument("--model", default="minilm", help="the model to adapt: an st-code model folder, any "
+                                                         "sentence-transformers model or hub id (default: the "
+                                                         "packaged all-MiniLM-L6-v2, offline)")
+    adapt.add_argument("--out", help="output folder (default: st-code-adapt/<repository name>)")
+    adapt.add_argument("--minutes", type=float, default=20.0,
+                       help="wall-time budget for the whole command; training gets what reading, mining and "
+                            "scoring leave (default: %(default)s)")
+    adapt.add_argument("--max-steps", type=int, help="train exactly this many steps instead of filling --minutes")
+    adapt.add_argument("--learning-rate", type=float, default=5e-5, help="(default: %(default)s)")
+    adapt.add_argument("--batch-size", type=int, default=32, help="pairs per step, one hard negative each "
+                                                                  "(default: %(default)s)")
+    adapt.add_argument("--train-seq-length", type=int, default=128,
+                       help="tokens per text in training (evaluation uses the model's own; default: %(default)s)")
+    adapt.add_argument("--heldout-percent", type=float, default=15.0,
+                       help="share of each language's files held out to judge the result (default: %(default)s)")
+    adapt.add_argument("--heldout-paths", nargs="*", metavar="PATH",
+                       help="hold out these folders or globs (relative to the repository, e.g. json/ 'net/*.c') "
+                            "instead of a random share of files: a package or component judged whole")
+    adapt.add_argument("--languages", nargs="*", help="only these programming languages (default: all found)")
+    adapt.add_argument("--general-sets", nargs="*", default=list(GENERAL_SETS),
+                       help="built-in sets the adapted model must not get worse on (default: %(default)s)")
+    adapt.add_argument("--max-general-loss", type=float, default=1.0,
+                       help="most mean NDCG@10 (x100) the general sets may lose (default: %(default)s)")
+    adapt.add_argument("--llm", help="also write queries for undocumented units with this litellm model "
+                                     "through data_gen (e.g. hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct)")
+    adapt.add_argument("--api-base", nargs="*", default=[], help="OpenAI-compatible endpoint(s) for --llm")
+    adapt.add_argument("--llm-max-units", type=int, default=500, help="undocumented units sent to the LLM "
+                                                                      "(default: %(default)s)")
+    adapt.add_argument("--index", help="the repository's code-search index (default: REPO/.st-code-index or "
+                                       "./.st-code-index when built from REPO)")
+    rebuild = adapt.add_mutually_exclusive_group()
+    rebuild.add_argument("--rebuild-index", dest="rebuild_index", action="store_true", default=None,
+                         help="rebuild the index with the adapted model without asking")
+    rebuild.add_argument("--keep-index", dest="rebuild_index", action="store_false",
+                         help="never rebuild the index (print the command instead)")
+    adapt.add_argument("--seed", type=int, default=0)
+    adapt.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    adapt.add_argument("--overwrite", action="store_true",
+                       help="start over: drop OUT's run, scores, plan and report (the repository changed, say)")
+    adapt.set_defaults(run=_adapt)
     return parser
 
 
