@@ -61,6 +61,10 @@ def test_split_is_by_file_and_every_language_is_held_out(repo):
     other = build_repository_pairs(repo, heldout_percent=25, seed=1)
     assert other.heldout_files != pairs.heldout_files  # the seed decides which files
     assert build_repository_pairs(repo, heldout_percent=25, seed=0).heldout_files == pairs.heldout_files
+    whole = build_repository_pairs(repo, heldout_paths=["python_module_1.py", "go_module_*"])
+    assert sorted(whole.heldout_files) == ["go_module_%d.go" % i for i in range(8)] + ["python_module_1.py"]
+    with pytest.raises(UsageError, match="no code file matches"):
+        build_repository_pairs(repo, heldout_paths=["src/"])
 
 
 @pytest.mark.parametrize(("doc", "summary"), [

@@ -155,3 +155,25 @@ def test_a_beir_shaped_hub_dataset_is_joined_into_pairs(tmp_path, monkeypatch):
     samples = load_samples("hf://datasets/CoIR-Retrieval/cosqa", task="CosQA")
     assert [(s.query, s.positive, s.task) for s in samples] == [("do nothing", "def f(): pass", "CosQA"),
                                                               ("return one", "def g(): return 1", "CosQA")]
+
+
+def test_other_languages_come_from_installed_packages_split_by_file(tmp_path):
+    """The default's multi-language data: documented C/C++ (or whatever installed packages ship) beside the
+    Python pairs, each language its own rows, and held-out ``packages-*`` sets whose queries never train."""
+    from st_code.data.offline_pairs import PACKAGE_SET_NAMES
+
+    from st_code.data.python_functions import stdlib_dir
+
+    stdlib_part = [stdlib_dir() / "json"]
+    data = build_offline_data(stdlib_part, heldout_percent=30, include_package_docs=False, other_languages=True,
+                              max_pairs_per_task=200)
+    languages = {lang for rows in data.other_languages.values() for _, _, lang in rows}
+    assert languages and "Python" not in languages
+    assert set(data.other_languages) >= {TEXT2CODE, CODE_CONTEXT}
+    for task, rows in data.other_languages.items():
+        for language in languages:
+            assert sum(1 for row in rows if row[2] == language) <= 200
+    assert set(PACKAGE_SET_NAMES) & set(data.heldout)
+    trained = {q for rows in data.other_languages.values() for q, _, _ in rows}
+    held = data.heldout["packages-doc2code"]
+    assert not trained & set(held.queries.values())
