@@ -35,7 +35,7 @@ from st_code.assets import MINILM, resolve_model_name
 from st_code.data.python_functions import content_hash
 from st_code.data.readers import write_beir
 from st_code.data.records import RetrievalSet, sample_to_row
-from st_code.data.repo_pairs import CODE2TEXT, TEXT2CODE, RepositoryPairs, build_repository_pairs
+from st_code.data.repo_pairs import TEXT2CODE, RepositoryPairs, build_repository_pairs
 from st_code.errors import MissingPathError, UsageError
 from st_code.fingerprint import model_fingerprint, path_fingerprint, stable_hash
 from st_code.locking import FolderLock
@@ -142,9 +142,9 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
     sets = {**repo_sets, **general}
 
     log(f"[3/6] scoring the base model on {len(repo_sets)} repository and {len(general)} general set(s) ...")
-    base_scores, eval_seconds = _scores(out / "scores" / "base.json", base, model_fingerprint(base, base_name), sets,
-                                        log)
-    plan = _plan(out / "plan.json", options, pairs, base, train_file, extra_sources, eval_seconds,
+    base_fingerprint = model_fingerprint(base, base_name)
+    base_scores, eval_seconds = _scores(out / "scores" / "base.json", base, base_fingerprint, sets, log)
+    plan = _plan(out / "plan.json", options, pairs, base, base_fingerprint, train_file, extra_sources, eval_seconds,
                  sum(len(s.queries) + len(s.corpus) for s in sets.values()), time.time() - start, log)
 
     log(f"[4/6] training {plan.max_steps} step(s) ({plan.epochs:g} epochs, ~{plan.seconds_per_step:.1f} s/step) ...")
@@ -164,9 +164,14 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
     decision = decide(base_scores, adapted_scores, list(repo_sets), list(general),
                       max_general_loss=options.max_general_loss)
     installed = out / "model"
-    shutil.rmtree(installed, ignore_errors=True)
-    if decision.accepted:
-        shutil.copytree(adapted_dir, installed)
+    if decision.accepted:  # copied beside, then swapped in: a crash never leaves half a model folder
+        staging = out / "model.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(adapted_dir, staging)
+        shutil.rmtree(installed, ignore_errors=True)
+        staging.rename(installed)
+    else:
+        shutil.rmtree(installed, ignore_errors=True)
     seconds = time.time() - start
     details = {"repository": str(repo.resolve()), "model": options.model, "adapted_model": str(adapted_dir),
                "files": {"train": len(pairs.train_files), "heldout": len(pairs.heldout_files)},
@@ -273,10 +278,9 @@ def _llm_queries(options: AdaptOptions, pairs: RepositoryPairs, folder: Path,
                  log: Callable[[str], None]) -> dict[str, str]:
     """Queries for the undocumented units of the training files, written by ``python -m data_gen`` with
     CodeR's task prompts; returns ``{source name: data_gen output folder}``."""
-    documented = {p.positive for p in pairs.train if p.task == TEXT2CODE}
     corpus = folder / "corpus.jsonl"
     rows = [{"path": f"{u.path}:{u.start_line}-{u.end_line}", "code": u.text, "language": u.language}
-            for u in pairs.undocumented_units if u.text not in documented][: options.llm_max_units]
+            for u in pairs.undocumented_units][: options.llm_max_units]
     if not rows:
         log("  --llm: every training unit is documented; no queries to write")
         return {}
@@ -334,12 +338,13 @@ def _scores(path: Path, model: SentenceTransformer, fingerprint: str, sets: dict
     return scores, seconds
 
 
-def _plan(path: Path, options: AdaptOptions, pairs: RepositoryPairs, model: SentenceTransformer, train_file: Path,
+def _plan(path: Path, options: AdaptOptions, pairs: RepositoryPairs, model: SentenceTransformer,
+          model_id: str, train_file: Path,
           extra_sources: dict[str, str], eval_seconds: float, texts_evaluated: int, spent: float,
           log: Callable[[str], None]) -> TrainingPlan:
     """The step plan: read back when this data and these options made it before (a resumed run trains
     what it started), else measured now."""
-    key = stable_hash({"data": path_fingerprint(train_file), "llm": {k: path_fingerprint(v) for k, v in
+    key = stable_hash({"model": model_id, "data": path_fingerprint(train_file), "llm": {k: path_fingerprint(v) for k, v in
                                                                      extra_sources.items()},
                        "options": {k: getattr(options, k) for k in ("model", "minutes", "learning_rate", "batch_size",
                                                                      "train_seq_length", "max_steps", "seed")}})

@@ -97,9 +97,13 @@ def _readme_sections(metadata_text: str, min_words: int = 25, max_words: int = 1
     yield from flush()
 
 
+def _package_roots() -> list[Path]:
+    """The site-packages folders of this interpreter (its installed packages)."""
+    return sorted({Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()})
+
+
 def _metadata_files() -> list[Path]:
-    roots = {Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()}
-    return sorted({p for root in roots for p in root.glob("*.dist-info/METADATA")})
+    return sorted({p for root in _package_roots() for p in root.glob("*.dist-info/METADATA")})
 
 
 def build_offline_data(
@@ -183,10 +187,6 @@ def build_offline_data(
     if other_languages:
         _add_other_languages(data, seed, heldout_percent, max_pairs_per_task, max_code_lines)
     return data
-
-
-def _package_roots() -> list[Path]:
-    return sorted({Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()})
 
 
 def _add_other_languages(data: OfflineData, seed: int, heldout_percent: int, max_pairs_per_task: int | None,
