@@ -173,7 +173,7 @@ def test_gate_refuses_a_model_trained_with_a_bad_learning_rate(repo, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "st_code", "adapt", str(repo), "--out", str(tmp_path / "out"), "--max-steps", "8",
          "--learning-rate", "0.05", "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "25",
-         "--general-sets", "HumanEval-doc2code", "--keep-index"],
+         "--general-sets", "--keep-index"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 1, result.stderr[-3000:]
     assert result.stdout.strip() == "minilm"  # the base is what to use
@@ -188,9 +188,9 @@ def test_gate_refuses_a_model_trained_with_a_bad_learning_rate(repo, tmp_path):
 @pytest.mark.slow
 def test_adapt_resumes_after_a_kill(repo, tmp_path):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "st_code", "adapt", str(repo), "--out", str(out), "--max-steps", "20",
+    command = [sys.executable, "-m", "st_code", "adapt", str(repo), "--out", str(out), "--max-steps", "10",
                "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "25",
-               "--general-sets", "HumanEval-doc2code", "--keep-index"]
+               "--general-sets", "--keep-index"]  # no general set: the repository's alone decide here
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     checkpoint = out / "run" / "stages" / "1-repository" / "checkpoints" / "checkpoint-5"
@@ -204,10 +204,10 @@ def test_adapt_resumes_after_a_kill(repo, tmp_path):
     second = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert second.returncode in (0, 1), second.stderr[-3000:]
     assert "scores of the same model on the same sets found" in second.stderr  # the base is not scored twice
-    assert "the step plan of the first run of this command: 20 steps" in second.stderr
+    assert "the step plan of the first run of this command: 10 steps" in second.stderr
     assert "resuming" in second.stderr.lower() and "checkpoint-" in second.stderr
     report = json.loads((out / "report" / "report.json").read_text())
-    assert report["details"]["plan"]["max_steps"] == 20
+    assert report["details"]["plan"]["max_steps"] == 10
     state = json.loads((out / "run" / "stages" / "1-repository" / "DONE.json").read_text())
     assert state["train"] and state["losses"]
 
@@ -222,7 +222,8 @@ def test_llm_writes_queries_for_undocumented_units_through_data_gen(repo, tmp_pa
     out = tmp_path / "out"
     with OpenAIStub(scripted) as server:
         adapt_repository(AdaptOptions(str(repo), out=str(out), max_steps=4, llm="openai/stub",
-                                      api_base=[server.api_base], **QUICK), log=lambda _: None)
+                                      api_base=[server.api_base], **{**QUICK, "general_sets": []}),
+                         log=lambda _: None)
         prompts = list(server.requests)
     corpus = [json.loads(line) for line in (out / "llm" / "corpus.jsonl").read_text().splitlines()]
     split = json.loads((out / "data" / "split.json").read_text())
