@@ -22,7 +22,7 @@ from tests.small_repos import LICENCE, PURPOSES, write_repository
 ROOT = Path(__file__).resolve().parents[1]
 SUMMARIES = {summary for summary, _, _ in PURPOSES}
 #: Small and quick: a batch of 8, short texts, one general set (the Python docstring set HumanEval).
-QUICK = dict(batch_size=8, train_seq_length=64, heldout_percent=25, general_sets=["HumanEval-doc2code"])
+QUICK = dict(batch_size=8, train_seq_length=64, heldout_percent=40, general_sets=["HumanEval-doc2code"])
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,14 @@ def test_split_is_by_file_and_every_language_is_held_out(repo):
     assert {p.language for p in pairs.heldout_pairs} == {"Python", "Go", "C"}
     sets = pairs.heldout_sets(min_queries=5)
     assert {"repo-python-doc2code", "repo-go-code2doc", "repo-c-doc2code"} <= set(sets)
+    # doc -> code searches all held-out code of the language: the undocumented fifth function of each
+    # held-out file too, and nothing from a training file
+    held_python = [f for f in pairs.heldout_files if f.endswith(".py")]
+    doc2code = sets["repo-python-doc2code"]
+    assert len(doc2code.corpus) == len(doc2code.queries) + len(held_python)
+    train_code = {p.positive for p in pairs.train if p.task == TEXT2CODE}
+    assert not set(doc2code.corpus.values()) & train_code
+    assert len(sets["repo-python-code2doc"].corpus) == len(sets["repo-python-code2doc"].queries)
     other = build_repository_pairs(repo, heldout_percent=25, seed=1)
     assert other.heldout_files != pairs.heldout_files  # the seed decides which files
     assert build_repository_pairs(repo, heldout_percent=25, seed=0).heldout_files == pairs.heldout_files
@@ -90,6 +98,10 @@ def test_empty_and_documentation_free_repositories_are_one_clear_line(tmp_path):
     bare = write_repository(tmp_path / "bare", files_per_language=3, documented=False)
     with pytest.raises(UsageError, match="documented function.*--llm"):
         adapt_repository(AdaptOptions(str(bare), out=str(tmp_path / "out2")), log=lambda _: None)
+    # 8 files a language, 2 held out: 8 documented held-out units each, too few to judge by
+    few = write_repository(tmp_path / "few", files_per_language=8)
+    with pytest.raises(UsageError, match="fewer than 10 documented.*raise --heldout-percent"):
+        adapt_repository(AdaptOptions(str(few), out=str(tmp_path / "out3"), heldout_percent=25), log=lambda _: None)
     result = subprocess.run([sys.executable, "-m", "st_code", "adapt", str(bare), "--out", str(tmp_path / "out3")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -172,7 +184,7 @@ def test_adapt_end_to_end_installs_a_loadable_model_and_rebuilds_the_index(repo,
 def test_gate_refuses_a_model_trained_with_a_bad_learning_rate(repo, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "st_code", "adapt", str(repo), "--out", str(tmp_path / "out"), "--max-steps", "8",
-         "--learning-rate", "0.05", "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "25",
+         "--learning-rate", "0.05", "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "40",
          "--general-sets", "--keep-index"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 1, result.stderr[-3000:]
@@ -189,7 +201,7 @@ def test_gate_refuses_a_model_trained_with_a_bad_learning_rate(repo, tmp_path):
 def test_adapt_resumes_after_a_kill(repo, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "st_code", "adapt", str(repo), "--out", str(out), "--max-steps", "10",
-               "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "25",
+               "--batch-size", "8", "--train-seq-length", "64", "--heldout-percent", "40",
                "--general-sets", "--keep-index"]  # no general set: the repository's alone decide here
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -99,6 +99,8 @@ def write_report(folder: Path, base: dict, adapted: dict, decision: GateDecision
     for language, names in sorted(languages.items()):
         before, after = mean_score(base, names), mean_score(adapted, names)
         rows.append(f"| {language} | {len(names)} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
+    sizes = details.get("repository_sets", {})
+    set_rows = [f"| {name} | {size['queries']} | {size['documents']} |" for name, size in sizes.items()]
     general_rows = []
     for name in general_sets:
         before, after = metric_of(base.get(name), METRIC), metric_of(adapted.get(name), METRIC)
@@ -109,6 +111,8 @@ def write_report(folder: Path, base: dict, adapted: dict, decision: GateDecision
             + ("" if decision.accepted else " (not installed: the gate refused it)") + ".", "",
             "## Repository held-out files, per language (mean NDCG@10 x100 over its sets)", "",
             "| language | sets | base | adapted | change |", "|---|---|---|---|---|", *rows, "",
+            *(["| held-out set | queries | documents searched |", "|---|---|---|", *set_rows, ""]
+              if set_rows else []),
             "## General sets (built-in, NDCG@10 x100)", "",
             "| set | base | adapted | change |", "|---|---|---|---|", *general_rows, "",
             "## Every set", "", markdown_table({"base": base, "adapted": adapted}), "",

@@ -46,7 +46,7 @@ GENERAL_SETS = ("HumanEval-doc2code", "stdlib-doc2code", "stdlib-code2doc", "pac
 #: Fewer documented training pairs than this (and no --llm) is no basis for training.
 MIN_DOCUMENTED_PAIRS = 20
 #: Repository held-out sets: at least this many queries to be scored, at most this many (a seeded sample).
-MIN_SET_QUERIES, MAX_SET_QUERIES = 5, 300
+MIN_SET_QUERIES, MAX_SET_QUERIES = 10, 300
 #: The CodeR-Pile tasks data_gen writes queries for when --llm is given (Text2Code: a person's query -> code).
 LLM_TASKS = ("Web Query to Code Retrieval", "Code Explanation to Implementation Retrieval")
 
@@ -176,6 +176,8 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
     details = {"repository": str(repo.resolve()), "model": options.model, "adapted_model": str(adapted_dir),
                "files": {"train": len(pairs.train_files), "heldout": len(pairs.heldout_files)},
                "per_language": pairs.counts(), "walk": pairs.walk.line(), "plan": plan.to_json(),
+               "repository_sets": {name: {"queries": len(s.queries), "documents": len(s.corpus)}
+                                   for name, s in repo_sets.items()},
                "general_sets": {name: len(s.queries) for name, s in general.items()},
                "llm_sources": extra_sources, "wall_seconds": round(seconds, 1)}
     report = write_report(out / "report", base_scores, adapted_scores, decision, list(repo_sets), list(general),

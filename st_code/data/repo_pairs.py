@@ -80,6 +80,9 @@ class RepositoryPairs:
     documented: Counter = field(default_factory=Counter)  # per language
     #: training-side functions, methods and classes with no usable doc (what ``--llm`` writes queries for)
     undocumented_units: list[CodeUnit] = field(default_factory=list)
+    #: held-out functions, methods and classes with no usable doc, per language: the other code a
+    #: doc -> code query is searched among (the held-out files as a user would search them)
+    heldout_distractors: dict[str, list[str]] = field(default_factory=dict)
     set_prefix: str = "repo"
 
     def samples(self) -> list[Sample]:
@@ -87,9 +90,13 @@ class RepositoryPairs:
         return [Sample(p.query, p.positive, [], p.task, "English", p.language) for p in self.train]
 
     def heldout_sets(self, min_queries: int = 5, max_queries: int | None = 500,
-                     seed: int = 0) -> dict[str, RetrievalSet]:
+                     seed: int = 0, max_distractors: int = 2000) -> dict[str, RetrievalSet]:
         """``{prefix}-{language}-{doc2code|code2doc|code-context}`` sets of the held-out files; a set
-        with fewer than ``min_queries`` is left out; over ``max_queries`` a seeded sample is kept."""
+        with fewer than ``min_queries`` is left out; over ``max_queries`` a seeded sample is kept.
+
+        A doc -> code set searches among all the held-out code of its language, the undocumented units
+        too (up to ``max_distractors``, a seeded sample): with its documented units alone, a small
+        set is a lookup among a handful of functions and scores near 100 whatever the model."""
         from st_code.tasks import get_task
 
         grouped: dict[tuple[str, str], list[RepoPair]] = {}
@@ -102,9 +109,14 @@ class RepositoryPairs:
             if max_queries is not None and len(pairs) > max_queries:
                 pairs = random.Random(f"{seed}:{language}:{task}").sample(pairs, max_queries)
             name = f"{self.set_prefix}-{language.lower().replace('+', 'p').replace('#', 'sharp')}-{SET_SUFFIX[task]}"
+            corpus = {f"d{i}": p.positive for i, p in enumerate(pairs)}
+            if task == TEXT2CODE:
+                others = self.heldout_distractors.get(language, [])
+                if len(others) > max_distractors:
+                    others = random.Random(f"{seed}:{language}:distractors").sample(others, max_distractors)
+                corpus.update((f"x{i}", code) for i, code in enumerate(others))
             sets[name] = RetrievalSet(name, get_task(task).instruction,
-                                      {f"q{i}": p.query for i, p in enumerate(pairs)},
-                                      {f"d{i}": p.positive for i, p in enumerate(pairs)},
+                                      {f"q{i}": p.query for i, p in enumerate(pairs)}, corpus,
                                       {f"q{i}": {f"d{i}"} for i in range(len(pairs))}, task)
         return sets
 
@@ -302,6 +314,8 @@ def build_repository_pairs(
                 side.append(RepoPair(CODE2TEXT, code, summary, unit.language, path))
             elif unit.kind in PAIRED_KINDS and path not in held:
                 result.undocumented_units.append(unit)
+            elif unit.kind in PAIRED_KINDS:
+                result.heldout_distractors.setdefault(unit.language, []).append(code)
             if context:
                 cut = split_code_context(code, rng)
                 if cut:
