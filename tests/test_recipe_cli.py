@@ -48,7 +48,7 @@ def test_print_config_round_trips(tmp_path):
     from st_code.training import load_config
 
     config = load_config(printed)
-    assert [s.name for s in config.stages] == ["text", "text+code"]
+    assert [s.name for s in config.stages] == ["text+code"]
 
 
 @pytest.mark.slow
