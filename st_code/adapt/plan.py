@@ -22,7 +22,7 @@ from st_code.data.records import Sample
 #: dataset (one task, one language) pad less than the timed mixed batch. Measured by
 #: benchmarks/adapt_repository.py on 2 CPU cores: 0.80 (Python tree) and 0.86 (C/C++ tree); 1.2, the
 #: first guess, left a quarter of the budget unused. Rounded up so that --minutes is rarely overrun.
-TRAINER_OVERHEAD = 0.9
+TRAINER_STEP_RATIO = 0.9
 #: Saving the model, loading it back for evaluation, writing the report.
 FIXED_SECONDS = 45.0
 MIN_STEPS = 10
@@ -75,7 +75,7 @@ def seconds_per_step(model: SentenceTransformer, samples: list[Sample], batch_si
     finally:
         model.max_seq_length = saved_length
         model.train(was_training)
-    return TRAINER_OVERHEAD * min(timings[1:])
+    return TRAINER_STEP_RATIO * min(timings[1:])
 
 
 def plan_steps(budget_seconds: float, spent_seconds: float, per_step: float, evaluation_seconds: float,
