@@ -1,11 +1,35 @@
-"""The Annealing curriculum on top of sentence-transformers' trainer."""
+"""The Annealing curriculum on top of sentence-transformers' trainer.
 
-from st_code.training.config import (
-    ConfigError, CurriculumConfig, DataConfig, DatasetSource, EvaluationConfig, FilterConfig, HardNegativesConfig,
-    ModelConfig, OfflineDataConfig, StageConfig, config_from_dict, load_config,
-)
-from st_code.training.curriculum import AnnealingTrainer, CurriculumRunner
-from st_code.training.data import DataError, Sample, load_samples, read_beir
+Names resolve on first use: importing one piece (the loss, the model builder, the config) does not
+import the curriculum's evaluation stack (mteb), so a benchmark or a GPU machine with only the
+training packages installed can use the pieces it needs.
+"""
+
+from __future__ import annotations
+
+_EXPORTS = {
+    **dict.fromkeys(
+        ["ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig", "FilterConfig",
+         "HardNegativesConfig", "ModelConfig", "OfflineDataConfig", "StageConfig", "config_from_dict", "load_config"],
+        "st_code.training.config"),
+    "AnnealingTrainer": "st_code.training.curriculum", "CurriculumRunner": "st_code.training.curriculum",
+    **dict.fromkeys(["DataError", "Sample", "load_samples", "read_beir"], "st_code.training.data"),
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'st_code.training' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "CurriculumRunner", "AnnealingTrainer", "ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig",
