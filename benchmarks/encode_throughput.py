@@ -2,6 +2,8 @@
 
     python benchmarks/encode_throughput.py [--backbone minilm|qwen] [--texts 256] [--repeats 5]
     python benchmarks/encode_throughput.py --device cuda --model Qwen/Qwen2.5-Coder-0.5B --dtype bfloat16
+    python benchmarks/encode_throughput.py --device cuda --model random:qwen2.5-coder-0.5b --dtype bfloat16
+                                                              # the same shape, random weights: no download
 
 Variants are timed in interleaved rounds (A B C D, A B C D, ...) and the median is reported, so
 machine noise hits every variant alike. Ratios are throughput relative to last-token pooling. Also
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import st_code  # noqa: E402
-from st_code.testing import minilm_path, save_tiny_qwen2  # noqa: E402
+from st_code.testing import minilm_path, resolve_benchmark_base, save_tiny_qwen2  # noqa: E402
 from token_meter import TokenMeter  # noqa: E402
 
 
@@ -46,7 +48,9 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--model", help="any base (hub id or folder) instead of --backbone")
+    parser.add_argument("--model", help="any base (hub id, folder, or random:<shape> from st_code.testing."
+                                        "RANDOM_SHAPES) instead of --backbone")
+    parser.add_argument("--max-seq-length", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default=None, help="e.g. bfloat16 on a GPU")
     args = parser.parse_args()
@@ -54,13 +58,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.model:
-            base = args.model
+            base = resolve_benchmark_base(args.model, tmp)
         elif args.backbone == "minilm":
             base = minilm_path()
         else:
             base = save_tiny_qwen2(tmp, hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=4)
         texts = _texts(args.texts)
-        common = {"max_seq_length": 256, "device": args.device,
+        common = {"max_seq_length": args.max_seq_length, "device": args.device,
                   "dtype": getattr(torch, args.dtype) if args.dtype else None}
         variants = {
             "lasttoken": st_code.build_model(base, pooling="lasttoken", **common),

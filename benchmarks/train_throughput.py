@@ -3,28 +3,38 @@
     python benchmarks/train_throughput.py                               # CPU: a tiny decoder, the C2LLM shape
     python benchmarks/train_throughput.py --device cuda --model Qwen/Qwen2.5-Coder-0.5B \\
         --config recipes/configs/c2llm-0.5b.yaml --steps 50             # a GPU: the real model
+    python benchmarks/train_throughput.py --device cuda --model random:qwen2.5-coder-0.5b \\
+        --pairs-file .device/pairs.json --runs previous,now,unsorted    # a GPU that cannot reach the hub
 
-Both runs train the same model (the config's model section; ``--model`` swaps the base), on the
-same data (standard-library docstring -> code pairs with one mined hard negative: real, variable
-lengths), with the same batch, learning rate and loss, for the same steps, in alternating rounds:
+Every run trains the same model (the config's model section; ``--model`` swaps the base; ``random:<shape>``
+is a random model of a published shape, the same arithmetic without the download), on the same data
+(standard-library docstring -> code pairs with one mined hard negative: real, variable lengths), with the
+same batch, learning rate, loss and batch order:
 
 * ``previous``: sentence-transformers' CachedMultipleNegativesRankingLoss, mini-batches cut from the
-  batch as sampled (every one padded to the batch's longest row), mini-batch 16;
+  batch as sampled (every one padded to the batch's longest row), mini-batch 16, plain AdamW;
 * ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
   LengthSortedCachedMNRL (each column longest first, cut into mini-batches of similar length, each at
   its own width) with ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), and
-  fused AdamW on a GPU.
+  fused AdamW on a GPU;
+* ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
+  limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
 
-Printed per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the
-backbone computed, and on a GPU the peak memory, the share of wall time the GPU was busy, and MFU on
-real tokens (6 x parameters x real tokens per step, forward and backward, over the GPU's peak bf16
-rate); then the ratios, and the two loss curves (the same maths: they differ only by dropout noise).
+Gradient checkpointing follows the config (``gradient_checkpointing``) in every run.
+
+Per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the backbone
+computed, and on a GPU the peak memory, the share of wall time the GPU ran kernels and MFU. The first
+step is warm-up and is not timed; on a GPU the next two are traced by the profiler (kernel busy time)
+and are not timed either, when there are steps left to time. MFU counts 6 x the parameters outside
+the input embedding x the real tokens per second (forward and backward; GradCache's extra forward and
+any checkpointing recompute are not counted as useful work), over the GPU's dense bf16 peak.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import statistics
@@ -38,9 +48,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import yaml  # noqa: E402
 from token_meter import TokenMeter  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+#: dense bf16 TFLOP/s by the vendors' datasheets (SXM parts)
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+RUNS = ("previous", "now", "unsorted")
+WARMUP_STEPS = 1
+PROFILED_STEPS = 2
 
 
 def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
@@ -55,7 +70,96 @@ def make_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
     return [(q, d, found[0]) for (q, d), found in zip(pairs, negatives) if found]
 
 
-def run(config: dict, base: str, rows, device: str, steps: int, batch: int, sorted_: bool, out: Path) -> dict:
+def load_or_make_pairs(n: int, path: Path | None) -> list[tuple[str, str, str]]:
+    """The pairs from ``path`` when it holds ``n`` requested pairs, else built here (and written there):
+    a machine without the packaged MiniLM or tree-sitter (a rented GPU) reads the file made elsewhere."""
+    if path is not None and path.exists():
+        saved = json.loads(path.read_text())
+        if saved.get("requested") == n:
+            return [tuple(row) for row in saved["rows"]]
+        print(f"{path} holds pairs for --pairs {saved.get('requested')}, not {n}: building them again")
+    rows = make_pairs(n)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"requested": n, "rows": rows}))
+    return rows
+
+
+def flop_parameters(model) -> int:
+    """Parameters that multiply every token: all of them but the input embedding (a table lookup)."""
+    backbone = model[0].auto_model
+    embedding = backbone.get_input_embeddings()
+    skipped = sum(p.numel() for p in embedding.parameters()) if embedding is not None else 0
+    return sum(p.numel() for p in model.parameters()) - skipped
+
+
+def busy_time(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals: kernels on several streams count once."""
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if start > end:
+            total += stop - start
+            end = stop
+        elif stop > end:
+            total += stop - end
+            end = stop
+    return total
+
+
+def peak_tflops(device_name: str, override: float | None) -> float | None:
+    return override or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
+
+
+class StepClock(TrainerCallback):
+    """Trainer callback: the time, real tokens and token slots at the end of every step (after a
+    device synchronise), and on a GPU a CUDA-only profiler trace of ``profile`` steps."""
+
+    def __init__(self, meter: TokenMeter, cuda: bool, profile: range | None) -> None:
+        self.meter, self.cuda, self.profile = meter, cuda, profile
+        self.ends: list[tuple[float, int, int]] = []
+        self.kernel_seconds: float | None = None
+        self.profile_wall: float | None = None
+        self._profiler = None
+        self._profile_start = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.profile is not None and state.global_step == self.profile.start:
+            from torch.profiler import ProfilerActivity, profile
+
+            self._sync()
+            try:
+                self._profiler = profile(activities=[ProfilerActivity.CUDA])
+                self._profiler.__enter__()
+            except Exception as error:  # a machine whose driver refuses tracing still gets its other figures
+                print(f"no GPU busy share: the profiler did not start ({error})")
+                self._profiler = None
+            self._profile_start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._sync()
+        now = time.perf_counter()
+        self.ends.append((now, self.meter.real, self.meter.slots))
+        if self._profiler is not None and state.global_step == self.profile.stop:
+            self.profile_wall = now - self._profile_start
+            try:
+                self._profiler.__exit__(None, None, None)
+                kernels = [(e.time_range.start, e.time_range.end) for e in self._profiler.events()
+                           if str(getattr(e, "device_type", "")).endswith("CUDA")]
+            except Exception as error:
+                print(f"no GPU busy share: the profiler's trace could not be read ({error})")
+                kernels = []
+            self.kernel_seconds = busy_time(kernels) / 1e6 if kernels else None
+            self._profiler = None
+
+
+def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind: str, out: Path,
+        peak_override: float | None = None) -> dict:
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -65,117 +169,139 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, sort
     from st_code.training.losses import stage_loss
     from st_code.training.models import build_training_model
 
+    cuda = device.startswith("cuda")
     model_config = ModelConfig(**{**config["model"], "base": base})
-    if device == "cpu":
+    if not cuda:
         model_config.dtype = None
-    torch.manual_seed(0)  # the same initial weights (PMA, LoRA) for both runs
+    torch.manual_seed(0)  # the same initial weights (PMA, LoRA) for every run
     model = build_training_model(model_config).to(device)
+    if config.get("gradient_checkpointing"):
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     known = {f.name for f in dataclasses.fields(StageConfig)}
     stage = StageConfig(**{k: v for k, v in config["stages"][0].items() if k in known and k != "filters"})
     stage.batch_size = batch
-    if sorted_:
-        loss = stage_loss(model, stage, log=print)
-        mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots"
-                                                 if loss.mini_batch_num_tokens else "")
-    else:
-        mini = "16 rows"
+    if kind == "previous":
         loss = CachedMultipleNegativesRankingLoss(model, scale=1 / stage.temperature, mini_batch_size=16)
+    else:
+        stage.length_sorted = kind == "now"
+        loss = stage_loss(model, stage, log=print)
+    mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
+                                             else "") + (", sorted" if kind == "now" else ", as sampled")
     meter = TokenMeter(model)
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
         learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
-        dataloader_drop_last=True, seed=0, bf16=device.startswith("cuda"), use_cpu=device == "cpu",
-        optim="adamw_torch_fused" if (sorted_ and device.startswith("cuda")) else "adamw_torch",
+        dataloader_drop_last=True, seed=0, bf16=cuda, use_cpu=device == "cpu",
+        optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch",
     )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
-    if device.startswith("cuda"):
+    profiled = cuda and steps >= WARMUP_STEPS + PROFILED_STEPS + 1
+    clock = StepClock(meter, cuda, range(WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS) if profiled else None)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[clock])
+    if cuda:
         torch.cuda.reset_peak_memory_stats()
-    busy = _gpu_busy_share(trainer) if device.startswith("cuda") else None
     start = time.perf_counter()
     trainer.train()
-    seconds = time.perf_counter() - start
-    parameters = sum(p.numel() for p in model.parameters())
+    total = time.perf_counter() - start
+    # the timed window: after the warm-up step (and the profiled steps), or all of it for one step
+    skip = min(WARMUP_STEPS + (PROFILED_STEPS if profiled else 0), len(clock.ends) - 1)
+    t0, real0, slots0 = clock.ends[skip - 1] if skip > 0 else (start, 0, 0)
+    t1, real1, slots1 = clock.ends[-1]
+    seconds, timed_steps = t1 - t0, len(clock.ends) - skip
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
-    result = {"mini_batch": mini, "seconds": seconds, "samples_per_s": steps * batch / seconds,
-              "real_tokens_per_s": meter.real / 2 / seconds, "padding_share": meter.padding_share,
+    real_tokens, slots = (real1 - real0) / 2, (slots1 - slots0) / 2
+    result = {"mini_batch": mini, "timed_steps": timed_steps, "seconds": seconds, "total_seconds": total,
+              "seconds_per_step": seconds / timed_steps, "samples_per_s": timed_steps * batch / seconds,
+              "real_tokens_per_s": real_tokens / seconds,
+              "padding_share": 1 - real_tokens / slots if slots else 0.0,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e]}
-    if device.startswith("cuda"):
+    if cuda:
         name = torch.cuda.get_device_name()
-        peak = next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
-        real_tokens = meter.real / 2
-        result.update(gpu=name, peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30, gpu_busy_share=busy(),
-                      mfu=(6 * parameters * real_tokens / seconds) / (peak * 1e12) if peak else None)
+        peak = peak_tflops(name, peak_override)
+        result.update(gpu=name, peak_memory_gb=torch.cuda.max_memory_allocated() / 2**30,
+                      gpu_busy_share=(clock.kernel_seconds / clock.profile_wall) if clock.kernel_seconds else None,
+                      mfu=(6 * flop_parameters(model) * real_tokens / seconds) / (peak * 1e12) if peak else None)
+    del trainer, loss, model
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
     return result
-
-
-def _gpu_busy_share(trainer):
-    """Kernel time over wall time, from the torch profiler over the whole run."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    profiler = profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA])
-    original = trainer.train
-    timing = {}
-
-    def train(*args, **kwargs):
-        with profiler:
-            start = time.perf_counter()
-            out = original(*args, **kwargs)
-            torch.cuda.synchronize()
-            timing["wall"] = time.perf_counter() - start
-        return out
-
-    trainer.train = train
-
-    def share() -> float:
-        kernel_us = sum(e.device_time_total for e in profiler.key_averages() if e.device_time_total)
-        return kernel_us / 1e6 / timing["wall"]
-
-    return share
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=str(ROOT / "recipes" / "configs" / "c2llm-0.5b.yaml"))
-    parser.add_argument("--model", help="the base (hub id or folder); default on CPU: a tiny random Qwen2 decoder")
+    parser.add_argument("--model", help="the base: a hub id, a folder, or random:<shape> (st_code.testing."
+                                        "RANDOM_SHAPES); default on CPU: a tiny random Qwen2 decoder")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is warm-up)")
+    parser.add_argument("--previous-steps", type=int, help="steps of the slow 'previous' run (default: --steps)")
     parser.add_argument("--batch-size", type=int, help="default: the config's first stage's")
-    parser.add_argument("--pairs", type=int, default=600)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=600, help="training pairs requested from the standard library")
+    parser.add_argument("--pairs-file", type=Path, help="read the pairs from here, or build and write them here")
+    parser.add_argument("--runs", default="previous,now", help=f"comma-separated, of {', '.join(RUNS)}")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of all runs; medians are printed")
+    parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, if its name is not known")
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
+    kinds = [k.strip() for k in args.runs.split(",") if k.strip()]
+    if not kinds or any(k not in RUNS for k in kinds):
+        parser.error(f"--runs takes a comma-separated list of {', '.join(RUNS)}, got {args.runs!r}")
     config = yaml.safe_load(Path(args.config).read_text())
     batch = args.batch_size or config["stages"][0]["batch_size"]
+    rows = load_or_make_pairs(args.pairs, args.pairs_file)
+    if len(rows) < batch:
+        parser.error(f"{len(rows)} pairs are fewer than one batch of {batch}: raise --pairs or lower --batch-size")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, list[dict]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = args.model
-        if base is None:
+        if args.model is None:
             from st_code.testing import save_tiny_qwen2
 
             base = save_tiny_qwen2(tmp / "tiny", hidden_size=128, num_layers=2)
-        rows = make_pairs(args.pairs)
-        runs: dict[str, list[dict]] = {"previous": [], "now": []}
+        else:
+            from st_code.testing import resolve_benchmark_base
+
+            base = resolve_benchmark_base(args.model, tmp)
         for r in range(args.rounds):
-            for name, sorted_ in (("previous", False), ("now", True)):
-                runs[name].append(run(config, base, rows, args.device, args.steps, batch, sorted_, tmp / f"{name}{r}"))
+            for kind in kinds:
+                steps = args.previous_steps if kind == "previous" and args.previous_steps else args.steps
+                result = run(config, base, rows, args.device, steps, batch, kind, tmp / f"{kind}{r}", args.peak_tflops)
+                runs[kind].append(result)
+                print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step, "
+                      f"{result['samples_per_s']:.2f} samples/s, padding {result['padding_share']:.3f}", flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps(runs, indent=2))  # each finished run survives a later crash
     print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "
-          f"batch {batch} | {args.steps} steps x {args.rounds} rounds | {len(rows)} pairs")
-    keys = ["samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb", "gpu_busy_share", "mfu"]
-    median = {name: {k: statistics.median(r[k] for r in rs) for k in keys if rs[0].get(k) is not None}
-              for name, rs in runs.items()}
-    for name, figures in median.items():
-        shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
-        print(f"{name:<9} mini-batch {runs[name][0]['mini_batch']}: {shown}")
-    print(f"ratio now/previous: samples/s {median['now']['samples_per_s'] / median['previous']['samples_per_s']:.2f}x, "
-          f"real tokens/s {median['now']['real_tokens_per_s'] / median['previous']['real_tokens_per_s']:.2f}x")
-    print("loss curves (round 1): previous " + ", ".join(f"{x:.4f}" for x in runs["previous"][0]["losses"])
-          + " | now " + ", ".join(f"{x:.4f}" for x in runs["now"][0]["losses"]))
-    if args.json:
-        args.json.write_text(json.dumps(runs, indent=2))
+          f"batch {batch} | steps {args.steps} (previous {args.previous_steps or args.steps}), the first "
+          f"untimed | {args.rounds} rounds | {len(rows)} pairs | gradient checkpointing "
+          f"{bool(config.get('gradient_checkpointing'))}")
+    keys = ["seconds_per_step", "samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb",
+            "gpu_busy_share", "mfu"]
+    median = {kind: {k: statistics.median(r[k] for r in rs) for k in keys if all(r.get(k) is not None for r in rs)}
+              for kind, rs in runs.items()}
+    for kind, figures in median.items():
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
+        print(f"{kind:<9} mini-batch {runs[kind][0]['mini_batch']}: {shown}")
+    if "previous" in median:
+        for kind in [k for k in kinds if k != "previous"]:
+            print(f"ratio {kind}/previous: samples/s "
+                  f"{median[kind]['samples_per_s'] / median['previous']['samples_per_s']:.2f}x, real tokens/s "
+                  f"{median[kind]['real_tokens_per_s'] / median['previous']['real_tokens_per_s']:.2f}x")
+    for kind in kinds:
+        print(f"loss curve, round 1, {kind}: " + ", ".join(f"{x:.4f}" for x in runs[kind][0]["losses"]))
+    if {"now", "unsorted"} <= set(kinds):
+        now, unsorted = runs["now"][0]["losses"], runs["unsorted"][0]["losses"]
+        shared = min(len(now), len(unsorted))
+        gaps = [abs(a - b) for a, b in zip(now[:shared], unsorted[:shared])]
+        tail = min(10, shared)
+        print(f"ordering check over {shared} steps: largest |now - unsorted| {max(gaps):.4f}, mean {statistics.mean(gaps):.4f}; "
+              f"mean of the last {tail}: now {statistics.mean(now[shared - tail:shared]):.4f}, "
+              f"unsorted {statistics.mean(unsorted[shared - tail:shared]):.4f}")
 
 
 if __name__ == "__main__":

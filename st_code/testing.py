@@ -46,6 +46,53 @@ def save_tiny_qwen2(
     return str(output_dir)
 
 
+#: The published architectures of code LLMs the shipped configs train (their config.json, weights left
+#: out): a random model of the same shape does the same arithmetic, so speed can be measured where the
+#: hub cannot be reached. Parameters: 0.5B 494.0M (357.9M without the embedding), 1.5B 1543.7M (1310.3M).
+RANDOM_SHAPES: dict[str, dict[str, int | float]] = {
+    "qwen2.5-coder-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+                               num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                               rope_theta=1000000.0, rms_norm_eps=1e-6),
+    "qwen2.5-coder-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+                               num_key_value_heads=2, vocab_size=151936, max_position_embeddings=32768,
+                               rope_theta=1000000.0, rms_norm_eps=1e-6),
+}
+RANDOM_PREFIX = "random:"
+
+
+def random_qwen2_config(shape: str, **overrides):
+    """The ``Qwen2Config`` of a published shape (``RANDOM_SHAPES``)."""
+    from transformers import Qwen2Config
+
+    if shape not in RANDOM_SHAPES:
+        raise ValueError(f"unknown shape {shape!r}: choose one of {', '.join(RANDOM_SHAPES)}")
+    return Qwen2Config(**{**RANDOM_SHAPES[shape], "tie_word_embeddings": True, **overrides})
+
+
+def save_random_qwen2(output_dir: str | Path, shape: str, seed: int = 0) -> str:
+    """Write a randomly initialised decoder of a published shape (``RANDOM_SHAPES``) with the real Qwen
+    tokenizer, in bfloat16: a stand-in for the real weights when only speed is measured."""
+    import torch
+    from transformers import AutoTokenizer, Qwen2Model
+
+    output_dir = Path(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(str(qwen_tokenizer_dir()))
+    config = random_qwen2_config(shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = Qwen2Model(config).to(torch.bfloat16)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return str(output_dir)
+
+
+def resolve_benchmark_base(name: str, folder: str | Path) -> str:
+    """``random:<shape>`` -> a random model of that shape written under ``folder``; anything else (a hub
+    id, a folder) unchanged."""
+    if name.startswith(RANDOM_PREFIX):
+        return save_random_qwen2(Path(folder) / name[len(RANDOM_PREFIX):], name[len(RANDOM_PREFIX):])
+    return name
+
+
 def save_tiny_qwen2_gguf(output_file: str | Path, seed: int = 0, **sizes: int) -> str:
     """Write a tiny random Qwen2 decoder as a single F32 ``.gguf`` file (weights, config and the real
     Qwen BPE tokenizer), the format small code LLMs ship in; transformers loads it with ``gguf_file=``."""

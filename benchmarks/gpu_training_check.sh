@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The GPU figures of training throughput (docs/benchmarks.md, "Speed and memory") in one call on a
+# rented GPU machine that cannot reach the internet (one H100 or H200).
+#
+# On this machine first:   bash scripts/prepare_device.sh        (pairs + wheels into .device/)
+# Then on the GPU machine: bash benchmarks/gpu_training_check.sh   (the device tool: carry [".device"])
+#
+# It installs the carried wheels into /tmp/site, then runs benchmarks/train_throughput.py with the
+# shipped c2llm-0.5b config on a random model of Qwen2.5-Coder-0.5B's shape (the same arithmetic as the
+# real weights; nothing to download): 'now' and its ordering check 'unsorted' for $STEPS steps, the
+# slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput. Under 8 minutes of commands:
+# a failure early on leaves device time to run it again. Logs and JSON go to $OUT.
+# Every setting can be overridden from the environment (the CPU test runs it with a tiny model).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu-check}
+PYTHON=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+MODEL=${MODEL-random:qwen2.5-coder-0.5b}
+CONFIG=${CONFIG:-recipes/configs/c2llm-0.5b.yaml}
+STEPS=${STEPS:-50}
+PREVIOUS_STEPS=${PREVIOUS_STEPS:-5}
+BATCH=${BATCH:-}
+PAIRS=${PAIRS:-600}
+PAIRS_FILE=${PAIRS_FILE:-.device/pairs.json}
+TRAIN_SECONDS=${TRAIN_SECONDS:-360}
+ENCODE_SECONDS=${ENCODE_SECONDS:-75}
+ENCODE_TEXTS=${ENCODE_TEXTS:-1024}
+SITE=${SITE:-/tmp/site}
+WHEELS=${WHEELS:-.device/wheels}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+if compgen -G "$WHEELS/*.whl" > /dev/null; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
+    "$WHEELS"/*.whl || { echo "the carried wheels did not install"; exit 1; }
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+[[ -f "$PAIRS_FILE" ]] || { echo "no $PAIRS_FILE: run 'bash scripts/prepare_device.sh' where st-code is installed, and carry .device"; exit 1; }
+
+{
+  command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  "$PYTHON" - <<'PY'
+import importlib.metadata as m
+import torch
+names = ["torch", "transformers", "sentence-transformers", "peft", "accelerate", "datasets", "pyarrow", "fsspec", "tokenizers"]
+print(" ".join(f"{n} {m.version(n)}" for n in names), "| cuda", torch.version.cuda, "| gpu",
+      torch.cuda.get_device_name() if torch.cuda.is_available() else None)
+PY
+} 2>&1 | tee "$OUT/environment.txt"
+
+if [[ "$MODEL" == random:* ]]; then  # written once, read by both benchmarks
+  folder="/tmp/st-code-${MODEL#random:}"
+  "$PYTHON" -c "import sys; from st_code.testing import save_random_qwen2; save_random_qwen2(sys.argv[1], sys.argv[2])" \
+    "$folder" "${MODEL#random:}" > /dev/null 2>&1 || { echo "could not write the random $MODEL model"; exit 1; }
+  MODEL="$folder"
+fi
+MODEL_ARGS=()
+[[ -n "$MODEL" ]] && MODEL_ARGS=(--model "$MODEL")
+BATCH_ARGS=()
+[[ -n "$BATCH" ]] && BATCH_ARGS=(--batch-size "$BATCH")
+timeout "$TRAIN_SECONDS" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+  --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
+  --previous-steps "$PREVIOUS_STEPS" --rounds 1 --runs now,previous,unsorted --json "$OUT/train.json" 2>&1 \
+  | tee "$OUT/train.log"
+train_status=${PIPESTATUS[0]}
+
+DTYPE_ARGS=()
+[[ "$DEVICE" == cuda* ]] && DTYPE_ARGS=(--dtype bfloat16)
+ENCODE_MODEL=(--backbone qwen)
+[[ -n "$MODEL" ]] && ENCODE_MODEL=(--model "$MODEL")
+timeout "$ENCODE_SECONDS" "$PYTHON" benchmarks/encode_throughput.py --device "$DEVICE" "${ENCODE_MODEL[@]}" \
+  "${DTYPE_ARGS[@]}" --texts "$ENCODE_TEXTS" --batch-size 64 --repeats 3 --max-seq-length 512 2>&1 | tee "$OUT/encode.log"
+encode_status=${PIPESTATUS[0]}
+echo "train exit $train_status, encode exit $encode_status"
+[[ $train_status -eq 0 && $encode_status -eq 0 ]]

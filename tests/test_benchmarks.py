@@ -1,0 +1,83 @@
+"""The speed benchmarks count what they say, and the GPU check runs end to end (here on the CPU, down
+the same script a rented GPU machine runs; the GPU itself cannot exist here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import train_throughput  # noqa: E402
+
+
+@pytest.mark.parametrize("shape, total, without_embedding", [
+    ("qwen2.5-coder-0.5b", 494_032_768, 357_898_112),  # the model card's 0.49B / 0.36B
+    ("qwen2.5-coder-1.5b", 1_543_714_304, 1_310_340_608),  # 1.54B / 1.31B
+])
+def test_random_shapes_have_the_published_parameter_counts(shape, total, without_embedding):
+    from transformers import Qwen2Model
+
+    from st_code.testing import random_qwen2_config
+
+    with torch.device("meta"):
+        model = Qwen2Model(random_qwen2_config(shape))
+    counted = sum(p.numel() for p in model.parameters())
+    assert counted == total
+    assert counted - model.embed_tokens.weight.numel() == without_embedding
+
+
+def test_unknown_shape_names_the_known_ones():
+    from st_code.testing import random_qwen2_config
+
+    with pytest.raises(ValueError, match="qwen2.5-coder-0.5b"):
+        random_qwen2_config("qwen9-huge")
+
+
+def test_busy_time_counts_overlapping_kernels_once():
+    assert train_throughput.busy_time([]) == 0
+    # two streams overlapping on [2, 3], one kernel inside another, a gap from 6 to 8
+    assert train_throughput.busy_time([(0, 3), (2, 5), (3.5, 4), (8, 9)]) == pytest.approx(6)
+
+
+def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
+    import st_code
+
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", lora=True)
+    everything = sum(p.numel() for p in model.parameters())
+    embedding = model[0].auto_model.get_input_embeddings().weight.numel()
+    assert train_throughput.flop_parameters(model) == everything - embedding
+    assert embedding > 0
+
+
+@pytest.mark.slow
+def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
+    """benchmarks/gpu_training_check.sh with a tiny decoder: every run finishes, figures and loss curves
+    land in $OUT, sorting cuts the padding, and the ordering check sees the same losses."""
+    pairs = tmp_path / "pairs.json"
+    train_throughput.load_or_make_pairs(24, pairs)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": "",
+           "STEPS": "2", "PREVIOUS_STEPS": "2", "BATCH": "8", "PAIRS": "24", "PAIRS_FILE": str(pairs),
+           "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels")}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert set(runs) == {"now", "previous", "unsorted"}
+    for results in runs.values():
+        assert len(results[0]["losses"]) == 2 and results[0]["timed_steps"] == 1
+    assert runs["now"][0]["padding_share"] < runs["previous"][0]["padding_share"]
+    now, unsorted = runs["now"][0]["losses"], runs["unsorted"][0]["losses"]
+    assert now[0] == pytest.approx(unsorted[0], abs=1e-3)  # the same weights and batch: the same loss
+    assert now[1] == pytest.approx(unsorted[1], abs=1e-2)  # after one update: LoRA dropout's noise only
+    log = (tmp_path / "out" / "train.log").read_text()
+    assert "ratio now/previous" in log and "ordering check over 2 steps" in log
+    assert "lora (merged)" in (tmp_path / "out" / "encode.log").read_text()
+    assert "torch" in (tmp_path / "out" / "environment.txt").read_text()
