@@ -7,6 +7,8 @@ task instructions carried as sentence-transformers prompts.
 
 from __future__ import annotations
 
+from st_code.lazy import lazy_exports
+
 __version__ = "0.2.0"
 
 # Names resolve on first use, so light users (the task registry, data_gen's CLI) do not pay for
@@ -22,19 +24,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'st_code' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports("st_code", _EXPORTS, globals())
 
 __all__ = [
     "__version__",

@@ -7,6 +7,8 @@ training packages installed can use the pieces it needs.
 
 from __future__ import annotations
 
+from st_code.lazy import lazy_exports
+
 _EXPORTS = {
     **dict.fromkeys(
         ["ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig", "FilterConfig",
@@ -17,19 +19,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'st_code.training' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports("st_code.training", _EXPORTS, globals())
 
 __all__ = [
     "CurriculumRunner", "AnnealingTrainer", "ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig",
