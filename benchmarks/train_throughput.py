@@ -15,8 +15,8 @@ same batch, learning rate, loss and batch order:
   batch as sampled (every one padded to the batch's longest row), mini-batch 16, plain AdamW;
 * ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
   LengthSortedCachedMNRL (each column longest first, cut into mini-batches of similar length, each at
-  its own width) with ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), and
-  fused AdamW on a GPU;
+  its own width) with ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused
+  AdamW and (``dataloader_workers: auto``) two processes tokenizing ahead on a GPU;
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
   limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
 
@@ -165,7 +165,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    from st_code.training.config import ModelConfig, StageConfig
+    from st_code.training.config import AUTO_GPU_LOADER_WORKERS, ModelConfig, StageConfig
     from st_code.training.losses import stage_loss
     from st_code.training.models import build_training_model
 
@@ -187,6 +187,14 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         loss = stage_loss(model, stage, log=print)
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + (", sorted" if kind == "now" else ", as sampled")
+    # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
+    setting = config.get("dataloader_workers", "auto")
+    workers = 0 if kind == "previous" else (AUTO_GPU_LOADER_WORKERS if cuda else 0) if setting == "auto" else int(setting)
+    loader = {"dataloader_num_workers": workers}
+    if workers:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        loader.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=2)
+        mini += f", {workers} loader workers"
     meter = TokenMeter(model)
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})
@@ -194,7 +202,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
         learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
         dataloader_drop_last=True, seed=0, bf16=cuda, use_cpu=device == "cpu",
-        optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch",
+        optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch", **loader,
     )
     profiled = cuda and steps >= WARMUP_STEPS + PROFILED_STEPS + 1
     clock = StepClock(meter, cuda, range(WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS) if profiled else None)

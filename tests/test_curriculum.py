@@ -223,3 +223,26 @@ def test_a_stage_shorter_than_logging_steps_still_logs_its_loss(tiny_qwen_path, 
     CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
     losses = json.loads((tmp_path / "short" / "stages" / "1-text" / "DONE.json").read_text())["losses"]
     assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step
+
+
+def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwen_path, tmp_path):
+    """dataloader_workers: the collator (tokenization, prompts) runs in forked worker processes and the
+    stage trains as usual; with record_batches set, batches are collated here so each is written once."""
+    config = tiny_config(tiny_qwen_path, tmp_path / "workers")
+    config["stages"] = config["stages"][:1]
+    config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}
+    config["dataloader_workers"] = 1
+    logs: list[str] = []
+    result = AnnealingTrainer(config_from_dict(config), log=logs.append).run()
+    assert "1 worker processes tokenize the next batches" in " ".join(logs)
+    assert len(json.loads((tmp_path / "workers" / "stages" / "1-text" / "DONE.json").read_text())["losses"]) == 2
+    assert list(result["scores"]) == ["base", "text"]
+
+    config["output_dir"] = str(tmp_path / "recorded")
+    config["record_batches"] = 2
+    logs.clear()
+    AnnealingTrainer(config_from_dict(config), log=logs.append).run()
+    assert any("record_batches is set, so batches are tokenized in this process" in line for line in logs)
+    from st_code.training.batch_record import read_batches
+
+    assert [b["batch"] for b in read_batches(tmp_path / "recorded" / "stages" / "1-text" / "batches.jsonl")] == [0, 1]

@@ -45,6 +45,8 @@ def test_valid_minimal_config():
         ({"stages__0__filters": [{"type": "llm_judge"}]}, r"needs a litellm model name"),
         ({"evaluation": {"sets": ["MyBench"]}}, r"unknown set 'MyBench'"),
         ({"data__offline__code_dirs": ["/no/such/code"]}, r"code_dirs\[0\]: folder /no/such/code does not exist"),
+        ({"dataloader_workers": -1}, r"dataloader_workers: a whole number >= 0 or auto, got -1"),
+        ({"dataloader_workers": "many"}, r"dataloader_workers: a whole number >= 0 or auto, got 'many'"),
     ],
 )
 def test_bad_configs_name_the_problem(changes, message):
@@ -81,3 +83,10 @@ def test_shipped_gpu_configs_validate_and_name_a_missing_data_gen_folder(tmp_pat
                 load_config(path)
         else:
             assert load_config(path).stages
+
+
+def test_dataloader_workers_auto_tokenizes_ahead_on_gpus_only():
+    config = config_from_dict(BASE)
+    assert config.dataloader_workers == "auto"
+    assert config.loader_workers(on_gpu=True) == 2 and config.loader_workers(on_gpu=False) == 0
+    assert config_from_dict(_with(dataloader_workers=3)).loader_workers(on_gpu=False) == 3

@@ -167,6 +167,9 @@ class EvaluationConfig:
     max_queries: int | None = None
 
 
+AUTO_GPU_LOADER_WORKERS = 2
+
+
 @dataclass
 class CurriculumConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -185,10 +188,20 @@ class CurriculumConfig:
     # adapter after a merge takes over its predecessor's moments.
     optimizer: str = "per_stage"
     record_batches: int = 0  # write the first N batches of each stage, as the loss sees them, to batches.jsonl
+    # processes that tokenize the next batches while the GPU computes this one (the collator tokenizes
+    # every step; in the training process the GPU waits for it). auto: 2 on a GPU, none on a CPU.
+    dataloader_workers: int | str = "auto"
     publish: PublishConfig = field(default_factory=PublishConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def loader_workers(self, on_gpu: bool) -> int:
+        """``dataloader_workers`` as a number: ``auto`` is 2 on a GPU and 0 on a CPU, where the cores that
+        would tokenize are the ones that compute."""
+        if self.dataloader_workers == "auto":
+            return AUTO_GPU_LOADER_WORKERS if on_gpu else 0
+        return int(self.dataloader_workers)
 
 
 def _build(cls: type, value: Any, where: str) -> Any:
@@ -415,6 +428,9 @@ def validate(config: CurriculumConfig) -> None:
                           f"the same learning_rate (got {[s.learning_rate for s in config.stages]})")
     if config.record_batches < 0:
         raise ConfigError(f"record_batches: {config.record_batches} must be >= 0")
+    workers = config.dataloader_workers
+    if workers != "auto" and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ConfigError(f"dataloader_workers: a whole number >= 0 or auto, got {workers!r}")
     for name, source in config.data.sources.items():
         _check_source(name, source)
     for i, stage in enumerate(config.stages):

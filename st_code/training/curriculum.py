@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import time
 import warnings
@@ -208,7 +209,7 @@ class CurriculumRunner:
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
             dataloader_drop_last=True, use_cpu=self.use_cpu, ddp_find_unused_parameters=False,
             optim="adamw_torch" if self.use_cpu else "adamw_torch_fused",  # one fused kernel per step on GPUs
-            torch_compile=self.config.compile,
+            torch_compile=self.config.compile, **self._loader_settings(),
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if self.config.gradient_checkpointing:
@@ -402,6 +403,21 @@ class CurriculumRunner:
             scores = self._evaluate(base, heldout)
             path.write_text(json.dumps({"key": key, "scores": scores}))
         return scores
+
+    def _loader_settings(self) -> dict[str, Any]:
+        """The trainer's data-loader arguments: worker processes tokenize batches ahead of the GPU, except
+        while batches are recorded (each worker would count and write its own)."""
+        workers = self.config.loader_workers(on_gpu=not self.use_cpu)
+        if workers and self.config.record_batches:
+            self.log(f"  data loader: record_batches is set, so batches are tokenized in this process "
+                     f"(dataloader_workers {self.config.dataloader_workers} not used)")
+            workers = 0
+        if not workers:
+            return {"dataloader_num_workers": 0}
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers fork after the tokenizer ran
+        self.log(f"  data loader: {workers} worker processes tokenize the next batches")
+        return {"dataloader_num_workers": workers, "dataloader_persistent_workers": True,
+                "dataloader_prefetch_factor": 2}
 
     def _resume_checkpoint(self, stage_dir: Path) -> str | None:
         """The newest complete trainer checkpoint of a stage. One a crash cut short (no trainer state,
