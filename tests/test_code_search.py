@@ -142,7 +142,7 @@ def test_clear_errors(tmp_path, minilm):
 
 
 @pytest.mark.slow
-def test_the_command_line_from_index_to_json_lines(repo, tmp_path, minilm_path):
+def test_the_command_line_from_index_to_json_lines(repo, tmp_path, minilm_path, capsys):
     env_run = [sys.executable, "-m", "st_code"]
     index = tmp_path / "cli.index"
     done = subprocess.run([*env_run, "index", str(repo), "--out", str(index), "--model", minilm_path],
@@ -156,14 +156,18 @@ def test_the_command_line_from_index_to_json_lines(repo, tmp_path, minilm_path):
     answers = [json.loads(line) for line in done.stdout.splitlines()]
     assert [a["query"] for a in answers] == ["Parse a config file.", "Half adder."]
     assert answers[0]["hits"][0]["symbol"] == "parseConfig" and len(answers[1]["hits"]) == 2
-    done = subprocess.run([*env_run, "search", str(index), "Compute the square.", "-k", "1"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.stdout.startswith(" 1. csrc/square.c:3  square") and "static int square" in done.stdout
-    done = subprocess.run([*env_run, "update", str(index)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "embedded 0" in done.stderr, done.stderr
-    done = subprocess.run([*env_run, "search", str(tmp_path / "nope"), "x"], capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode != 0 and done.stderr.strip().splitlines()[-1].startswith("error: no index at")
+    # the other commands through the same entry point in this process: a new process would only add
+    # the ~12 s of importing sentence-transformers again
+    from st_code.cli import main
+
+    capsys.readouterr()
+    assert main(["search", str(index), "Compute the square.", "-k", "1"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(" 1. csrc/square.c:3  square") and "static int square" in shown
+    assert main(["update", str(index)]) == 0
+    assert "embedded 0" in capsys.readouterr().err
+    assert main(["search", str(tmp_path / "nope"), "x"]) != 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: no index at")
 
 
 def test_a_saved_st_code_model_indexes_and_updates_from_another_folder(repo, tmp_path, tiny_qwen_path, monkeypatch):
