@@ -165,7 +165,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
-    from st_code.training.config import AUTO_GPU_LOADER_WORKERS, ModelConfig, StageConfig
+    from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
     from st_code.training.losses import stage_loss
     from st_code.training.models import build_training_model
 
@@ -188,8 +188,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + (", sorted" if kind == "now" else ", as sampled")
     # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
-    setting = config.get("dataloader_workers", "auto")
-    workers = 0 if kind == "previous" else (AUTO_GPU_LOADER_WORKERS if cuda else 0) if setting == "auto" else int(setting)
+    workers = 0 if kind == "previous" else \
+        CurriculumConfig(dataloader_workers=config.get("dataloader_workers", "auto")).loader_workers(on_gpu=cuda)
     loader = {"dataloader_num_workers": workers}
     if workers:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
