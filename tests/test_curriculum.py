@@ -225,9 +225,22 @@ def test_a_stage_shorter_than_logging_steps_still_logs_its_loss(tiny_qwen_path, 
     assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step
 
 
-def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwen_path, tmp_path):
+def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwen_path, tmp_path, monkeypatch):
     """dataloader_workers: the collator (tokenization, prompts) runs in forked worker processes and the
     stage trains as usual; with record_batches set, batches are collated here so each is written once."""
+    import os
+
+    from st_code.training.batch_record import RecordingCollator
+
+    collated_in = tmp_path / "collator-pids.txt"
+    stock = RecordingCollator.__call__
+
+    def noting_the_process(self, features):
+        with collated_in.open("a") as handle:  # forked workers inherit this patch and append their pid
+            handle.write(f"{os.getpid()}\n")
+        return stock(self, features)
+
+    monkeypatch.setattr(RecordingCollator, "__call__", noting_the_process)
     config = tiny_config(tiny_qwen_path, tmp_path / "workers")
     config["stages"] = config["stages"][:1]
     config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}
@@ -237,12 +250,16 @@ def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwe
     assert "1 worker processes tokenize the next batches" in " ".join(logs)
     assert len(json.loads((tmp_path / "workers" / "stages" / "1-text" / "DONE.json").read_text())["losses"]) == 2
     assert list(result["scores"]) == ["base", "text"]
+    pids = set(collated_in.read_text().split())
+    assert pids and str(os.getpid()) not in pids  # every batch was collated in a worker process
 
+    collated_in.unlink()
     config["output_dir"] = str(tmp_path / "recorded")
     config["record_batches"] = 2
     logs.clear()
     AnnealingTrainer(config_from_dict(config), log=logs.append).run()
     assert any("record_batches is set, so batches are tokenized in this process" in line for line in logs)
+    assert set(collated_in.read_text().split()) == {str(os.getpid())}
     from st_code.training.batch_record import read_batches
 
     assert [b["batch"] for b in read_batches(tmp_path / "recorded" / "stages" / "1-text" / "batches.jsonl")] == [0, 1]

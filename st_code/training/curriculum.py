@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 import warnings
@@ -414,7 +413,6 @@ class CurriculumRunner:
             workers = 0
         if not workers:
             return {"dataloader_num_workers": 0}
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the workers fork after the tokenizer ran
         self.log(f"  data loader: {workers} worker processes tokenize the next batches")
         return {"dataloader_num_workers": workers, "dataloader_persistent_workers": True,
                 "dataloader_prefetch_factor": 2}
