@@ -9,7 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY_VERSION=3.12
-if [[ "${1:-}" == "--python-version" ]]; then PY_VERSION="$2"; fi
+case "${1:-}" in
+  "") ;;
+  --python-version) PY_VERSION="${2:?--python-version needs a version, e.g. 3.12}" ;;
+  *) echo "usage: bash scripts/prepare_device.sh [--python-version 3.12]" >&2; exit 2 ;;
+esac
 [[ -x .venv/bin/python ]] || bash scripts/setup.sh
 mkdir -p .device/wheels
 rm -f .device/wheels/*.whl
