@@ -188,13 +188,10 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + (", sorted" if kind == "now" else ", as sampled")
     # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
-    workers = 0 if kind == "previous" else \
-        CurriculumConfig(dataloader_workers=config.get("dataloader_workers", "auto")).loader_workers(on_gpu=cuda)
-    loader = {"dataloader_num_workers": workers}
-    if workers:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        loader.update(dataloader_persistent_workers=True, dataloader_prefetch_factor=2)
-        mini += f", {workers} loader workers"
+    loader = CurriculumConfig(dataloader_workers=0 if kind == "previous" else config.get("dataloader_workers", "auto")
+                              ).loader_arguments(on_gpu=cuda)
+    if loader["dataloader_num_workers"]:
+        mini += f", {loader['dataloader_num_workers']} loader workers"
     meter = TokenMeter(model)
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})

@@ -90,3 +90,5 @@ def test_dataloader_workers_auto_tokenizes_ahead_on_gpus_only():
     assert config.dataloader_workers == "auto"
     assert config.loader_workers(on_gpu=True) == 2 and config.loader_workers(on_gpu=False) == 0
     assert config_from_dict(_with(dataloader_workers=3)).loader_workers(on_gpu=False) == 3
+    assert config.loader_arguments(on_gpu=True) == {"dataloader_num_workers": 2, "dataloader_persistent_workers": True}
+    assert config.loader_arguments(on_gpu=False) == {"dataloader_num_workers": 0, "dataloader_persistent_workers": False}

@@ -203,6 +203,12 @@ class CurriculumConfig:
             return AUTO_GPU_LOADER_WORKERS if on_gpu else 0
         return int(self.dataloader_workers)
 
+    def loader_arguments(self, on_gpu: bool) -> dict[str, Any]:
+        """The trainer's data-loader arguments for ``dataloader_workers``: the workers live for a whole
+        stage rather than being forked again every epoch."""
+        workers = self.loader_workers(on_gpu)
+        return {"dataloader_num_workers": workers, "dataloader_persistent_workers": workers > 0}
+
 
 def _build(cls: type, value: Any, where: str) -> Any:
     """Recursively build dataclass ``cls`` from plain data, naming the offending key on error."""

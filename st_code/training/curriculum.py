@@ -406,16 +406,15 @@ class CurriculumRunner:
     def _loader_settings(self) -> dict[str, Any]:
         """The trainer's data-loader arguments: worker processes tokenize batches ahead of the GPU, except
         while batches are recorded (each worker would count and write its own)."""
-        workers = self.config.loader_workers(on_gpu=not self.use_cpu)
+        arguments = self.config.loader_arguments(on_gpu=not self.use_cpu)
+        workers = arguments["dataloader_num_workers"]
         if workers and self.config.record_batches:
             self.log(f"  data loader: record_batches is set, so batches are tokenized in this process "
                      f"(dataloader_workers {self.config.dataloader_workers} not used)")
-            workers = 0
-        if not workers:
-            return {"dataloader_num_workers": 0}
-        self.log(f"  data loader: {workers} worker processes tokenize the next batches")
-        return {"dataloader_num_workers": workers, "dataloader_persistent_workers": True,
-                "dataloader_prefetch_factor": 2}
+            return {"dataloader_num_workers": 0, "dataloader_persistent_workers": False}
+        if workers:
+            self.log(f"  data loader: {workers} worker processes tokenize the next batches")
+        return arguments
 
     def _resume_checkpoint(self, stage_dir: Path) -> str | None:
         """The newest complete trainer checkpoint of a stage. One a crash cut short (no trainer state,
