@@ -5,6 +5,9 @@ journals, stage files and checkpoints. :class:`FolderLock` takes an exclusive ``
 ``FOLDER/.st-code.lock`` for the life of the run and refuses a second one with a line naming the
 holder. The kernel drops the lock when its process dies, however it dies, so a lock left by a
 killed run is simply taken over (and said so).
+
+Inside one run, several processes (DDP ranks) read files one of them writes: :func:`write_text_atomic`
+makes a reader see the old file or the new one, never a half-written one (nor a crash leave one).
 """
 
 from __future__ import annotations
@@ -80,4 +83,11 @@ def _read(handle) -> dict[str, Any]:
         return {}
 
 
-__all__ = ["FolderLock", "LOCK_NAME"]
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+__all__ = ["FolderLock", "LOCK_NAME", "write_text_atomic"]

@@ -12,6 +12,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
 from st_code.errors import UsageError
+from st_code.locking import write_text_atomic
 from st_code.reporting import METRICS, markdown_table, pyplot_agg  # noqa: F401 - METRICS was defined here
 from st_code.retrieval import make_local_task, resolve_prompts, score_set, scores_of
 
@@ -223,8 +224,8 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
                 continue
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                cached.write_text(json.dumps({"model": label, "weights": weights, "task": name, "prompts": used,
-                                             "scores": per_task[name]}, indent=2))
+                write_text_atomic(cached, json.dumps({"model": label, "weights": weights, "task": name,
+                                                      "prompts": used, "scores": per_task[name]}, indent=2))
             log(f"{label} | {name}: ndcg@10 {100 * per_task[name].get('ndcg_at_10', float('nan')):.2f}")
     if output_dir:
         write_report(result, Path(output_dir))

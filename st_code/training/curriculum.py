@@ -33,7 +33,7 @@ from st_code.data.records import RetrievalSet, Sample
 from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
 from st_code.hub import push_folder
-from st_code.locking import FolderLock
+from st_code.locking import FolderLock, write_text_atomic
 from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
@@ -159,7 +159,7 @@ class CurriculumRunner:
         warmup = first.warmup_steps if first.warmup_steps is not None else math.ceil(first.warmup_ratio * total)
         schedule = LinearSchedule(first.learning_rate, last.end_learning_rate, warmup, total)
         if self.state.is_main_process:
-            path.write_text(json.dumps({"schedule": asdict(schedule), "planned_from": planned_from}))
+            write_text_atomic(path, json.dumps({"schedule": asdict(schedule), "planned_from": planned_from}))
         self.log(f"continuous optimizer: one schedule over {total} planned steps ({warmup} warmup), "
                  f"{schedule.peak:g} -> {schedule.end:g}")
         return schedule
@@ -400,7 +400,7 @@ class CurriculumRunner:
             self.log("evaluating the base model ...")
             base = SentenceTransformer(resolve_base(self.config.model.base))  # as its users would load it
             scores = self._evaluate(base, heldout)
-            path.write_text(json.dumps({"key": key, "scores": scores}))
+            write_text_atomic(path, json.dumps({"key": key, "scores": scores}))  # the other ranks read it
         return scores
 
     def _loader_settings(self) -> dict[str, Any]:
