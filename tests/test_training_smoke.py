@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
@@ -23,3 +24,33 @@ def test_trainer_with_cached_mnrl_moves_the_loss(tiny_qwen_path, tmp_path):
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     assert len(losses) == 12
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
+
+
+class _OtherRankArguments(SentenceTransformerTrainingArguments):
+    """The arguments as rank 1 of a DDP run sees them. A second process cannot exist in a unit test;
+    tests/test_recipe_cli.py::test_two_process_ddp_run_on_cpu runs the real two ranks."""
+
+    @property
+    def should_save(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("saving_rank", [True, False])
+def test_only_the_saving_rank_writes_checkpoint_models(tiny_qwen_path, tmp_path, saving_rank):
+    """Every rank reaches the trainer's ``_save``; the others writing too raced on the same files."""
+    from st_code.training.stage_trainer import StageTrainer, stage_schedule
+
+    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", device="cpu")
+    dataset = Dataset.from_dict({"anchor": [f"item {i}" for i in range(8)],
+                                 "positive": [f"def item_{i}(): pass" for i in range(8)]})
+    arguments = SentenceTransformerTrainingArguments if saving_rank else _OtherRankArguments
+    args = arguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=4, save_steps=1,
+                     save_strategy="steps", report_to=[], use_cpu=True, disable_tqdm=True)
+    trainer = StageTrainer(model=model, args=args, train_dataset=dataset,
+                           loss=CachedMultipleNegativesRankingLoss(model, mini_batch_size=2),
+                           schedule=lambda steps: stage_schedule(1e-4, 0.0, 0, 0.0, steps))
+    trainer.train()
+    checkpoints = sorted((tmp_path / "out").glob("checkpoint-*"))
+    assert len(checkpoints) == 2  # the folders exist on every rank (each keeps its own RNG state there)
+    written = [c.name for c in checkpoints if (c / "modules.json").exists() or any(c.glob("**/*.safetensors"))]
+    assert written == ([c.name for c in checkpoints] if saving_rank else [])

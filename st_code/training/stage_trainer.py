@@ -145,6 +145,15 @@ class StageTrainer(SentenceTransformerTrainer):
                 f"training stopped before updating the weights, {kept}. Lower the stage's learning_rate (or check its "
                 "data), then rerun with --resume-anyway to continue from that checkpoint, or --overwrite to start over")
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Only the saving rank writes the model. transformers 5 calls ``_save`` on every rank and checks
+        ``should_save`` inside its own ``_save``, which sentence-transformers' override (6.2) replaces without
+        that check: under DDP every rank wrote every checkpoint into the same folder, and a rank reading
+        ``modules.json`` while another truncated it died of a JSONDecodeError."""
+        if not self.args.should_save:
+            return
+        super()._save(output_dir, state_dict=state_dict)
+
     def should_dataset_name_column_be_added(self, dataset, args, loss) -> bool:
         if getattr(self, "record_dataset_names", False) and isinstance(dataset, (DatasetDict, IterableDatasetDict)):
             return True
