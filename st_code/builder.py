@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
 from st_code.errors import MissingPathError, UsageError
+from st_code.gguf_reading import gguf_read_once
 from st_code.lora import LoraSettings, add_lora
 from st_code.model import CodeSentenceTransformer
 from st_code.modules import CodeTransformer, PMAPooling
@@ -102,17 +104,19 @@ def build_model(
     if "trust_remote_code" in model_kwargs:
         shared["trust_remote_code"] = model_kwargs["trust_remote_code"]
 
+    reading = gguf_read_once() if "gguf_file" in loader_kwargs else nullcontext()
     try:
-        backbone = CodeTransformer(
-            name_or_path,
-            model_kwargs=model_kwargs,
-            processor_kwargs=dict(shared),
-            config_kwargs=dict(shared),
-            max_seq_length=max_seq_length,
-            append_eos=append_eos,
-            padding_side=padding_side,
-            bidirectional=bidirectional,
-        )
+        with reading:  # transformers reads a .gguf four times (config, tokenizer config, tokenizer, weights)
+            backbone = CodeTransformer(
+                name_or_path,
+                model_kwargs=model_kwargs,
+                processor_kwargs=dict(shared),
+                config_kwargs=dict(shared),
+                max_seq_length=max_seq_length,
+                append_eos=append_eos,
+                padding_side=padding_side,
+                bidirectional=bidirectional,
+            )
     except OSError as exc:  # transformers' "not a valid model identifier / offline" family
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"could not load the base model {name_or_path!r} ({first_line}); pass a local model folder, "

@@ -67,13 +67,25 @@ def test_clear_errors(tiny_qwen_path, tmp_path):
         st_code.build_model(tiny_qwen_path, instruction_format="nonsense")
 
 
-def test_gguf_file_as_the_base(tmp_path):
-    """A .gguf base (how small code LLMs ship offline) gives the same model as its safetensors twin."""
+def test_gguf_file_as_the_base(tmp_path, monkeypatch):
+    """A .gguf base (how small code LLMs ship offline) gives the same model as its safetensors twin,
+    and its header is parsed once, not once per transformers loader (config, tokenizer, weights)."""
+    import gguf
+
     from st_code.testing import save_tiny_qwen2, save_tiny_qwen2_gguf
 
     gguf_file = save_tiny_qwen2_gguf(tmp_path / "tiny.gguf", seed=3)
     folder = save_tiny_qwen2(tmp_path / "twin", seed=3)
+    parsed = []
+    real_reader = gguf.GGUFReader
+
+    def counting_reader(path, mode="r"):  # the real reader, counted
+        parsed.append(path)
+        return real_reader(path, mode)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counting_reader)
     from_gguf = st_code.build_model(gguf_file, pooling="lasttoken", device="cpu")
+    assert len(parsed) == 1 and gguf.GGUFReader is counting_reader  # one parse, and the library put back
     from_folder = st_code.build_model(folder, pooling="lasttoken", device="cpu")
     assert from_gguf[0].tokenizer("def f(): pass")["input_ids"] == from_folder[0].tokenizer("def f(): pass")["input_ids"]
     np.testing.assert_allclose(from_gguf.encode(TEXTS), from_folder.encode(TEXTS), atol=1e-5)
