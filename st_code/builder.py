@@ -14,12 +14,9 @@ from st_code.gguf_reading import gguf_read_once
 from st_code.lora import LoraSettings, add_lora
 from st_code.model import CodeSentenceTransformer
 from st_code.modules import CodeTransformer, PMAPooling
+from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS, PoolingName
 from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
 
-PoolingName = Literal["pma", "lasttoken", "mean", "cls"]
-POOLINGS: tuple[str, ...] = ("pma", "lasttoken", "mean", "cls")
-#: Truncation length of queries and documents (CodeR and CodeXEmbed train at 512).
-DEFAULT_MAX_SEQ_LENGTH = 512
 
 
 def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:

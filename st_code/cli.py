@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--device")
     search.set_defaults(run=_search)
 
-    from st_code.adapt.runner import GENERAL_SETS
+    from st_code.adapt.gate import GENERAL_SETS
 
     adapt = commands.add_parser("adapt", help="fine-tune an embedder on a repository's own code, gated on "
                                               "held-out files", description=ADAPT_HELP,

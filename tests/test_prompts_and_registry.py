@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import mteb
 import pytest
@@ -89,6 +90,41 @@ def test_light_imports_do_not_load_torch():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+LIGHT_COMMANDS = """
+import runpy, sys
+bad_config = sys.argv[1]
+def run(argv, module=None, path=None):
+    sys.argv = argv
+    try:
+        runpy.run_module(module, run_name="__main__") if module else runpy.run_path(path, run_name="__main__")
+    except SystemExit as stop:
+        assert stop.code == (0 if "--help" in argv else 2), (argv, stop.code)
+    assert "sentence_transformers" not in sys.modules and "mteb" not in sys.modules, f"heavy import: {argv}"
+run(["st-code", "--help"], module="st_code")
+run(["st-code", "adapt", "--help"], module="st_code")
+run(["st-code", "search", "--help"], module="st_code")
+run(["eval", "--help"], module="st_code.evaluation")
+run(["annealing.py", "--help"], path="recipes/annealing.py")
+run(["annealing.py", "--config", bad_config], path="recipes/annealing.py")
+"""
+
+
+def test_help_and_a_bad_config_answer_without_loading_the_ml_stack(tmp_path):
+    """``--help`` and a refused config come in well under a second, not after importing
+    sentence-transformers and mteb (10-15 s on these machines)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], "learning_rat": 1}]}))
+    result = subprocess.run([sys.executable, "-c", LIGHT_COMMANDS, str(bad)], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "stages[0].learning_rat: unknown key" in result.stderr
+
+
 def test_importing_st_code_sets_no_process_wide_environment_variables():
     """Importing the library leaves os.environ alone; litellm's local price table is asked for only
     where litellm is imported (st_code.llm.client.import_litellm), and an explicit value is kept."""
@@ -96,7 +132,8 @@ def test_importing_st_code_sets_no_process_wide_environment_variables():
     import subprocess
     import sys
 
-    code = ("import os, st_code, st_code.llm, st_code.training, st_code.evaluation, data_gen, data_gen.pipeline\n"
+    code = ("import os, st_code, st_code.llm, st_code.training.curriculum, st_code.evaluation.runner, data_gen, "
+            "data_gen.pipeline\n"
             "assert 'LITELLM_LOCAL_MODEL_COST_MAP' not in os.environ, 'set at import'\n"
             "from st_code.llm.client import import_litellm\nimport_litellm()\n"
             "assert os.environ['LITELLM_LOCAL_MODEL_COST_MAP'] == 'True'")

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from st_code.reporting import markdown_table, metric_of, pyplot_agg, save_chart
 
+#: The built-in sets the gate guards (st_code.evaluation's offline sets): docstring <-> code in Python
+#: (held-out standard-library modules, HumanEval) and in the other languages installed packages ship.
+GENERAL_SETS = ("HumanEval-doc2code", "stdlib-doc2code", "stdlib-code2doc", "packages-doc2code", "packages-code2doc")
+
 METRIC = "ndcg_at_10"
 #: The most the mean NDCG@10 (x100) on the general sets may drop.
 MAX_GENERAL_LOSS = 1.0

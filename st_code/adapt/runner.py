@@ -29,7 +29,7 @@ from typing import Any
 from sentence_transformers import SentenceTransformer
 
 import st_code
-from st_code.adapt.gate import GateDecision, decide, write_report
+from st_code.adapt.gate import GENERAL_SETS, GateDecision, decide, write_report
 from st_code.adapt.plan import TrainingPlan, adapt_config, plan_steps, seconds_per_step
 from st_code.assets import MINILM, resolve_model_name
 from st_code.data.python_functions import content_hash
@@ -40,9 +40,6 @@ from st_code.errors import MissingPathError, UsageError
 from st_code.fingerprint import model_fingerprint, path_fingerprint, stable_hash
 from st_code.locking import FolderLock
 
-#: The built-in sets the gate guards (st_code.evaluation's offline sets): docstring <-> code in Python
-#: (held-out standard-library modules, HumanEval) and in the other languages installed packages ship.
-GENERAL_SETS = ("HumanEval-doc2code", "stdlib-doc2code", "stdlib-code2doc", "packages-doc2code", "packages-code2doc")
 #: Fewer documented training pairs than this (and no --llm) is no basis for training.
 MIN_DOCUMENTED_PAIRS = 20
 #: Repository held-out sets: at least this many queries to be scored, at most this many (a seeded sample).

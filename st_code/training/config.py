@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from st_code.builder import DEFAULT_MAX_SEQ_LENGTH, POOLINGS
+from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS
 from st_code.data.offline_pairs import HELDOUT_PERCENT, MAX_CODE_LINES, SPLIT_SEED
 from st_code.errors import StCodeError
 
