@@ -14,7 +14,7 @@ from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
 from st_code.errors import UsageError
 from st_code.locking import write_text_atomic
 from st_code.reporting import METRICS, markdown_table, pyplot_agg  # noqa: F401 - METRICS was defined here
-from st_code.retrieval import make_local_task, resolve_prompts, score_set, scores_of
+from st_code.retrieval import make_local_task, quiet_mteb, resolve_prompts, score_set, scores_of
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +211,10 @@ def _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_s
                 if prompt_task is not None:  # st-code's own set: exactly the prompts resolved above
                     per_task[name] = score_set(model, task, used["query"], used["document"], batch_size)
                 else:  # an mteb task: mteb looks the model's prompts up itself
-                    per_task[name] = scores_of(mteb.evaluate(model, task, cache=None, show_progress_bar=False,
-                                                             encode_kwargs={"batch_size": batch_size}).task_results[0])
+                    with quiet_mteb():
+                        per_task[name] = scores_of(mteb.evaluate(model, task, cache=None, show_progress_bar=False,
+                                                                 encode_kwargs={"batch_size": batch_size}
+                                                                 ).task_results[0])
             except Exception as exc:  # one clear line per task, never a stack trace for missing data
                 if _is_unreachable(exc):
                     reason = f"data not reachable ({type(exc).__name__}); run with hub access or pre-download it"

@@ -3,6 +3,6 @@
 ``ndcg_at_10``...) are mteb's own."""
 
 from st_code.retrieval.local_task import make_local_task
-from st_code.retrieval.score import resolve_prompts, score_set, scores_of
+from st_code.retrieval.score import quiet_mteb, resolve_prompts, score_set, scores_of
 
-__all__ = ["make_local_task", "score_set", "scores_of", "resolve_prompts"]
+__all__ = ["make_local_task", "score_set", "scores_of", "resolve_prompts", "quiet_mteb"]

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from st_code.reporting import METRICS
+
+
+@contextmanager
+def quiet_mteb() -> Iterator[None]:
+    """mteb (2.x) still calls sentence-transformers' renamed ``get_sentence_embedding_dimension``, and the
+    FutureWarning that raises, twice per task, filled every stage's log with lines that were mteb's to
+    fix and no user's. Everything else mteb says still comes through."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `get_sentence_embedding_dimension` method has been renamed",
+                                category=FutureWarning)
+        yield
 
 
 def resolve_prompts(prompts: dict[str, str] | None, task_name: str) -> dict[str, str | None]:
@@ -40,11 +54,12 @@ def score_set(model, task, query_prompt: str | None = None, document_prompt: str
     own = dict(model.prompts or {})
     model.prompts = {kind: text for kind, text in (("query", query_prompt), ("document", document_prompt)) if text}
     try:
-        result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size},
-                               show_progress_bar=False)
+        with quiet_mteb():
+            result = mteb.evaluate(model, task, cache=None, encode_kwargs={"batch_size": batch_size},
+                                   show_progress_bar=False)
     finally:
         model.prompts = own
     return scores_of(result.task_results[0])
 
 
-__all__ = ["resolve_prompts", "scores_of", "score_set"]
+__all__ = ["resolve_prompts", "scores_of", "score_set", "quiet_mteb"]
