@@ -18,7 +18,6 @@ from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS, PoolingName
 from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
 
 
-
 def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
     """A hub id, a local folder, or a local ``.gguf`` file -> (name_or_path, loader kwargs)."""
     text = str(base)

@@ -5,8 +5,8 @@ the tokenizer and the weights. Each time ``gguf.GGUFReader`` parses every metada
 transformers converts every one of them again, and a code LLM's vocabulary makes that slow: about 13 s
 per read for Qwen2.5-Coder's 151k tokens and merges on a CPU core, close to a minute before any weight
 is used. :func:`gguf_read_once` makes the four reads share one reader: building from a tiny Qwen2 .gguf
-with the real vocabulary went from 65.7 s to 26.6 s (``benchmarks/gguf_load.py``, 2 CPU cores). The reader maps the file
-read-only, so sharing it changes nothing in what transformers builds. (Sharing transformers' own
+with the real vocabulary went from 65.7 s to 26.6 s (``benchmarks/gguf_load.py``, 2 CPU cores). The
+reader maps the file read-only, so sharing it changes nothing in what transformers builds. (Sharing transformers' own
 conversion of the fields as well saved under 2 s more once each caller got its own copy: not worth it.)
 """
 

@@ -38,7 +38,7 @@ from st_code.data.records import RetrievalSet, sample_to_row
 from st_code.data.repo_pairs import TEXT2CODE, RepositoryPairs, build_repository_pairs
 from st_code.errors import MissingPathError, UsageError
 from st_code.fingerprint import model_fingerprint, path_fingerprint, stable_hash
-from st_code.locking import FolderLock
+from st_code.locking import FolderLock, write_text_atomic
 
 #: Fewer documented training pairs than this (and no --llm) is no basis for training.
 MIN_DOCUMENTED_PAIRS = 20
@@ -215,9 +215,7 @@ def _write_if_changed(path: Path, text: str) -> None:
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, text)
 
 
 def _write_data(folder: Path, pairs: RepositoryPairs, sets: dict[str, RetrievalSet]) -> Path:

@@ -340,9 +340,7 @@ class CurriculumRunner:
                               "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
                               "scores": self._evaluate(model, heldout),
                               "scores_by_dim": self._evaluate_dims(model, heldout, stage.matryoshka_dims)}
-                    tmp = done.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(record, indent=2))
-                    tmp.replace(done)
+                    write_text_atomic(done, json.dumps(record, indent=2))
                 self.state.wait_for_everyone()
                 record = json.loads(done.read_text())
             if self.state.is_main_process and not self.config.publish.keep_checkpoints:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from st_code.errors import RunConflictError, UsageError
 from st_code.fingerprint import code_fingerprint, path_fingerprint, stable_hash
+from st_code.locking import write_text_atomic
 from st_code.training.config import CurriculumConfig
 
 RUN_FILE = "run.json"
@@ -120,9 +121,7 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
                         "changes": differences(record["identity"], identity)})
         log(f"--resume-anyway: resuming {out} despite {len(history[-1]['changes'])} change(s)")
     out.mkdir(parents=True, exist_ok=True)
-    tmp = record_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"identity": identity, "history": history}, indent=2, default=str))
-    tmp.replace(record_file)
+    write_text_atomic(record_file, json.dumps({"identity": identity, "history": history}, indent=2, default=str))
     return not (out / "stages").exists()
 
 
