@@ -8,8 +8,12 @@
 # It installs the carried wheels into /tmp/site, then runs benchmarks/train_throughput.py with the
 # shipped c2llm-0.5b config on a random model of Qwen2.5-Coder-0.5B's shape (the same arithmetic as the
 # real weights; nothing to download): 'now' and its ordering check 'unsorted' for $STEPS steps, the
-# slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput. Under 8 minutes of commands:
-# a failure early on leaves device time to run it again. Logs and JSON go to $OUT.
+# slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput, then the $EXTRAS: 'now' again for
+# $EXTRA_STEPS steps with one setting changed (checkpointing: gradient checkpointing on; workers0: no
+# loader workers; compile, not run by default: torch.compile, whose recompiles for GradCache's two grad
+# modes and varying widths took 300 s for 3 steps of a tiny decoder on CPU), each its own config written
+# from the shipped one. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
+# cut short), so the whole call fits one device command. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
 # Every setting can be overridden from the environment (the CPU test runs it with a tiny model).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,12 +27,17 @@ PREVIOUS_STEPS=${PREVIOUS_STEPS:-5}
 BATCH=${BATCH:-}
 PAIRS=${PAIRS:-600}
 PAIRS_FILE=${PAIRS_FILE:-.device/pairs.json}
-TRAIN_SECONDS=${TRAIN_SECONDS:-360}
-ENCODE_SECONDS=${ENCODE_SECONDS:-75}
+TRAIN_SECONDS=${TRAIN_SECONDS:-330}
+ENCODE_SECONDS=${ENCODE_SECONDS:-60}
+DEADLINE=${DEADLINE:-560}
+EXTRA_STEPS=${EXTRA_STEPS:-12}
+if [[ "${DEVICE:-cuda}" == cuda* ]]; then EXTRAS=${EXTRAS-checkpointing,workers0}; else EXTRAS=${EXTRAS-}; fi
 ENCODE_TEXTS=${ENCODE_TEXTS:-1024}
 SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.device/wheels}
 mkdir -p "$OUT"
+# seconds a step may run: its own limit, or what is left before $DEADLINE (at least 1: "timeout 0" never stops)
+within() { local left=$((DEADLINE - SECONDS)); (( left < 1 )) && left=1; (( left < $1 )) && echo "$left" || echo "$1"; }
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 if compgen -G "$WHEELS/*.whl" > /dev/null; then
@@ -59,7 +68,7 @@ MODEL_ARGS=()
 [[ -n "$MODEL" ]] && MODEL_ARGS=(--model "$MODEL")
 BATCH_ARGS=()
 [[ -n "$BATCH" ]] && BATCH_ARGS=(--batch-size "$BATCH")
-timeout "$TRAIN_SECONDS" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+timeout "$(within "$TRAIN_SECONDS")" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
   --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
   --previous-steps "$PREVIOUS_STEPS" --rounds 1 --runs now,previous,unsorted --json "$OUT/train.json" 2>&1 \
   | tee "$OUT/train.log"
@@ -69,8 +78,30 @@ DTYPE_ARGS=()
 [[ "$DEVICE" == cuda* ]] && DTYPE_ARGS=(--dtype bfloat16)
 ENCODE_MODEL=(--backbone qwen)
 [[ -n "$MODEL" ]] && ENCODE_MODEL=(--model "$MODEL")
-timeout "$ENCODE_SECONDS" "$PYTHON" benchmarks/encode_throughput.py --device "$DEVICE" "${ENCODE_MODEL[@]}" \
+timeout "$(within "$ENCODE_SECONDS")" "$PYTHON" benchmarks/encode_throughput.py --device "$DEVICE" "${ENCODE_MODEL[@]}" \
   "${DTYPE_ARGS[@]}" --texts "$ENCODE_TEXTS" --batch-size 64 --repeats 3 --max-seq-length 512 2>&1 | tee "$OUT/encode.log"
 encode_status=${PIPESTATUS[0]}
-echo "train exit $train_status, encode exit $encode_status"
-[[ $train_status -eq 0 && $encode_status -eq 0 ]]
+
+extras_status=0
+IFS=, read -ra extras <<< "$EXTRAS"
+for extra in "${extras[@]}"; do
+  case "$extra" in
+    checkpointing) change="gradient_checkpointing: true" ;;
+    workers0) change="dataloader_workers: 0" ;;
+    compile) change="compile: true" ;;
+    *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile)" | tee -a "$OUT/extras.log"; extras_status=2; continue ;;
+  esac
+  seconds=$(within 600)
+  if (( seconds < 30 )); then echo "extra $extra: skipped, $DEADLINE s reached" | tee -a "$OUT/extras.log"; continue; fi
+  config="/tmp/st-code-extra-$extra.yaml"
+  "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c.update(yaml.safe_load(sys.argv[2]));
+yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
+  echo "extra $extra ($change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
+  timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+    --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$EXTRA_STEPS" \
+    --rounds 1 --runs now --json "$OUT/extra-$extra.json" 2>&1 | tee -a "$OUT/extras.log"
+  status=${PIPESTATUS[0]}
+  (( status != 0 )) && extras_status=$status
+done
+echo "train exit $train_status, encode exit $encode_status, extras exit $extras_status"
+[[ $train_status -eq 0 && $encode_status -eq 0 && $extras_status -eq 0 ]]

@@ -20,7 +20,8 @@ same batch, learning rate, loss and batch order:
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
   limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
 
-Gradient checkpointing follows the config (``gradient_checkpointing``) in every run.
+Gradient checkpointing follows the config (``gradient_checkpointing``) in every run; ``compile: true``
+(``torch.compile``) and ``dataloader_workers`` apply to ``now`` and ``unsorted``, as the curriculum applies them.
 
 Per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the backbone
 computed, and on a GPU the peak memory, the share of wall time the GPU ran kernels and MFU. The first
@@ -199,7 +200,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
         learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
         dataloader_drop_last=True, seed=0, bf16=cuda, use_cpu=device == "cpu",
-        optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch", **loader,
+        optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch",
+        torch_compile=bool(config.get("compile")) and kind != "previous", **loader,
     )
     profiled = cuda and steps >= WARMUP_STEPS + PROFILED_STEPS + 1
     clock = StepClock(meter, cuda, range(WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS) if profiled else None)

@@ -60,12 +60,14 @@ def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
 @pytest.mark.slow
 def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
     """benchmarks/gpu_training_check.sh with a tiny decoder: every run finishes, figures and loss curves
-    land in $OUT, sorting cuts the padding, and the ordering check sees the same losses."""
+    land in $OUT, sorting cuts the padding, the ordering check sees the same losses, and the extras
+    (one setting changed each) train from the same first loss."""
     pairs = tmp_path / "pairs.json"
     train_throughput.load_or_make_pairs(24, pairs)
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": "",
            "STEPS": "2", "PREVIOUS_STEPS": "2", "BATCH": "8", "PAIRS": "24", "PAIRS_FILE": str(pairs),
-           "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels")}
+           "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"), "EXTRAS": "checkpointing,workers0",
+           "EXTRA_STEPS": "2"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -81,3 +83,9 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
     assert "ratio now/previous" in log and "ordering check over 2 steps" in log
     assert "lora (merged)" in (tmp_path / "out" / "encode.log").read_text()
     assert "torch" in (tmp_path / "out" / "environment.txt").read_text()
+    # each extra trains 'now' with one setting changed; none of them changes the maths of the first step
+    for extra in ("checkpointing", "workers0"):
+        result = json.loads((tmp_path / "out" / f"extra-{extra}.json").read_text())["now"][0]
+        assert result["losses"][0] == pytest.approx(now[0], abs=1e-3), extra
+    assert "extra checkpointing (gradient_checkpointing: true)" in (tmp_path / "out" / "extras.log").read_text()
+    assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
