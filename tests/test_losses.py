@@ -9,7 +9,9 @@ import torch
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
 import st_code
-from st_code.training.losses import LengthSortedCachedMNRL, length_aware_ranges, trim_padding
+from st_code.training.losses import (
+    LengthSortedCachedMNRL, cheapest_ranges, length_aware_ranges, mini_batch_overhead, trim_padding,
+)
 
 
 def _columns(model, rows: int = 12, seed: int = 0) -> list[dict]:
@@ -39,8 +41,8 @@ class PaddingMeter:
         return 1 - self.real / self.slots
 
 
-@pytest.mark.parametrize("pooling", ["lasttoken", "pma"])
-def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny_qwen_path, pooling):
+@pytest.mark.parametrize(("pooling", "cut"), [("lasttoken", {}), ("pma", {}), ("pma", {"overhead_slots": 40})])
+def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny_qwen_path, pooling, cut):
     torch.manual_seed(0)
     model = st_code.build_model(tiny_qwen_path, pooling=pooling, lora={"r": 4, "alpha": 8, "dropout": 0.0},
                                 device="cpu", max_seq_length=64)
@@ -49,7 +51,7 @@ def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny
     for name, cls in (("stock", CachedMultipleNegativesRankingLoss), ("sorted", LengthSortedCachedMNRL)):
         model.zero_grad()
         meter.slots = meter.real = 0
-        loss = cls(model, scale=20.0, mini_batch_size=3)(_columns(model), None)
+        loss = cls(model, scale=20.0, mini_batch_size=3, **(cut if name == "sorted" else {}))(_columns(model), None)
         loss.backward()
         grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
         results[name] = (loss.item(), grads, meter.padding_share)
@@ -58,7 +60,55 @@ def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny
     assert stock_grads.keys() == sorted_grads.keys() and stock_grads
     for name in stock_grads:
         torch.testing.assert_close(sorted_grads[name], stock_grads[name], rtol=1e-4, atol=1e-6)
-    assert stock_padding > 0.4 and sorted_padding <= 0.1, (stock_padding, sorted_padding)
+    assert stock_padding > 0.4 and sorted_padding <= (0.25 if cut else 0.1), (stock_padding, sorted_padding)
+
+
+def _every_cut(n: int):
+    """Every way to cut n sorted rows into consecutive mini-batches (2^(n-1) of them)."""
+    for mask in range(1 << (n - 1)):
+        bounds = [0] + [i + 1 for i in range(n - 1) if mask >> i & 1] + [n]
+        yield list(zip(bounds, bounds[1:]))
+
+
+def test_the_cheapest_cut_is_the_cheapest_of_every_cut():
+    rng = random.Random(0)
+    for _ in range(60):
+        n = rng.randint(1, 9)
+        lengths = sorted((rng.randint(1, 200) for _ in range(n)), reverse=True)
+        max_rows, max_slots, overhead = rng.randint(1, 6), rng.choice([None, 300, 800]), rng.choice([0, 50, 400])
+
+        def cost(cut):
+            return sum(overhead + lengths[b] * (e - b) for b, e in cut)
+
+        def allowed(cut):
+            return all(e - b <= max_rows and (max_slots is None or e - b == 1 or lengths[b] * (e - b) <= max_slots)
+                       for b, e in cut)
+
+        found = cheapest_ranges(lengths, max_rows, max_slots, overhead)
+        assert allowed(found) and [b for b, _ in found] == sorted({b for b, _ in found})
+        assert cost(found) == min(cost(cut) for cut in _every_cut(n) if allowed(cut)), (lengths, found)
+
+
+def test_a_costly_mini_batch_means_fewer_of_them_and_a_free_one_means_no_padding():
+    lengths = [100, 90, 50, 48, 47, 46, 10, 10, 10, 9]
+    assert cheapest_ranges(lengths, 16, None, overhead_slots=10_000) == [(0, 10)]
+    assert cheapest_ranges(lengths, 16, 500, overhead_slots=10_000) == [(0, 2), (2, 10)]  # 200 + 400 slots
+    free = cheapest_ranges(lengths, 16, None, overhead_slots=0)
+    assert all(len(set(lengths[b:e])) == 1 for b, e in free)
+
+
+def test_the_cut_follows_the_device_and_the_config():
+    """``auto``: the cheapest cut at the token budget on a GPU, the padding rule on a CPU or without a
+    budget; a number or null in the config is taken as it is."""
+    from st_code.training.config import StageConfig
+
+    stage = StageConfig(name="s", datasets=["d"])
+    assert mini_batch_overhead(stage, "cuda:0", 65536) == 65536
+    assert mini_batch_overhead(stage, "cpu", None) is None and mini_batch_overhead(stage, "cuda", None) is None
+    stage.mini_batch_overhead = 2000
+    assert mini_batch_overhead(stage, "cpu", None) == 2000
+    stage.mini_batch_overhead = None
+    assert mini_batch_overhead(stage, "cuda:0", 65536) is None
 
 
 def test_mini_batches_end_at_rows_slots_or_padding():
@@ -103,6 +153,20 @@ def test_mini_batch_auto_halves_until_the_probe_fits():
     assert choose_mini_batch_size(96, "cuda", fits) == 32 and tried == [96, 64, 32]  # then powers of two
     assert choose_mini_batch_size(8, "cuda", lambda rows: False) == 1
     assert choose_mini_batch_size(128, "cpu") == CPU_MINI_BATCH and choose_mini_batch_size(4, "cpu") == 4
+
+
+@pytest.mark.parametrize(("value", "ok"), [("auto", True), (4096, True), (None, True), (-1, False), ("high", False),
+                                         (True, False)])
+def test_mini_batch_overhead_in_the_config(value, ok):
+    from st_code.training import ConfigError, config_from_dict
+
+    config = {"data": {"offline": {"max_pairs_per_task": 10}},
+              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], "mini_batch_overhead": value}]}
+    if ok:
+        assert config_from_dict(config).stages[0].mini_batch_overhead == value
+    else:
+        with pytest.raises(ConfigError, match=r"stages\[0\].*mini_batch_overhead: "):
+            config_from_dict(config)
 
 
 @pytest.mark.parametrize(("value", "ok"), [("auto", True), (8, True), (0, False), ("big", False)])

@@ -125,6 +125,11 @@ class StageConfig:
     mini_batch_size: int | str = "auto"
     mini_batch_tokens: int | None = None  # also cap a mini-batch's token slots (rows x width)
     mini_batch_padding: float = 0.1  # length_sorted: a mini-batch ends before its padding passes this share
+    # length_sorted: what one more mini-batch costs, in token slots; the cut is then the cheapest (fewer
+    # passes against more padding) and mini_batch_padding is unused. "auto": on a GPU with a token budget,
+    # the whole budget (the fewest mini-batches that fit, cut where they pad least); null, or a CPU:
+    # mini_batch_padding's rule (st_code.training.losses)
+    mini_batch_overhead: int | str | None = "auto"
     num_negatives: int = 1
     temperature: float = 0.02
     instructions: bool = False
@@ -457,6 +462,11 @@ def validate(config: CurriculumConfig) -> None:
             raise ConfigError(f"{where}.mini_batch_tokens: must be >= 1, got {stage.mini_batch_tokens}")
         if not 0 <= stage.mini_batch_padding < 1:
             raise ConfigError(f"{where}.mini_batch_padding: a share in [0, 1), got {stage.mini_batch_padding}")
+        overhead = stage.mini_batch_overhead
+        if overhead not in ("auto", None) and (not isinstance(overhead, int) or isinstance(overhead, bool)
+                                               or overhead < 0):
+            raise ConfigError(f"{where}.mini_batch_overhead: token slots (a whole number >= 0), auto or null, "
+                              f"got {overhead!r}")
         if stage.sampler not in ("proportional", "round_robin"):
             raise ConfigError(f"{where}.sampler: {stage.sampler!r}; use proportional or round_robin")
         if stage.num_negatives < 0:
