@@ -14,9 +14,10 @@ same batch, learning rate, loss and batch order:
 * ``previous``: sentence-transformers' CachedMultipleNegativesRankingLoss, mini-batches cut from the
   batch as sampled (every one padded to the batch's longest row), mini-batch 16, plain AdamW;
 * ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
-  LengthSortedCachedMNRL (each column longest first, cut into mini-batches of similar length, each at
-  its own width) with ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused
-  AdamW and (``dataloader_workers: auto``) two processes tokenizing ahead on a GPU;
+  LengthSortedCachedMNRL (each column longest first, each mini-batch at its own width: on a CPU cut at
+  <= 10% padding, on a GPU the fewest mini-batches its memory allows, cut where they pad least) with
+  ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused AdamW and
+  (``dataloader_workers: auto``) two processes tokenizing ahead on a GPU;
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
   limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
 
@@ -188,6 +189,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         loss = stage_loss(model, stage, log=print)
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + (", sorted" if kind == "now" else ", as sampled")
+    if getattr(loss, "overhead_slots", None) is not None:
+        mini += f", the cheapest cut ({loss.overhead_slots} slots a mini-batch)"
     # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
     loader = CurriculumConfig(dataloader_workers=0 if kind == "previous" else config.get("dataloader_workers", "auto")
                               ).loader_arguments(on_gpu=cuda)

@@ -89,3 +89,24 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
         assert result["losses"][0] == pytest.approx(now[0], abs=1e-3), extra
     assert "extra checkpointing (gradient_checkpointing: true)" in (tmp_path / "out" / "extras.log").read_text()
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
+
+
+@pytest.mark.slow
+def test_step_anatomy_times_each_cut_and_the_fixed_cost_of_a_mini_batch(tmp_path):
+    """benchmarks/step_anatomy.py on the CPU with a tiny decoder and a small batch: every cut is timed,
+    the cheaper a mini-batch, the more of them, and the fixed cost is measured in token slots."""
+    pairs = tmp_path / "pairs.json"
+    train_throughput.load_or_make_pairs(24, pairs)
+    out = tmp_path / "anatomy.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_anatomy.py"), "--batch-size", "16",
+                           "--pairs", "24", "--pairs-file", str(pairs), "--shares", "1,0.001", "--repeats", "1",
+                           "--stock", "--json", str(out)], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "stock", "fixed_cost"}
+    assert results["overhead=1"]["mini_batches"] <= results["overhead=0.001"]["mini_batches"]
+    assert results["overhead=1"]["padding_share"] >= results["overhead=0.001"]["padding_share"]
+    assert results["stock"]["mini_batches"] == 3 and results["stock"]["padding_share"] > 0.3
+    assert all(r["seconds"] > 0 for name, r in results.items() if name != "fixed_cost")
+    assert results["fixed_cost"]["slots_worth_one_mini_batch"] > 0

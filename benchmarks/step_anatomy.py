@@ -1,0 +1,182 @@
+"""Where one GradCache training step's time goes: how the cut into mini-batches trades padding for passes.
+
+    python benchmarks/step_anatomy.py                                   # CPU: a tiny decoder
+    python benchmarks/step_anatomy.py --device cuda --model random:qwen2.5-coder-0.5b \\
+        --pairs-file .device/pairs.json --profile                       # a GPU (see gpu_training_check.sh)
+
+One batch of the training pairs (``--batch-size`` rows, query / code / hard negative), the model and loss
+of the config's first stage, and the loss's forward and backward timed (no optimizer, no data loader)
+with the batch cut into mini-batches several ways, side by side:
+
+* ``padding<=10%``: length-sorted, a mini-batch ends before its padding passes 10% (the CPU default);
+* ``overhead=<share>``: length-sorted, the cheapest cut (``cheapest_ranges``) when one mini-batch costs
+  ``<share>`` x the token budget in slots on top of its own tokens;
+* ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13).
+
+Then the fixed cost of one mini-batch (a pass of 1 short row: forward without gradients, forward and
+backward) against a full one (the token budget's rows at full length), i.e. how many token slots one
+more mini-batch is worth, and with ``--profile`` the operators that take the step's CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(ROOT / "recipes" / "configs" / "c2llm-0.5b.yaml"))
+    parser.add_argument("--model", help="a hub id, a folder or random:<shape>; default: a tiny random Qwen2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=int, help="default: the config's first stage's")
+    parser.add_argument("--pairs", type=int, default=600)
+    parser.add_argument("--pairs-file", type=Path)
+    parser.add_argument("--shares", default="0.1,0.25,0.5", help="overhead shares of the token budget to try")
+    parser.add_argument("--repeats", type=int, default=2, help="timed steps per cut (after one warm-up step)")
+    parser.add_argument("--stock", action="store_true", help="also time sentence-transformers' own GradCache")
+    parser.add_argument("--profile", action="store_true", help="profile one step of the first overhead cut")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    import torch
+    from train_throughput import load_or_make_pairs
+
+    from st_code.training.config import ModelConfig, StageConfig
+    from st_code.training.losses import LengthSortedCachedMNRL, mini_batch_limits
+    from st_code.training.models import build_training_model
+
+    config = yaml.safe_load(Path(args.config).read_text())
+    cuda = args.device.startswith("cuda")
+    rows = load_or_make_pairs(args.pairs, args.pairs_file)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.model is None:
+            from st_code.testing import save_tiny_qwen2
+
+            base = save_tiny_qwen2(Path(tmp) / "tiny", hidden_size=128, num_layers=2)
+        else:
+            from st_code.testing import resolve_benchmark_base
+
+            base = resolve_benchmark_base(args.model, tmp)
+        model_config = ModelConfig(**{**config["model"], "base": base})
+        if not cuda:
+            model_config.dtype = None
+        torch.manual_seed(0)
+        model = build_training_model(model_config).to(args.device)
+    stage = StageConfig(**{k: v for k, v in config["stages"][0].items()
+                           if k in {"name", "datasets", "batch_size", "max_seq_length"}})
+    stage.batch_size = args.batch_size or stage.batch_size
+    chosen = random.Random(0).sample(rows, stage.batch_size)
+    def on_device(feature: dict) -> dict:
+        return {k: v.to(args.device) if hasattr(v, "to") else v for k, v in feature.items()}
+
+    features = [on_device(model.preprocess([r[c] for r in chosen])) for c in range(3)]
+    labels = torch.zeros(stage.batch_size, device=args.device)
+    budget_rows, budget = mini_batch_limits(model, stage, log=print)
+    budget = budget or budget_rows * (stage.max_seq_length or model.max_seq_length)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    results: dict[str, dict] = {}
+
+    def step(loss) -> float:
+        sync()
+        start = time.perf_counter()
+        with autocast:  # as accelerate wraps the model's forward: GradCache's replay in the backward too
+            value = loss([dict(f) for f in features], labels)
+            value.backward()
+        sync()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+
+    def describe(loss) -> tuple[int, float]:
+        passes = real = slots = 0
+        for feature in features:
+            lengths = sorted(feature["attention_mask"].sum(dim=1).tolist(), reverse=True)
+            if hasattr(loss, "plan"):  # sorted, each mini-batch as wide as its first (longest) row
+                plan = loss.plan(lengths)
+                slots += sum(lengths[b] * (e - b) for b, e in plan)
+            else:  # as sampled, each mini-batch as wide as the whole column's longest row
+                plan = [(b, min(b + 16, len(lengths))) for b in range(0, len(lengths), 16)]
+                slots += lengths[0] * len(lengths)
+            passes += len(plan)
+            real += sum(lengths)
+        return passes, 1 - real / slots
+
+    scale = 1 / float(config["stages"][0].get("temperature", 0.05))
+    cuts = {"padding<=10%": dict(max_padding=0.1)}
+    cuts.update({f"overhead={share}": dict(overhead_slots=float(share) * budget) for share in args.shares.split(",")})
+    losses = {name: LengthSortedCachedMNRL(model, scale=scale, mini_batch_size=stage.batch_size,
+                                           mini_batch_num_tokens=budget, **kwargs) for name, kwargs in cuts.items()}
+    if args.stock:
+        from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+        losses["stock"] = CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=16)
+    order = sorted(losses, key=lambda name: not name.startswith("overhead"))  # the fast cuts first
+    print(f"batch {stage.batch_size} x 3 columns | token budget {budget} slots | device {args.device}", flush=True)
+    step(losses[order[0]])  # warm-up: kernels, allocator, autotuning
+    for name in order:
+        passes, padding = describe(losses[name])
+        times = [step(losses[name]) for _ in range(args.repeats)]
+        results[name] = {"mini_batches": passes, "padding_share": padding, "seconds": statistics.median(times)}
+        print(f"{name:<16} {passes:>3} mini-batches  padding {padding:.3f}  {statistics.median(times):7.3f} s/step  "
+              f"({statistics.median(times) / passes * 1000:.0f} ms a mini-batch)", flush=True)
+
+    # the fixed cost of a mini-batch against a full one, in the loss's own three passes
+    def passes_time(rows_: int, width: int) -> float:
+        feature = on_device(model.preprocess([" ".join(["code"] * width)] * rows_))
+        feature = {k: v[:, -width:] if getattr(v, "ndim", 0) == 2 else v for k, v in feature.items()}
+        times = []
+        for _ in range(3):
+            sync()
+            start = time.perf_counter()
+            with autocast:
+                with torch.no_grad():
+                    model(dict(feature))
+                out = model(dict(feature))["sentence_embedding"]
+            out.float().sum().backward()
+            sync()
+            model.zero_grad(set_to_none=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    length = stage.max_seq_length or model.max_seq_length
+    small = passes_time(1, 16)
+    full_rows = max(1, budget // length)
+    full = passes_time(full_rows, length)
+    per_slot = max(full - small, 1e-9) / (full_rows * length - 16)
+    results["fixed_cost"] = {"one_short_row_s": small, "full_s": full, "full_rows": full_rows, "width": length,
+                             "slots_worth_one_mini_batch": small / per_slot}
+    print(f"one mini-batch of 1 x 16 tokens: {small * 1000:.1f} ms | {full_rows} x {length}: {full * 1000:.1f} ms | "
+          f"one more mini-batch costs as much as {small / per_slot:,.0f} token slots "
+          f"({small / per_slot / budget:.2f} of the budget)", flush=True)
+
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as trace:
+            wall = step(losses[order[0]])
+        table = trace.key_averages()
+        kernels = sum(e.count for e in table if getattr(e, "device_type", None) is not None
+                      and str(e.device_type).endswith("CUDA"))
+        print(f"profiled step ({order[0]}): {wall:.3f} s; {sum(e.count for e in table):,} events, "
+              f"{kernels:,} on the GPU", flush=True)
+        print(table.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=50), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
