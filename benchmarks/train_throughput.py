@@ -169,7 +169,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
 
     from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
     from st_code.training.losses import stage_loss
-    from st_code.training.models import build_training_model
+    from st_code.training.models import build_training_model, enable_activation_checkpointing
 
     cuda = device.startswith("cuda")
     model_config = ModelConfig(**{**config["model"], "base": base})
@@ -178,7 +178,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     torch.manual_seed(0)  # the same initial weights (PMA, LoRA) for every run
     model = build_training_model(model_config).to(device)
     if config.get("gradient_checkpointing"):
-        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
+        enable_activation_checkpointing(model)
     known = {f.name for f in dataclasses.fields(StageConfig)}
     stage = StageConfig(**{k: v for k, v in config["stages"][0].items() if k in known and k != "filters"})
     stage.batch_size = batch

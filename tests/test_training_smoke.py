@@ -54,3 +54,30 @@ def test_only_the_saving_rank_writes_checkpoint_models(tiny_qwen_path, tmp_path,
     assert len(checkpoints) == 2  # the folders exist on every rank (each keeps its own RNG state there)
     written = [c.name for c in checkpoints if (c / "modules.json").exists() or any(c.glob("**/*.safetensors"))]
     assert written == ([c.name for c in checkpoints] if saving_rank else [])
+
+
+def test_activation_checkpointing_is_enabled_without_the_deprecated_alias(tiny_qwen_path):
+    """``gradient_checkpointing: true``: the backbone checkpoints its layers (same outputs), and no
+    FutureWarning about transformers' deprecated ``gradient_checkpointing_enable`` is raised."""
+    import warnings
+
+    import torch
+
+    import st_code
+    from st_code.training.models import enable_activation_checkpointing
+
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                device="cpu")
+    model.train()
+    features = model.preprocess(["def add(a, b): return a + b", "read a file"])
+    before = model(dict(features))["sentence_embedding"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        enable_activation_checkpointing(model)
+    backbone = model[0].auto_model
+    assert backbone.is_activation_checkpointing
+    after = model(dict(features))["sentence_embedding"]
+    torch.testing.assert_close(after, before)
+    after.sum().backward()
+    assert any(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)

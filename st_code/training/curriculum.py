@@ -49,7 +49,8 @@ from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
 from st_code.training.models import (
-    build_training_model, float32_trainable, load_stage_model, mining_embedder, train_on_cpu,
+    build_training_model, enable_activation_checkpointing, float32_trainable, load_stage_model, mining_embedder,
+    train_on_cpu,
 )
 from st_code.training.sources import resolve_base, stage_samples
 from st_code.training.stage_trainer import (
@@ -212,8 +213,7 @@ class CurriculumRunner:
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if self.config.gradient_checkpointing:
-            checkpointing = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
-            checkpointing()
+            enable_activation_checkpointing(model)
         loss = stage_loss(model, stage, gather, self.log)
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:

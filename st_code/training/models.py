@@ -46,6 +46,19 @@ def float32_trainable(model: torch.nn.Module) -> int:
     return cast
 
 
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Turn on activation (gradient) checkpointing in every submodule that has it, as
+    sentence-transformers' ``gradient_checkpointing_enable`` does, but through transformers 5's
+    ``activation_checkpointing_enable``: the old name is a deprecated alias there that warns on every call."""
+    for module in model.modules():
+        if module is model or getattr(module, "supports_gradient_checkpointing", True) is False:
+            continue
+        enable = getattr(module, "activation_checkpointing_enable", None) or getattr(
+            module, "gradient_checkpointing_enable", None)
+        if callable(enable):
+            enable()
+
+
 def build_training_model(m: ModelConfig) -> SentenceTransformer:
     """The starting model of a curriculum, trainable weights in float32."""
     model = st_code.build_model(
@@ -84,4 +97,4 @@ def mining_embedder(config: CurriculumConfig, built: SentenceTransformer) -> tup
 
 
 __all__ = ["train_on_cpu", "float32_trainable", "build_training_model", "load_stage_model", "mining_embedder",
-           "torch_dtype"]
+           "torch_dtype", "enable_activation_checkpointing"]
