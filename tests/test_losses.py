@@ -155,28 +155,22 @@ def test_mini_batch_auto_halves_until_the_probe_fits():
     assert choose_mini_batch_size(128, "cpu") == CPU_MINI_BATCH and choose_mini_batch_size(4, "cpu") == 4
 
 
-@pytest.mark.parametrize(("value", "ok"), [("auto", True), (4096, True), (None, True), (-1, False), ("high", False),
-                                         (True, False)])
-def test_mini_batch_overhead_in_the_config(value, ok):
+@pytest.mark.parametrize(("key", "value", "error"), [
+    ("mini_batch_size", "auto", None), ("mini_batch_size", 8, None),
+    ("mini_batch_size", 0, r"\(s\)\.mini_batch_size: a whole number >= 1 or auto"),
+    ("mini_batch_size", "big", r"\(s\)\.mini_batch_size: a whole number >= 1 or auto"),
+    ("mini_batch_overhead", "auto", None), ("mini_batch_overhead", 4096, None), ("mini_batch_overhead", None, None),
+    ("mini_batch_overhead", -1, r"\(s\)\.mini_batch_overhead: token slots \(a whole number >= 0\), auto or null"),
+    ("mini_batch_overhead", "high", r"\(s\)\.mini_batch_overhead: token slots"),
+    ("mini_batch_overhead", True, r"mini_batch_overhead: expected"),
+])
+def test_mini_batch_settings_in_the_config(key, value, error):
     from st_code.training import ConfigError, config_from_dict
 
     config = {"data": {"offline": {"max_pairs_per_task": 10}},
-              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], "mini_batch_overhead": value}]}
-    if ok:
-        assert config_from_dict(config).stages[0].mini_batch_overhead == value
+              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], key: value}]}
+    if error is None:
+        assert getattr(config_from_dict(config).stages[0], key) == value
     else:
-        with pytest.raises(ConfigError, match=r"stages\[0\].*mini_batch_overhead: "):
-            config_from_dict(config)
-
-
-@pytest.mark.parametrize(("value", "ok"), [("auto", True), (8, True), (0, False), ("big", False)])
-def test_mini_batch_size_in_the_config(value, ok):
-    from st_code.training import ConfigError, config_from_dict
-
-    config = {"data": {"offline": {"max_pairs_per_task": 10}},
-              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], "mini_batch_size": value}]}
-    if ok:
-        assert config_from_dict(config).stages[0].mini_batch_size == value
-    else:
-        with pytest.raises(ConfigError, match=r"stages\[0\] \(s\)\.mini_batch_size: a whole number >= 1 or auto"):
+        with pytest.raises(ConfigError, match=r"stages\[0\].*" + error):
             config_from_dict(config)
