@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="default: the config's first stage's")
     parser.add_argument("--pairs", type=int, default=600)
     parser.add_argument("--pairs-file", type=Path)
+    parser.add_argument("--max-seq-length", type=int, help="truncate here (default: the config's model's)")
     parser.add_argument("--shares", default="0.1,0.25,0.5", help="overhead shares of the token budget to try")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per cut (after one warm-up step)")
     parser.add_argument("--stock", action="store_true", help="also time sentence-transformers' own GradCache")
@@ -71,6 +72,7 @@ def main() -> None:
 
             base = resolve_benchmark_base(args.model, tmp)
         model_config = ModelConfig(**{**config["model"], "base": base})
+        model_config.max_seq_length = args.max_seq_length or model_config.max_seq_length
         if not cuda:
             model_config.dtype = None
         torch.manual_seed(0)
@@ -78,6 +80,7 @@ def main() -> None:
     stage = StageConfig(**{k: v for k, v in config["stages"][0].items()
                            if k in {"name", "datasets", "batch_size", "max_seq_length"}})
     stage.batch_size = args.batch_size or stage.batch_size
+    stage.max_seq_length = args.max_seq_length or stage.max_seq_length
     chosen = random.Random(0).sample(rows, stage.batch_size)
     def on_device(feature: dict) -> dict:
         return {k: v.to(args.device) if hasattr(v, "to") else v for k, v in feature.items()}

@@ -99,7 +99,7 @@ def test_step_anatomy_times_each_cut_and_the_fixed_cost_of_a_mini_batch(tmp_path
     train_throughput.load_or_make_pairs(24, pairs)
     out = tmp_path / "anatomy.json"
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_anatomy.py"), "--batch-size", "16",
-                           "--pairs", "24", "--pairs-file", str(pairs), "--shares", "1,0.001", "--repeats", "1",
+                           "--pairs", "24", "--pairs-file", str(pairs), "--shares", "1,0.001", "--repeats", "1", "--max-seq-length", "128",
                            "--stock", "--json", str(out)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
