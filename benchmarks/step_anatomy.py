@@ -11,7 +11,10 @@ with the batch cut into mini-batches several ways, side by side:
 * ``padding<=10%``: length-sorted, a mini-batch ends before its padding passes 10% (the CPU default);
 * ``overhead=<share>``: length-sorted, the cheapest cut (``cheapest_ranges``) when one mini-batch costs
   ``<share>`` x the token budget in slots on top of its own tokens;
-* ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13).
+* ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13);
+* with ``--lora-no-cast``, the first overhead cut again as the curriculum trains it, without peft's cast
+  of every LoRA input to the adapter's float32 under autocast (a quarter of the GPU time of the fastest
+  cut on an H200 went to dtype copies); ``--cpu-bf16`` runs a CPU under bf16 autocast as a GPU would.
 
 Then the fixed cost of one mini-batch (a pass of 1 short row: forward without gradients, forward and
 backward) against a full one (the token budget's rows at full length), i.e. how many token slots one
@@ -49,6 +52,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per cut (after one warm-up step)")
     parser.add_argument("--stock", action="store_true", help="also time sentence-transformers' own GradCache")
     parser.add_argument("--profile", action="store_true", help="profile one step of the first overhead cut")
+    parser.add_argument("--lora-no-cast", action="store_true",
+                        help="time the first overhead cut again as the curriculum trains: LoRA inputs not cast to "
+                             "the adapter's float32 under autocast (st_code.lora.skip_lora_input_cast_under_autocast)")
+    parser.add_argument("--cpu-bf16", action="store_true",
+                        help="on a CPU, keep the config's bf16 backbone and run under bf16 autocast, as a GPU does")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -73,7 +81,7 @@ def main() -> None:
             base = resolve_benchmark_base(args.model, tmp)
         model_config = ModelConfig(**{**config["model"], "base": base})
         model_config.max_seq_length = args.max_seq_length or model_config.max_seq_length
-        if not cuda:
+        if not cuda and not args.cpu_bf16:
             model_config.dtype = None
         torch.manual_seed(0)
         model = build_training_model(model_config).to(args.device)
@@ -89,7 +97,7 @@ def main() -> None:
     labels = torch.zeros(stage.batch_size, device=args.device)
     budget_rows, budget = mini_batch_limits(model, stage, log=print)
     budget = budget or budget_rows * (stage.max_seq_length or model.max_seq_length)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+    autocast = torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda or args.cpu_bf16)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     results: dict[str, dict] = {}
 
@@ -135,6 +143,22 @@ def main() -> None:
         results[name] = {"mini_batches": passes, "padding_share": padding, "seconds": statistics.median(times)}
         print(f"{name:<16} {passes:>3} mini-batches  padding {padding:.3f}  {statistics.median(times):7.3f} s/step  "
               f"({statistics.median(times) / passes * 1000:.0f} ms a mini-batch)", flush=True)
+
+    if args.lora_no_cast:
+        # peft's own switch, the one st_code.lora.skip_lora_input_cast_under_autocast flips during a
+        # forward under autocast; the two settings alternate so that drift hits both alike
+        from peft.helpers import disable_input_dtype_casting
+
+        name = order[0]
+        timed: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats + 1):
+            for uncast in (True, False):
+                with disable_input_dtype_casting(model, active=uncast):
+                    timed[uncast].append(step(losses[name]))
+        cast_s, uncast_s = statistics.median(timed[False][1:]), statistics.median(timed[True][1:])
+        results[f"{name}, LoRA inputs not cast"] = {**results[name], "seconds": uncast_s, "cast_seconds": cast_s}
+        print(f"{name}, LoRA inputs cast to float32 {cast_s:.3f} s/step, not cast {uncast_s:.3f} s/step "
+              f"({cast_s / uncast_s:.2f}x; alternated, {args.repeats} each after one)", flush=True)
 
     # the fixed cost of a mini-batch against a full one, in the loss's own three passes
     def passes_time(rows_: int, width: int) -> float:

@@ -16,8 +16,9 @@ same batch, learning rate, loss and batch order:
 * ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
   LengthSortedCachedMNRL (each column longest first, each mini-batch at its own width: on a CPU cut at
   <= 10% padding, on a GPU the fewest mini-batches its memory allows, cut where they pad least) with
-  ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused AdamW and
-  (``dataloader_workers: auto``) two processes tokenizing ahead on a GPU;
+  ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused AdamW, LoRA inputs
+  not cast to float32 under autocast, and (``dataloader_workers: auto``) two processes tokenizing
+  ahead on a GPU;
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
   limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
 
@@ -167,6 +168,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
+    from st_code.lora import skip_lora_input_cast_under_autocast
     from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
     from st_code.training.losses import stage_loss
     from st_code.training.models import build_training_model, enable_activation_checkpointing
@@ -185,6 +187,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     if kind == "previous":
         loss = CachedMultipleNegativesRankingLoss(model, scale=1 / stage.temperature, mini_batch_size=16)
     else:
+        skip_lora_input_cast_under_autocast(model)  # as the curriculum trains
         stage.length_sorted = kind == "now"
         loss = stage_loss(model, stage, log=print)
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens

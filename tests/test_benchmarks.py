@@ -98,13 +98,15 @@ def test_step_anatomy_times_each_cut_and_the_fixed_cost_of_a_mini_batch(tmp_path
     pairs = tmp_path / "pairs.json"
     train_throughput.load_or_make_pairs(24, pairs)
     out = tmp_path / "anatomy.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_anatomy.py"), "--batch-size", "16",
-                           "--pairs", "24", "--pairs-file", str(pairs), "--shares", "1,0.001", "--repeats", "1", "--max-seq-length", "128",
-                           "--stock", "--json", str(out)], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    command = [sys.executable, str(ROOT / "benchmarks" / "step_anatomy.py"), "--batch-size", "16", "--pairs", "24",
+               "--pairs-file", str(pairs), "--shares", "1,0.001", "--repeats", "1", "--max-seq-length", "128",
+               "--stock", "--lora-no-cast", "--cpu-bf16", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "stock", "fixed_cost"}
+    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "stock", "fixed_cost",
+                            "overhead=1, LoRA inputs not cast"}
+    assert results["overhead=1, LoRA inputs not cast"]["cast_seconds"] > 0
     assert results["overhead=1"]["mini_batches"] <= results["overhead=0.001"]["mini_batches"]
     assert results["overhead=1"]["padding_share"] >= results["overhead=0.001"]["padding_share"]
     assert results["stock"]["mini_batches"] == 3 and results["stock"]["padding_share"] > 0.3

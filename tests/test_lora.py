@@ -80,3 +80,61 @@ def test_merged_copy_leaves_the_original_adapter(tiny_qwen_path):
     model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", lora={"r": 4, "alpha": 8}, device="cpu")
     copy = st_code.merged_copy(model)
     assert st_code.has_lora(model) and not st_code.has_lora(copy)
+
+
+def _bf16_model_with_a_live_adapter(tiny_qwen_path, dropout: float):
+    from st_code.training.config import ModelConfig
+    from st_code.training.models import build_training_model
+
+    torch.manual_seed(0)
+    model = build_training_model(ModelConfig(base=tiny_qwen_path, pooling="pma", embedding_dim=32, pma_num_heads=4,
+                                             lora={"r": 4, "alpha": 8, "dropout": dropout}, dtype="bfloat16"))
+    with torch.no_grad():  # a trained adapter: B is zero at the start, which would hide any difference
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    return model
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_lora_inputs_skip_the_float32_round_trip_under_autocast_with_the_same_numbers(tiny_qwen_path, dropout):
+    """Under autocast the hook turns peft's cast of LoRA inputs off (seen inside the forward): the
+    embeddings and gradients are the same bit for bit without dropout, and within dropout's noise with
+    it (its mask and scale are drawn in bf16 instead of float32); without autocast nothing changes."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    from st_code.lora import skip_lora_input_cast_under_autocast
+
+    model = _bf16_model_with_a_live_adapter(tiny_qwen_path, dropout)
+    model.train()
+    features = model.preprocess(TEXTS)
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+    seen: list[bool] = []
+    layers[0].register_forward_pre_hook(lambda module, args: seen.append(module.cast_input_dtype_enabled))
+    direction = torch.linspace(-1, 1, 32)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        torch.manual_seed(1)  # the same dropout masks
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            embedding = model(dict(features))["sentence_embedding"].float()
+        (embedding @ direction).pow(2).sum().backward()
+        grads = torch.cat([p.grad.flatten() for n, p in model.named_parameters() if "lora_" in n])
+        return embedding.detach(), grads
+
+    cast = run()
+    skip_lora_input_cast_under_autocast(model)
+    skip_lora_input_cast_under_autocast(model)  # idempotent: one pair of hooks
+    uncast = run()
+    assert seen == [True, False]
+    if dropout == 0:
+        torch.testing.assert_close(uncast[0], cast[0], rtol=0, atol=0)
+        torch.testing.assert_close(uncast[1], cast[1], rtol=1e-6, atol=1e-8)
+    else:
+        assert torch.nn.functional.cosine_similarity(uncast[0], cast[0]).min() > 0.999
+        assert torch.nn.functional.cosine_similarity(uncast[1], cast[1], dim=0) > 0.99
+    assert all(layer.cast_input_dtype_enabled for layer in layers)  # on again after the forward
+    model.eval()
+    with torch.no_grad():
+        model.float()(dict(features))  # no autocast: peft's cast stays on
+    assert seen[-1] is True

@@ -34,7 +34,9 @@ from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
 from st_code.hub import push_folder
 from st_code.locking import FolderLock, write_text_atomic
-from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy
+from st_code.lora import (
+    LoraSettings, add_lora, has_lora, merge_lora, merged_copy, skip_lora_input_cast_under_autocast,
+)
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
@@ -214,6 +216,7 @@ class CurriculumRunner:
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if self.config.gradient_checkpointing:
             enable_activation_checkpointing(model)
+        skip_lora_input_cast_under_autocast(model)  # bf16 runs: no float32 round trip into the adapter
         loss = stage_loss(model, stage, gather, self.log)
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:
