@@ -144,47 +144,31 @@ def merge_lora(model: SentenceTransformer) -> SentenceTransformer:
     return model
 
 
-def _autocast_on(module: nn.Module) -> bool:
+def _cast_only_without_autocast(layer: nn.Module, args: Any) -> None:
     import torch
 
-    parameter = next(module.parameters(), None)
-    return torch.is_autocast_enabled(parameter.device.type if parameter is not None else "cpu")
+    x = args[0] if args else None
+    device_type = x.device.type if isinstance(x, torch.Tensor) else "cpu"
+    layer.cast_input_dtype_enabled = not torch.is_autocast_enabled(device_type)
 
 
-def _uncast_lora_inputs(module: nn.Module, args: Any, kwargs: Any) -> None:
-    if not _autocast_on(module):
-        return
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    layers = [m for m in module.modules()
-              if isinstance(m, BaseTunerLayer) and getattr(m, "cast_input_dtype_enabled", True)]
-    for layer in layers:
-        layer.cast_input_dtype_enabled = False
-    module._st_code_uncast_layers = layers
-
-
-def _recast_lora_inputs(module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
-    for layer in getattr(module, "_st_code_uncast_layers", ()):
-        layer.cast_input_dtype_enabled = True
-    module._st_code_uncast_layers = []
-
-
-def skip_lora_input_cast_under_autocast(model: SentenceTransformer) -> None:
+def skip_lora_input_cast_under_autocast(model: nn.Module) -> None:
     """Under autocast, let LoRA inputs reach the adapter in the backbone's dtype.
 
     peft casts every LoRA input to the adapter's dtype (float32 while training: the optimizer's
     master weights), and autocast casts it straight back to bf16 for the product: two copies of each
     activation for nothing. On an H200 dtype copies were a quarter of a training step's GPU time. A
-    pre-hook on the backbone turns peft's cast off for a forward that runs under autocast (the product
-    is then the same, bit for bit; tested) and a hook after it (also after an error) turns it on again,
-    so a forward without autocast, e.g. an evaluator's, is untouched. Idempotent; the hooks find the
-    adapter's layers at each forward, so they hold across a merge and a fresh adapter."""
-    first = model[0]
-    if getattr(first, "_st_code_skips_lora_cast", False):
-        return
-    first.register_forward_pre_hook(_uncast_lora_inputs, with_kwargs=True)
-    first.register_forward_hook(_recast_lora_inputs, with_kwargs=True, always_call=True)
-    first._st_code_skips_lora_cast = True
+    pre-hook on each LoRA layer sets peft's own switch (``cast_input_dtype_enabled``, the one
+    ``peft.helpers.disable_input_dtype_casting`` flips) from the autocast state at that call: off under
+    autocast (the product is the same, bit for bit without dropout; tested), on otherwise, so a forward
+    without autocast, e.g. an evaluator's, is untouched, and a checkpointed layer's recompute (which
+    restores autocast) decides as its forward did. Idempotent; call it again after a fresh adapter."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for layer in model.modules():
+        if isinstance(layer, BaseTunerLayer) and not getattr(layer, "_st_code_casts_by_autocast", False):
+            layer.register_forward_pre_hook(_cast_only_without_autocast)
+            layer._st_code_casts_by_autocast = True
 
 
 def merged_copy(model: SentenceTransformer) -> SentenceTransformer:

@@ -96,45 +96,52 @@ def _bf16_model_with_a_live_adapter(tiny_qwen_path, dropout: float):
     return model
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_lora_inputs_skip_the_float32_round_trip_under_autocast_with_the_same_numbers(tiny_qwen_path, dropout):
-    """Under autocast the hook turns peft's cast of LoRA inputs off (seen inside the forward): the
-    embeddings and gradients are the same bit for bit without dropout, and within dropout's noise with
-    it (its mask and scale are drawn in bf16 instead of float32); without autocast nothing changes."""
+@pytest.mark.parametrize(("dropout", "checkpointing"), [(0.0, False), (0.1, False), (0.0, True)])
+def test_lora_inputs_skip_the_float32_round_trip_under_autocast_with_the_same_numbers(tiny_qwen_path, dropout,
+                                                                                       checkpointing):
+    """Under autocast LoRA inputs reach the adapter in bf16 instead of float32 (seen at the adapter's
+    first product); the embeddings and gradients are the same bit for bit without dropout, and within
+    dropout's noise with it (its mask and scale are drawn in bf16); a checkpointed layer's recompute
+    matches its forward; without autocast peft's cast stays."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
     from st_code.lora import skip_lora_input_cast_under_autocast
+    from st_code.training.models import enable_activation_checkpointing
 
     model = _bf16_model_with_a_live_adapter(tiny_qwen_path, dropout)
+    if checkpointing:
+        enable_activation_checkpointing(model)
     model.train()
     features = model.preprocess(TEXTS)
-    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-    seen: list[bool] = []
-    layers[0].register_forward_pre_hook(lambda module, args: seen.append(module.cast_input_dtype_enabled))
+    first = next(m for m in model.modules() if isinstance(m, BaseTunerLayer))
+    seen: list[torch.dtype] = []
+    first.lora_A["default"].register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
     direction = torch.linspace(-1, 1, 32)
 
     def run() -> tuple[torch.Tensor, torch.Tensor]:
         model.zero_grad()
+        seen.clear()
         torch.manual_seed(1)  # the same dropout masks
         with torch.autocast("cpu", dtype=torch.bfloat16):
             embedding = model(dict(features))["sentence_embedding"].float()
-        (embedding @ direction).pow(2).sum().backward()
+        (embedding @ direction).pow(2).sum().backward()  # with checkpointing: the recompute runs here
         grads = torch.cat([p.grad.flatten() for n, p in model.named_parameters() if "lora_" in n])
         return embedding.detach(), grads
 
     cast = run()
+    assert set(seen) == {torch.float32}
     skip_lora_input_cast_under_autocast(model)
-    skip_lora_input_cast_under_autocast(model)  # idempotent: one pair of hooks
+    skip_lora_input_cast_under_autocast(model)  # idempotent: one hook a layer
     uncast = run()
-    assert seen == [True, False]
+    assert set(seen) == {torch.bfloat16} and len(seen) == (2 if checkpointing else 1)
     if dropout == 0:
         torch.testing.assert_close(uncast[0], cast[0], rtol=0, atol=0)
         torch.testing.assert_close(uncast[1], cast[1], rtol=1e-6, atol=1e-8)
     else:
         assert torch.nn.functional.cosine_similarity(uncast[0], cast[0]).min() > 0.999
         assert torch.nn.functional.cosine_similarity(uncast[1], cast[1], dim=0) > 0.99
-    assert all(layer.cast_input_dtype_enabled for layer in layers)  # on again after the forward
     model.eval()
+    seen.clear()
     with torch.no_grad():
-        model.float()(dict(features))  # no autocast: peft's cast stays on
-    assert seen[-1] is True
+        model(dict(features))  # no autocast: peft's cast to the adapter's float32 stays
+    assert seen == [torch.float32]
