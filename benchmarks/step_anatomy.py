@@ -90,6 +90,7 @@ def main() -> None:
     stage.batch_size = args.batch_size or stage.batch_size
     stage.max_seq_length = args.max_seq_length or stage.max_seq_length
     chosen = random.Random(0).sample(rows, stage.batch_size)
+
     def on_device(feature: dict) -> dict:
         return {k: v.to(args.device) if hasattr(v, "to") else v for k, v in feature.items()}
 
