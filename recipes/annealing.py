@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from st_code.errors import StCodeError
     from st_code.training import CurriculumRunner
+    from st_code.training.process_group import close_process_group
 
     start = time.time()
     existing = "overwrite" if args.overwrite else "resume" if args.resume_anyway else "refuse"
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if "table" in result:
         print(f"\nbefore (base) / after (last stage) NDCG@10 on held-out sets; total time {time.time() - start:.0f}s")
+    close_process_group()  # launched by torchrun / accelerate: every rank ends together, cleanly
     return 0
 
 
