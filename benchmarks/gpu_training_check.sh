@@ -7,8 +7,9 @@
 #
 # It installs the carried wheels into /tmp/site, then runs benchmarks/train_throughput.py with the
 # shipped c2llm-0.5b config on a random model of Qwen2.5-Coder-0.5B's shape (the same arithmetic as the
-# real weights; nothing to download): 'now' and its ordering check 'unsorted' for $STEPS steps, the
-# slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput, then the $EXTRAS: 'now' again for
+# real weights; nothing to download): 'now', 'packed' (pack_sequences: true) and the ordering check
+# 'unsorted' for $STEPS steps, the slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput,
+# then the $EXTRAS: 'now' again for
 # $EXTRA_STEPS steps with one setting changed (checkpointing: gradient checkpointing on; workers0: no
 # loader workers; compile, not run by default: torch.compile, whose recompiles for GradCache's two grad
 # modes and varying widths took 300 s for 3 steps of a tiny decoder on CPU), each its own config written
@@ -70,7 +71,7 @@ BATCH_ARGS=()
 [[ -n "$BATCH" ]] && BATCH_ARGS=(--batch-size "$BATCH")
 timeout "$(within "$TRAIN_SECONDS")" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
   --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
-  --previous-steps "$PREVIOUS_STEPS" --rounds 1 --runs now,unsorted,previous --json "$OUT/train.json" 2>&1 \
+  --previous-steps "$PREVIOUS_STEPS" --rounds 1 --runs now,packed,unsorted,previous --json "$OUT/train.json" 2>&1 \
   | tee "$OUT/train.log"
 train_status=${PIPESTATUS[0]}
 

@@ -11,6 +11,8 @@ with the batch cut into mini-batches several ways, side by side:
 * ``padding<=10%``: length-sorted, a mini-batch ends before its padding passes 10% (the CPU default);
 * ``overhead=<share>``: length-sorted, the cheapest cut (``cheapest_ranges``) when one mini-batch costs
   ``<share>`` x the token budget in slots on top of its own tokens;
+* ``packed``: length-sorted, each mini-batch's rows packed side by side and filled to the token budget
+  (``pack_sequences: true``; st_code.training.packing), where the model supports it;
 * ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13);
 * with ``--lora-no-cast``, the first overhead cut again as the curriculum trains it, without peft's cast
   of every LoRA input to the adapter's float32 under autocast (a quarter of the GPU time of the fastest
@@ -66,6 +68,7 @@ def main() -> None:
     from st_code.training.config import ModelConfig, StageConfig
     from st_code.training.losses import LengthSortedCachedMNRL, mini_batch_limits
     from st_code.training.models import build_training_model
+    from st_code.training.packing import packing_unsupported
 
     config = yaml.safe_load(Path(args.config).read_text())
     cuda = args.device.startswith("cuda")
@@ -116,9 +119,9 @@ def main() -> None:
         passes = real = slots = 0
         for feature in features:
             lengths = sorted(feature["attention_mask"].sum(dim=1).tolist(), reverse=True)
-            if hasattr(loss, "plan"):  # sorted, each mini-batch as wide as its first (longest) row
+            if hasattr(loss, "plan"):  # sorted, each mini-batch as wide as its first row (or packed)
                 plan = loss.plan(lengths)
-                slots += sum(lengths[b] * (e - b) for b, e in plan)
+                slots += loss.slots(lengths, plan)
             else:  # as sampled, each mini-batch as wide as the whole column's longest row
                 plan = [(b, min(b + 16, len(lengths))) for b in range(0, len(lengths), 16)]
                 slots += lengths[0] * len(lengths)
@@ -129,13 +132,17 @@ def main() -> None:
     scale = 1 / float(config["stages"][0].get("temperature", 0.05))
     cuts = {"padding<=10%": dict(max_padding=0.1)}
     cuts.update({f"overhead={share}": dict(overhead_slots=float(share) * budget) for share in args.shares.split(",")})
+    if packing_unsupported(model) is None:
+        cuts["packed"] = dict(pack=True)
+    else:
+        print(f"no packed cut: {packing_unsupported(model)}")
     losses = {name: LengthSortedCachedMNRL(model, scale=scale, mini_batch_size=stage.batch_size,
                                            mini_batch_num_tokens=budget, **kwargs) for name, kwargs in cuts.items()}
     if args.stock:
         from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
         losses["stock"] = CachedMultipleNegativesRankingLoss(model, scale=scale, mini_batch_size=16)
-    order = sorted(losses, key=lambda name: not name.startswith("overhead"))  # the fast cuts first
+    order = sorted(losses, key=lambda name: not name.startswith("overhead"))  # the GPU's cut first
     print(f"batch {stage.batch_size} x 3 columns | token budget {budget} slots | device {args.device}", flush=True)
     step(losses[order[0]])  # warm-up: kernels, allocator, autotuning
     for name in order:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from st_code.modules.code_transformer import PACKED_ROWS
+
 
 class TokenMeter:
-    """A forward pre-hook on the backbone (``model[0]``); flattened (unpadded) batches count as all real."""
+    """A forward pre-hook on the backbone (``model[0]``); flattened (unpadded) batches count as all real,
+    packed rows (st_code.training.packing) as their slots against the real tokens of the rows they hold."""
 
     def __init__(self, model) -> None:
         self.slots = self.real = 0
@@ -12,6 +15,11 @@ class TokenMeter:
 
     def __call__(self, module, args, kwargs) -> None:
         features = args[0] if args else kwargs["features"]
+        packed = features.get(PACKED_ROWS)
+        if packed is not None:
+            self.slots += features["input_ids"].numel()
+            self.real += int(packed.attention_mask.sum())
+            return
         mask = features.get("attention_mask")
         if mask is None:  # one packed row: every slot is a token
             tokens = features["input_ids"].numel()

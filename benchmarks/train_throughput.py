@@ -20,7 +20,9 @@ same batch, learning rate, loss and batch order:
   not cast to float32 under autocast, and (``dataloader_workers: auto``) two processes tokenizing
   ahead on a GPU;
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
-  limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise.
+  limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise;
+* ``packed``: ``now`` with ``pack_sequences: true`` (each mini-batch's rows side by side, filled to the
+  token budget: st_code.training.packing); its loss curve must match ``now``'s likewise.
 
 Gradient checkpointing follows the config (``gradient_checkpointing``) in every run; ``compile: true``
 (``torch.compile``) and ``dataloader_workers`` apply to ``now`` and ``unsorted``, as the curriculum applies them.
@@ -56,7 +58,7 @@ from transformers import TrainerCallback  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 #: dense bf16 TFLOP/s by the vendors' datasheets (SXM parts)
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
-RUNS = ("previous", "now", "unsorted")
+RUNS = ("previous", "now", "unsorted", "packed")
 WARMUP_STEPS = 1
 PROFILED_STEPS = 2
 
@@ -188,10 +190,12 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         loss = CachedMultipleNegativesRankingLoss(model, scale=1 / stage.temperature, mini_batch_size=16)
     else:
         skip_lora_input_cast_under_autocast(model)  # as the curriculum trains
-        stage.length_sorted = kind == "now"
+        stage.length_sorted = kind in ("now", "packed")
+        stage.pack_sequences = kind == "packed"
         loss = stage_loss(model, stage, log=print)
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
-                                             else "") + (", sorted" if kind == "now" else ", as sampled")
+                                             else "") + {"now": ", sorted", "packed": ", sorted and packed"}.get(
+                                                 kind, ", as sampled")
     if getattr(loss, "overhead_slots", None) is not None:
         mini += f", the cheapest cut ({loss.overhead_slots} slots a mini-batch)"
     # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
@@ -307,14 +311,16 @@ def main() -> None:
                   f"{median[kind]['real_tokens_per_s'] / median['previous']['real_tokens_per_s']:.2f}x")
     for kind in kinds:
         print(f"loss curve, round 1, {kind}: " + ", ".join(f"{x:.4f}" for x in runs[kind][0]["losses"]))
-    if {"now", "unsorted"} <= set(kinds):
-        now, unsorted = runs["now"][0]["losses"], runs["unsorted"][0]["losses"]
-        shared = min(len(now), len(unsorted))
-        gaps = [abs(a - b) for a, b in zip(now[:shared], unsorted[:shared])]
+    for other in [k for k in ("unsorted", "packed") if {"now", k} <= set(kinds)]:  # the maths must not change
+        now, theirs = runs["now"][0]["losses"], runs[other][0]["losses"]
+        shared = min(len(now), len(theirs))
+        if not shared:
+            continue
+        gaps = [abs(a - b) for a, b in zip(now[:shared], theirs[:shared])]
         tail = min(10, shared)
-        print(f"ordering check over {shared} steps: largest |now - unsorted| {max(gaps):.4f}, mean {statistics.mean(gaps):.4f}; "
-              f"mean of the last {tail}: now {statistics.mean(now[shared - tail:shared]):.4f}, "
-              f"unsorted {statistics.mean(unsorted[shared - tail:shared]):.4f}")
+        print(f"{'ordering' if other == 'unsorted' else 'packing'} check over {shared} steps: largest "
+              f"|now - {other}| {max(gaps):.4f}, mean {statistics.mean(gaps):.4f}; mean of the last {tail}: now "
+              f"{statistics.mean(now[shared - tail:shared]):.4f}, {other} {statistics.mean(theirs[shared - tail:shared]):.4f}")
 
 
 if __name__ == "__main__":

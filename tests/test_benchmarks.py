@@ -72,15 +72,18 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = json.loads((tmp_path / "out" / "train.json").read_text())
-    assert set(runs) == {"now", "previous", "unsorted"}
+    assert set(runs) == {"now", "packed", "previous", "unsorted"}
     for results in runs.values():
         assert len(results[0]["losses"]) == 2 and results[0]["timed_steps"] == 1
     assert runs["now"][0]["padding_share"] < runs["previous"][0]["padding_share"]
     now, unsorted = runs["now"][0]["losses"], runs["unsorted"][0]["losses"]
     assert now[0] == pytest.approx(unsorted[0], abs=1e-3)  # the same weights and batch: the same loss
     assert now[1] == pytest.approx(unsorted[1], abs=1e-2)  # after one update: LoRA dropout's noise only
+    packed = runs["packed"][0]
+    assert packed["losses"][0] == pytest.approx(now[0], abs=1e-3)  # packing changes no maths either
+    assert packed["padding_share"] < runs["previous"][0]["padding_share"]
     log = (tmp_path / "out" / "train.log").read_text()
-    assert "ratio now/previous" in log and "ordering check over 2 steps" in log
+    assert "ratio now/previous" in log and "ordering check over 2 steps" in log and "packing check over 2" in log
     assert "lora (merged)" in (tmp_path / "out" / "encode.log").read_text()
     assert "torch" in (tmp_path / "out" / "environment.txt").read_text()
     # each extra trains 'now' with one setting changed; none of them changes the maths of the first step
@@ -104,8 +107,11 @@ def test_step_anatomy_times_each_cut_and_the_fixed_cost_of_a_mini_batch(tmp_path
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "stock", "fixed_cost",
+    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "packed", "stock", "fixed_cost",
                             "overhead=1, LoRA inputs not cast"}
+    # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding
+    assert results["packed"]["mini_batches"] <= results["overhead=1"]["mini_batches"]
+    assert results["packed"]["padding_share"] < results["overhead=1"]["padding_share"] / 2
     assert results["overhead=1, LoRA inputs not cast"]["cast_seconds"] > 0
     assert results["overhead=1"]["mini_batches"] <= results["overhead=0.001"]["mini_batches"]
     assert results["overhead=1"]["padding_share"] >= results["overhead=0.001"]["padding_share"]

@@ -29,7 +29,7 @@ def tiny_config(base: str, output_dir: Path) -> dict:
         "stages": [
             {"name": "text", "datasets": ["offline:Text Retrieval"], "max_steps": 2, **stage},
             {"name": "mixed", "datasets": ["offline:Text Retrieval", "offline:Code Summary Retrieval"],
-             "max_steps": 3, "merge_lora": True, "head_learning_rate": 1e-2, **stage},
+             "max_steps": 3, "merge_lora": True, "head_learning_rate": 1e-2, "pack_sequences": True, **stage},
             {"name": "code", "datasets": ["offline:Code Summary Retrieval", "offline:Code Context Retrieval"],
              "max_steps": 2, "instructions": True, "filters": [{"type": "embedder_topk", "k": 1}], **stage},
         ],
@@ -51,6 +51,7 @@ def finished_run(tiny_qwen_path, tmp_path_factory):
 def test_run_writes_stages_model_and_report(finished_run):
     out, result, logs = finished_run
     assert list(result["scores"]) == ["base", "text", "mixed", "code"]
+    assert sum("rows packed side by side" in line for line in logs) == 1  # the mixed stage: pack_sequences
     for stage in ("1-text", "2-mixed", "3-code"):
         record = json.loads((out / "stages" / stage / "DONE.json").read_text())
         assert record["losses"] and "stdlib-doc2code" in record["scores"]

@@ -9,6 +9,7 @@ import torch
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
 import st_code
+from st_code.modules.code_transformer import PACKED_ROWS
 from st_code.training.losses import (
     LengthSortedCachedMNRL, cheapest_ranges, length_aware_ranges, mini_batch_overhead, trim_padding,
 )
@@ -32,6 +33,11 @@ class PaddingMeter:
         model[0].register_forward_pre_hook(self, with_kwargs=True)
 
     def __call__(self, module, args, kwargs):
+        packed = args[0].get(PACKED_ROWS)
+        if packed is not None:  # rows side by side: the slots are the packed rows'
+            self.slots += args[0]["input_ids"].numel()
+            self.real += int(packed.attention_mask.sum())
+            return
         mask = args[0]["attention_mask"]
         self.slots += mask.numel()
         self.real += int(mask.sum())
@@ -41,7 +47,8 @@ class PaddingMeter:
         return 1 - self.real / self.slots
 
 
-@pytest.mark.parametrize(("pooling", "cut"), [("lasttoken", {}), ("pma", {}), ("pma", {"overhead_slots": 40})])
+@pytest.mark.parametrize(("pooling", "cut"), [("lasttoken", {}), ("pma", {}), ("pma", {"overhead_slots": 40}),
+                                              ("lasttoken", {"pack": True}), ("pma", {"pack": True})])
 def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny_qwen_path, pooling, cut):
     torch.manual_seed(0)
     model = st_code.build_model(tiny_qwen_path, pooling=pooling, lora={"r": 4, "alpha": 8, "dropout": 0.0},

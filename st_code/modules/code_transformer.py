@@ -32,6 +32,9 @@ from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, Bidirectional
 
 logger = logging.getLogger(__name__)
 
+#: The feature key of a packed mini-batch's way back to padded rows (``st_code.training.packing``).
+PACKED_ROWS = "st_code_packed_rows"
+
 TEXT_ONLY_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
 
 
@@ -150,6 +153,32 @@ class CodeTransformer(Transformer):
         if self.bidirectional and self.is_decoder:
             return f"{PORTABLE_CODE_MODULE}.{BidirectionalTransformer.__name__}"
         return f"{Transformer.__module__}.{Transformer.__name__}"
+
+    # -- packed mini-batches (training) ------------------------------------------------------
+    def packing_unsupported(self) -> str | None:
+        """Why :func:`st_code.training.packing.pack_feature`'s rows would not compute what padded rows do
+        here, or None: packing needs a causal decoder on sdpa or eager attention that takes position ids
+        (transformers then masks each packed sequence off from the others)."""
+        implementation = getattr(self.model.config, "_attn_implementation", None)
+        if not self.is_decoder:
+            return "the backbone is an encoder; packing is for causal decoders"
+        if self.bidirectional:
+            return "bidirectional attention: transformers' bidirectional mask does not separate packed sequences"
+        if not self._accepts_position_ids:
+            return "the backbone's forward takes no position_ids"
+        if getattr(self, "can_flatten_inputs", False):
+            return "flash attention's variable-length kernels already run this backbone without padding"
+        if implementation not in ("sdpa", "eager"):
+            return f"attention implementation {implementation!r}; packing is tested on sdpa and eager"
+        return None
+
+    def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        packed = features.pop(PACKED_ROWS, None)
+        features = super().forward(features, **kwargs)
+        if packed is not None:  # back to the padded rows the pooling reads
+            features["token_embeddings"] = packed.token_embeddings(features["token_embeddings"])
+            features["attention_mask"] = packed.attention_mask
+        return features
 
     # -- preprocessing -----------------------------------------------------------------------
     def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, Any]:

@@ -19,6 +19,10 @@ mini-batches of <= 10% padding took ~20 s while its arithmetic needs ~0.2 s. The
 cost instead (:func:`cheapest_ranges`, ``mini_batch_overhead``): each mini-batch costs a fixed number of
 token slots plus its rows x width, and the cheapest cut of the sorted column is found exactly.
 
+With ``pack=True`` (stage key ``pack_sequences``) the rows of a mini-batch are packed side by side
+(:mod:`st_code.training.packing`): the cut then fills each mini-batch's token budget with real tokens,
+so a GPU gets few mini-batches and almost no padding on plain sdpa attention.
+
 Flattened inputs (flash attention's variable-length kernels, ``unpad_inputs``) have no padding to
 remove: they go through sentence-transformers' own loss untouched, token budget included.
 """
@@ -40,6 +44,7 @@ from torch import Tensor
 
 from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
+from st_code.training.packing import pack_feature, packed_ranges, packed_slots, packing_unsupported
 
 DEFAULT_MAX_PADDING = 0.1
 
@@ -142,18 +147,24 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
         max_padding: the largest share of padding a mini-batch may hold (it ends early rather than more).
         overhead_slots: when set, the cut is the cheapest one instead (:func:`cheapest_ranges`), one
             mini-batch costing this many token slots on top of its own; ``max_padding`` is then unused.
+        pack: pack each mini-batch's rows side by side (:mod:`st_code.training.packing`); the cut then
+            fills the token budget (``mini_batch_num_tokens``, else ``mini_batch_size`` rows of the
+            column's longest) and the two settings above are unused. Causal decoders on sdpa/eager only.
         **kwargs: those of ``CachedMultipleNegativesRankingLoss``; ``mini_batch_size`` caps the rows and
             ``mini_batch_num_tokens`` the token slots (rows x width) of a mini-batch.
     """
 
     def __init__(self, model, *args, max_padding: float = DEFAULT_MAX_PADDING, overhead_slots: float | None = None,
-                 **kwargs) -> None:
+                 pack: bool = False, **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
         if not 0 <= max_padding < 1:
             raise ValueError(f"max_padding must be in [0, 1), got {max_padding}")
         if overhead_slots is not None and overhead_slots < 0:
             raise ValueError(f"overhead_slots must be >= 0, got {overhead_slots}")
-        self.max_padding, self.overhead_slots = max_padding, overhead_slots
+        if pack and packing_unsupported(model):
+            raise UsageError(f"sequence packing: {packing_unsupported(model)}")
+        self.max_padding, self.overhead_slots, self.pack = max_padding, overhead_slots, pack
+        self.pad_token_id = model[0].tokenizer.pad_token_id if pack else None
         self._inverse: list[Tensor] | None = None
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
@@ -171,9 +182,17 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
 
     def plan(self, lengths: list[int]) -> list[tuple[int, int]]:
         """The ``(begin, end)`` mini-batches of one column's lengths, sorted longest first."""
+        if self.pack:
+            return packed_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens)
         if self.overhead_slots is not None:
             return cheapest_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens, self.overhead_slots)
         return length_aware_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens, self.max_padding)
+
+    def slots(self, lengths: list[int], ranges: list[tuple[int, int]]) -> int:
+        """The token slots the mini-batches of :meth:`plan` compute, padding included."""
+        if self.pack:
+            return packed_slots(lengths, ranges)
+        return sum(max(lengths[begin:end]) * (end - begin) for begin, end in ranges)
 
     def embed_minibatch(self, sentence_feature: dict[str, Tensor], begin: int, end: int, with_grad: bool,
                         copy_random_state: bool, random_state: RandContext | None = None):
@@ -182,6 +201,8 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
         with random_state if random_state is not None else nullcontext():
             with grad_context():
                 state = RandContext(*minibatch.values()) if copy_random_state else None
+                if self.pack:
+                    minibatch = pack_feature(minibatch, self.pad_token_id)
                 reps = self.model(minibatch)["sentence_embedding"]
         return reps, state
 
@@ -211,7 +232,15 @@ def stage_loss(model, stage, gather_across_devices: bool = False,
         rows, tokens = mini_batch_limits(model, stage, log)
         common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
                       gather_across_devices=gather_across_devices)
-        if stage.length_sorted:
+        if stage.length_sorted and stage.pack_sequences:
+            reason = packing_unsupported(model)
+            if reason:
+                raise UsageError(f"stage {stage.name!r}: pack_sequences: true, but {reason}; set pack_sequences: "
+                                 "false for this model")
+            log(f"  mini-batch cut: rows packed side by side, each mini-batch filled to "
+                f"{f'{tokens} token slots' if tokens else f'{rows} rows of the longest'}")
+            loss = LengthSortedCachedMNRL(model, pack=True, **common)
+        elif stage.length_sorted:
             overhead = mini_batch_overhead(stage, str(next(model.parameters()).device), tokens)
             log(f"  mini-batch cut: the cheapest, one mini-batch costing {overhead} token slots" if overhead is not None
                 else f"  mini-batch cut: at most {stage.mini_batch_padding:.0%} padding each")

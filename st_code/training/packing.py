@@ -1,0 +1,139 @@
+"""Sequence packing for GradCache mini-batches where no variable-length attention kernel is installed.
+
+A length-sorted mini-batch still pads each row to its longest one; a GPU wants few, large mini-batches
+(each launch costs), so the cheapest cut there left ~80% of the token slots as padding (measured on
+an H200, docs/benchmarks.md). Packing puts several rows side by side in one row of the mini-batch's
+width (first-fit, longest first), each with its own position ids from 0. transformers reads the
+position ids of such a row as separate sequences and gives sdpa/eager a block-diagonal causal mask,
+so each text attends only to itself, exactly as when padded; the token states are then put back in
+the padded layout for pooling. The layers' work goes to real tokens instead of padding.
+
+Causal decoders only: transformers' bidirectional mask ignores the position ids, and flash attention's
+variable-length kernels (sentence-transformers' ``unpad_inputs``) are better still where installed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from st_code.modules.code_transformer import PACKED_ROWS
+
+
+def first_fit(lengths: Sequence[int], width: int) -> tuple[list[int], list[int], list[int]]:
+    """Rows (longest first for a tight fit) into bins of ``width`` slots: each row's bin and offset in
+    it, and each bin's used slots. A row wider than ``width`` is an error (the width is the longest row)."""
+    bins_used: list[int] = []
+    bin_of, offset_of = [0] * len(lengths), [0] * len(lengths)
+    for row in sorted(range(len(lengths)), key=lambda r: -lengths[r]):
+        length = lengths[row]
+        if length > width:
+            raise ValueError(f"row of {length} tokens does not fit a packing width of {width}")
+        target = next((b for b, used in enumerate(bins_used) if used + length <= width), None)
+        if target is None:
+            target = len(bins_used)
+            bins_used.append(0)
+        bin_of[row], offset_of[row] = target, bins_used[target]
+        bins_used[target] += length
+    return bin_of, offset_of, bins_used
+
+
+def packing_unsupported(model: Any) -> str | None:
+    """Why a sentence-transformers model cannot train on packed rows, or None when it can."""
+    first = next(iter(model), None)
+    reason = getattr(first, "packing_unsupported", None)
+    if reason is None:
+        return f"the backbone is {type(first).__name__}, not st-code's CodeTransformer"
+    return reason()
+
+
+def packed_ranges(lengths: Sequence[int], max_rows: int, max_slots: int | None) -> list[tuple[int, int]]:
+    """GradCache mini-batches of a column sorted longest first, each packed (:func:`first_fit`) at the
+    width of its first row, as many rows as fit ``max_slots`` packed slots. Without a slot budget, the
+    budget is ``max_rows`` rows of the column's longest: the first mini-batch is the stock one, and
+    no later one holds more slots."""
+    if not lengths:
+        return []
+    budget = max_slots if max_slots is not None else max_rows * max(int(lengths[0]), 1)
+    ranges: list[tuple[int, int]] = []
+    begin = 0
+    while begin < len(lengths):
+        width = max(int(lengths[begin]), 1)
+        free: list[int] = []  # free slots per bin; rows come longest first, so first fit stays exact
+        end = begin
+        while end < len(lengths):
+            length = int(lengths[end])
+            target = next((b for b, room in enumerate(free) if room >= length), None)
+            if target is None:
+                if end > begin and (len(free) + 1) * width > budget:
+                    break
+                free.append(width)
+                target = len(free) - 1
+            free[target] -= length
+            end += 1
+        ranges.append((begin, end))
+        begin = end
+    return ranges
+
+
+def packed_slots(lengths: Sequence[int], ranges: Sequence[tuple[int, int]]) -> int:
+    """The token slots the packed mini-batches of :func:`packed_ranges` compute (bins x width)."""
+    slots = 0
+    for begin, end in ranges:
+        width = max(int(max(lengths[begin:end])), 1)
+        slots += len(first_fit([int(n) for n in lengths[begin:end]], width)[2]) * width
+    return slots
+
+
+class PackedRows:
+    """How a packed mini-batch maps back to its padded rows: the original attention mask and, for each
+    padded slot, the packed slot holding its token (or the zero row appended at the end, for padding)."""
+
+    def __init__(self, attention_mask: Tensor, source: Tensor) -> None:
+        self.attention_mask = attention_mask
+        self.source = source
+
+    def token_embeddings(self, packed: Tensor) -> Tensor:
+        """(bins, width, d) -> (rows, length, d), zeros on padding; differentiable."""
+        flat = packed.reshape(-1, packed.shape[-1])
+        flat = torch.cat([flat, flat.new_zeros(1, flat.shape[-1])])
+        rows, length = self.attention_mask.shape
+        return flat[self.source].view(rows, length, flat.shape[-1])
+
+
+def pack_feature(feature: dict[str, Any], pad_token_id: int) -> dict[str, Any]:
+    """A tokenized mini-batch (``input_ids`` + ``attention_mask``, either padding side) as packed rows:
+    ``input_ids`` and ``position_ids`` of shape (bins, width), no attention mask (transformers then
+    reads the sequences off the position ids), and :class:`PackedRows` under :data:`PACKED_ROWS`."""
+    mask = feature["attention_mask"].bool()
+    input_ids = feature["input_ids"]
+    rows, length = mask.shape
+    lengths = mask.sum(dim=1).tolist()
+    width = max(max(lengths), 1)
+    bin_of, offset_of, used = first_fit(lengths, width)
+    device = input_ids.device
+    starts = torch.tensor([b * width + o for b, o in zip(bin_of, offset_of)], device=device)
+    rank = mask.long().cumsum(dim=1) - 1  # a token's place among its row's real tokens
+    destination = starts[:, None] + rank  # its packed slot
+    total = len(used) * width
+    packed_ids = input_ids.new_full((total,), pad_token_id)
+    packed_ids[destination[mask]] = input_ids[mask]
+    # position ids: each text from 0; the filler at a bin's end is a sequence of its own, also from 0,
+    # so that transformers never reads it as the continuation of the text before it
+    positions = torch.arange(total, device=device) % width
+    bin_fill = torch.tensor(used, device=device).repeat_interleave(width)
+    positions = torch.where(positions >= bin_fill, positions - bin_fill, positions)
+    positions[destination[mask]] = rank[mask]
+    source = torch.full((rows, length), total, dtype=torch.long, device=device)  # `total`: the zero row
+    source[mask] = destination[mask]
+    packed = {key: value for key, value in feature.items()
+              if not (isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == rows)}
+    packed.update(input_ids=packed_ids.view(len(used), width), position_ids=positions.view(len(used), width))
+    packed[PACKED_ROWS] = PackedRows(feature["attention_mask"], source.view(-1))
+    return packed
+
+
+__all__ = ["PACKED_ROWS", "PackedRows", "first_fit", "pack_feature", "packing_unsupported", "packed_ranges", "packed_slots"]

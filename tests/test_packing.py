@@ -1,0 +1,104 @@
+"""Sequence packing: rows side by side in a mini-batch compute what padded rows do, with less padding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+
+import st_code
+from st_code.errors import UsageError
+from st_code.training.packing import first_fit, pack_feature, packed_ranges, packed_slots, packing_unsupported
+
+WORDS = "def return self value parse json line key sort merge ( ) : + = if else for in".split()
+
+
+def _texts(count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.choice([1, 2, 4, 7, 15, 30, 45]))) for _ in range(count)]
+
+
+def test_first_fit_places_every_row_once_within_the_width():
+    rng = random.Random(1)
+    for _ in range(200):
+        lengths = [rng.randint(1, 20) for _ in range(rng.randint(1, 30))]
+        width = max(lengths)
+        bin_of, offset_of, used = first_fit(lengths, width)
+        slots = [set() for _ in used]
+        for row, length in enumerate(lengths):
+            taken = set(range(offset_of[row], offset_of[row] + length))
+            assert not taken & slots[bin_of[row]] and max(taken) < width
+            slots[bin_of[row]] |= taken
+        assert [len(s) for s in slots] == used and sum(used) == sum(lengths)
+        assert len(used) <= len(lengths)
+    with pytest.raises(ValueError, match="does not fit a packing width of 3"):
+        first_fit([4], 3)
+
+
+def test_packed_ranges_fill_the_budget_and_no_more():
+    rng = random.Random(2)
+    for _ in range(200):
+        lengths = sorted((rng.randint(1, 64) for _ in range(rng.randint(1, 40))), reverse=True)
+        budget = rng.choice([None, 64, 200, 1000])
+        ranges = packed_ranges(lengths, 4, budget)
+        limit = budget if budget is not None else 4 * lengths[0]
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(lengths)
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        for begin, end in ranges:
+            slots = packed_slots(lengths, [(begin, end)])
+            assert slots <= limit or end - begin == 1  # a row wider than the budget goes alone
+            if end < len(lengths):  # one more row would not have fit
+                assert packed_slots(lengths, [(begin, end + 1)]) > limit
+    assert packed_ranges([], 4, None) == []
+
+
+@pytest.mark.parametrize(("pooling", "padding_side", "attention"),
+                         [("pma", "right", "sdpa"), ("lasttoken", "right", "sdpa"), ("pma", "left", "sdpa"),
+                          ("lasttoken", "right", "eager")])
+def test_packed_rows_embed_as_padded_rows(tiny_qwen_path, pooling, padding_side, attention):
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling=pooling, padding_side=padding_side, device="cpu",
+                                attn_implementation=attention, max_seq_length=64).eval()
+    assert packing_unsupported(model) is None
+    feature = model.preprocess(_texts(17))
+    packed = pack_feature(dict(feature), model[0].tokenizer.pad_token_id)
+    assert packed["input_ids"].shape[0] < feature["input_ids"].shape[0]  # fewer rows: short texts share one
+    assert "attention_mask" not in packed  # transformers reads the sequences off the position ids
+    with torch.no_grad():
+        padded_out = model(dict(feature))["sentence_embedding"]
+        packed_out = model(packed)["sentence_embedding"]
+    torch.testing.assert_close(packed_out, padded_out, rtol=1e-4, atol=1e-5)
+
+
+def test_models_packing_cannot_serve_say_why(tiny_qwen_path, minilm_path):
+    bidirectional = st_code.build_model(tiny_qwen_path, bidirectional=True, device="cpu", max_seq_length=32)
+    assert "bidirectional" in packing_unsupported(bidirectional)
+    assert "not st-code's CodeTransformer" in packing_unsupported(SentenceTransformer(minilm_path, device="cpu"))
+    from st_code.training.config import StageConfig
+    from st_code.training.losses import LengthSortedCachedMNRL, stage_loss
+
+    stage = StageConfig(name="s", datasets=["offline:Text Retrieval"], mini_batch_size=4, pack_sequences=True)
+    with pytest.raises(UsageError, match="stage 's': pack_sequences: true, but bidirectional attention"):
+        stage_loss(bidirectional, stage)
+    with pytest.raises(UsageError, match="sequence packing: bidirectional"):
+        LengthSortedCachedMNRL(bidirectional, pack=True)
+
+
+@pytest.mark.parametrize(("stage", "error"), [
+    ({"pack_sequences": True}, None),
+    ({"pack_sequences": "yes"}, r"pack_sequences: expected true or false"),
+    ({"pack_sequences": True, "length_sorted": False}, r"pack_sequences: packs GradCache's length-sorted"),
+    ({"pack_sequences": True, "gradcache": False}, r"pack_sequences: .* it needs gradcache: true and length_sorted: true"),
+])
+def test_pack_sequences_in_the_config(stage, error):
+    from st_code.training import ConfigError, config_from_dict
+
+    config = {"data": {"offline": {"max_pairs_per_task": 10}},
+              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], **stage}]}
+    if error is None:
+        assert config_from_dict(config).stages[0].pack_sequences is True
+    else:
+        with pytest.raises(ConfigError, match=r"stages\[0\]( \(s\))?\." + error):
+            config_from_dict(config)
