@@ -29,12 +29,13 @@ class PaddingMeter:
     """Counts the token slots the backbone computes and how many of them are padding."""
 
     def __init__(self, model) -> None:
-        self.slots = self.real = 0
+        self.slots = self.real = self.packed_calls = 0
         model[0].register_forward_pre_hook(self, with_kwargs=True)
 
     def __call__(self, module, args, kwargs):
         packed = args[0].get(PACKED_ROWS)
         if packed is not None:  # rows side by side: the slots are the packed rows'
+            self.packed_calls += 1
             self.slots += args[0]["input_ids"].numel()
             self.real += int(packed.attention_mask.sum())
             return
@@ -57,11 +58,12 @@ def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny
     results = {}
     for name, cls in (("stock", CachedMultipleNegativesRankingLoss), ("sorted", LengthSortedCachedMNRL)):
         model.zero_grad()
-        meter.slots = meter.real = 0
+        meter.slots = meter.real = meter.packed_calls = 0
         loss = cls(model, scale=20.0, mini_batch_size=3, **(cut if name == "sorted" else {}))(_columns(model), None)
         loss.backward()
         grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
         results[name] = (loss.item(), grads, meter.padding_share)
+        assert (meter.packed_calls > 0) == (name == "sorted" and cut.get("pack", False))  # packed when asked only
     (stock_loss, stock_grads, stock_padding), (sorted_loss, sorted_grads, sorted_padding) = results.values()
     assert sorted_loss == pytest.approx(stock_loss, rel=1e-5)
     assert stock_grads.keys() == sorted_grads.keys() and stock_grads

@@ -102,3 +102,15 @@ def test_pack_sequences_in_the_config(stage, error):
     else:
         with pytest.raises(ConfigError, match=r"stages\[0\]( \(s\))?\." + error):
             config_from_dict(config)
+
+
+def test_a_run_that_cannot_pack_stops_before_reading_data(tiny_qwen_path, tmp_path):
+    """The check runs when the model is built, not minutes later at the packed stage's start."""
+    from st_code.training import CurriculumRunner, config_from_dict
+    from tests.test_curriculum import tiny_config
+
+    config = tiny_config(tiny_qwen_path, tmp_path / "run")
+    config["model"]["bidirectional"] = True  # the mixed stage packs: refused for bidirectional attention
+    with pytest.raises(UsageError, match="stage 'mixed': pack_sequences: true, but bidirectional attention"):
+        CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
+    assert not (tmp_path / "run" / "data").exists()

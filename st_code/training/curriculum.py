@@ -46,6 +46,7 @@ from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.losses import stage_loss
+from st_code.training.packing import check_stage_packing
 from st_code.training.publish import card_details, prune_checkpoints
 from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
@@ -300,6 +301,8 @@ class CurriculumRunner:
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.state.wait_for_everyone()
         model = self.build_initial_model()
+        for stage in self.config.stages:  # before minutes of data preparation, not at that stage's start
+            check_stage_packing(model, stage)
         sources, heldout = self.prepare_data(mining_model=model)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}

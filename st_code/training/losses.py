@@ -44,7 +44,9 @@ from torch import Tensor
 
 from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
-from st_code.training.packing import pack_feature, packed_ranges, packed_slots, packing_unsupported
+from st_code.training.packing import (
+    check_stage_packing, pack_feature, packed_ranges, packed_slots, packing_unsupported,
+)
 
 DEFAULT_MAX_PADDING = 0.1
 
@@ -233,10 +235,7 @@ def stage_loss(model, stage, gather_across_devices: bool = False,
         common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
                       gather_across_devices=gather_across_devices)
         if stage.length_sorted and stage.pack_sequences:
-            reason = packing_unsupported(model)
-            if reason:
-                raise UsageError(f"stage {stage.name!r}: pack_sequences: true, but {reason}; set pack_sequences: "
-                                 "false for this model")
+            check_stage_packing(model, stage)
             log(f"  mini-batch cut: rows packed side by side, each mini-batch filled to "
                 f"{f'{tokens} token slots' if tokens else f'{rows} rows of the longest'}")
             loss = LengthSortedCachedMNRL(model, pack=True, **common)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from st_code.errors import UsageError
 from st_code.modules.code_transformer import PACKED_ROWS
 
 
@@ -48,6 +49,15 @@ def packing_unsupported(model: Any) -> str | None:
     if reason is None:
         return f"the backbone is {type(first).__name__}, not st-code's CodeTransformer"
     return reason()
+
+
+def check_stage_packing(model: Any, stage: Any) -> None:
+    """Refuse ``pack_sequences: true`` for a model that cannot train on packed rows, naming the stage,
+    the reason and the fix (the curriculum checks every stage before it reads any data)."""
+    reason = packing_unsupported(model) if stage.pack_sequences else None
+    if reason:
+        raise UsageError(f"stage {stage.name!r}: pack_sequences: true, but {reason}; set pack_sequences: false "
+                         "for this model")
 
 
 def packed_ranges(lengths: Sequence[int], max_rows: int, max_slots: int | None) -> list[tuple[int, int]]:
@@ -136,4 +146,5 @@ def pack_feature(feature: dict[str, Any], pad_token_id: int) -> dict[str, Any]:
     return packed
 
 
-__all__ = ["PACKED_ROWS", "PackedRows", "first_fit", "pack_feature", "packing_unsupported", "packed_ranges", "packed_slots"]
+__all__ = ["PACKED_ROWS", "PackedRows", "check_stage_packing", "first_fit", "pack_feature", "packing_unsupported",
+           "packed_ranges", "packed_slots"]
