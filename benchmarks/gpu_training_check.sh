@@ -14,7 +14,9 @@
 # loader workers; compile, not run by default: torch.compile, whose recompiles for GradCache's two grad
 # modes and varying widths took 300 s for 3 steps of a tiny decoder on CPU), each its own config written
 # from the shipped one. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
-# cut short), so the whole call fits one device command. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
+# cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
+# --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
+# batch's loss under the GPU's cut, packed and without peft's LoRA input cast (step_anatomy.py) in what is left. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
 # Every setting can be overridden from the environment (the CPU test runs it with a tiny model).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,9 @@ MODEL=${MODEL-random:qwen2.5-coder-0.5b}
 CONFIG=${CONFIG:-recipes/configs/c2llm-0.5b.yaml}
 STEPS=${STEPS:-50}
 PREVIOUS_STEPS=${PREVIOUS_STEPS:-3}  # the slow settings: a warm-up and 2 timed steps, no profile
+RUNS=${RUNS:-now,packed,unsorted,previous}
+STEPS_FOR=${STEPS_FOR:-}
+ANATOMY_SECONDS=${ANATOMY_SECONDS:-0}
 BATCH=${BATCH:-}
 PAIRS=${PAIRS:-600}
 PAIRS_FILE=${PAIRS_FILE:-.device/pairs.json}
@@ -71,7 +76,7 @@ BATCH_ARGS=()
 [[ -n "$BATCH" ]] && BATCH_ARGS=(--batch-size "$BATCH")
 timeout "$(within "$TRAIN_SECONDS")" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
   --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
-  --previous-steps "$PREVIOUS_STEPS" --rounds 1 --runs now,packed,unsorted,previous --json "$OUT/train.json" 2>&1 \
+  --previous-steps "$PREVIOUS_STEPS" --steps-for "$STEPS_FOR" --rounds 1 --runs "$RUNS" --json "$OUT/train.json" 2>&1 \
   | tee "$OUT/train.log"
 train_status=${PIPESTATUS[0]}
 
@@ -79,9 +84,23 @@ DTYPE_ARGS=()
 [[ "$DEVICE" == cuda* ]] && DTYPE_ARGS=(--dtype bfloat16)
 ENCODE_MODEL=(--backbone qwen)
 [[ -n "$MODEL" ]] && ENCODE_MODEL=(--model "$MODEL")
-timeout "$(within "$ENCODE_SECONDS")" "$PYTHON" benchmarks/encode_throughput.py --device "$DEVICE" "${ENCODE_MODEL[@]}" \
-  "${DTYPE_ARGS[@]}" --texts "$ENCODE_TEXTS" --batch-size 64 --repeats 3 --max-seq-length 512 2>&1 | tee "$OUT/encode.log"
-encode_status=${PIPESTATUS[0]}
+encode_status=0
+if (( ENCODE_SECONDS > 0 )); then
+  timeout "$(within "$ENCODE_SECONDS")" "$PYTHON" benchmarks/encode_throughput.py --device "$DEVICE" "${ENCODE_MODEL[@]}" \
+    "${DTYPE_ARGS[@]}" --texts "$ENCODE_TEXTS" --batch-size 64 --repeats 3 --max-seq-length 512 2>&1 | tee "$OUT/encode.log"
+  encode_status=${PIPESTATUS[0]}
+fi
+
+anatomy_status=0
+if (( ANATOMY_SECONDS > 0 )); then
+  seconds=$(within "$ANATOMY_SECONDS")
+  if (( seconds < 30 )); then echo "step anatomy: skipped, $DEADLINE s reached" | tee "$OUT/anatomy.log"; else
+    timeout "$seconds" "$PYTHON" benchmarks/step_anatomy.py --device "$DEVICE" "${MODEL_ARGS[@]}" --config "$CONFIG" \
+      "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --shares 1 --repeats 2 --no-padding-rule \
+      --lora-no-cast --json "$OUT/anatomy.json" 2>&1 | tee "$OUT/anatomy.log"
+    anatomy_status=${PIPESTATUS[0]}
+  fi
+fi
 
 extras_status=0
 IFS=, read -ra extras <<< "$EXTRAS"
@@ -104,5 +123,5 @@ yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
   status=${PIPESTATUS[0]}
   (( status != 0 )) && extras_status=$status
 done
-echo "train exit $train_status, encode exit $encode_status, extras exit $extras_status"
-[[ $train_status -eq 0 && $encode_status -eq 0 && $extras_status -eq 0 ]]
+echo "train exit $train_status, encode exit $encode_status, anatomy exit $anatomy_status, extras exit $extras_status"
+[[ $train_status -eq 0 && $encode_status -eq 0 && $anatomy_status -eq 0 && $extras_status -eq 0 ]]

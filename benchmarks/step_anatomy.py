@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--max-seq-length", type=int, help="truncate here (default: the config's model's)")
     parser.add_argument("--shares", default="0.1,0.25,0.5", help="overhead shares of the token budget to try")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps per cut (after one warm-up step)")
+    parser.add_argument("--no-padding-rule", action="store_true",
+                        help="skip the padding<=10%% cut (on a GPU its many mini-batches take most of the run)")
     parser.add_argument("--stock", action="store_true", help="also time sentence-transformers' own GradCache")
     parser.add_argument("--profile", action="store_true", help="profile one step of the first overhead cut")
     parser.add_argument("--lora-no-cast", action="store_true",
@@ -130,7 +132,7 @@ def main() -> None:
         return passes, 1 - real / slots
 
     scale = 1 / float(config["stages"][0].get("temperature", 0.05))
-    cuts = {"padding<=10%": dict(max_padding=0.1)}
+    cuts = {} if args.no_padding_rule else {"padding<=10%": dict(max_padding=0.1)}
     cuts.update({f"overhead={share}": dict(overhead_slots=float(share) * budget) for share in args.shares.split(",")})
     if packing_unsupported(model) is None:
         cuts["packed"] = dict(pack=True)

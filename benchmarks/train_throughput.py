@@ -13,7 +13,7 @@ same batch, learning rate, loss and batch order:
 
 * ``previous``: sentence-transformers' CachedMultipleNegativesRankingLoss, mini-batches cut from the
   batch as sampled (every one padded to the batch's longest row), mini-batch 16, plain AdamW;
-* ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``): st-code's
+* ``now``: the loss the curriculum builds for the config's first stage (``stage_loss``) with packing off: st-code's
   LengthSortedCachedMNRL (each column longest first, each mini-batch at its own width: on a CPU cut at
   <= 10% padding, on a GPU the fewest mini-batches its memory allows, cut where they pad least) with
   ``mini_batch_size: auto`` (a memory probe on a GPU, 16 rows on a CPU), fused AdamW, LoRA inputs
@@ -22,7 +22,8 @@ same batch, learning rate, loss and batch order:
 * ``unsorted`` (the ordering check): ``now`` with ``length_sorted: false``, i.e. the same mini-batch
   limits without the sorting. Its loss curve must match ``now``'s within dropout and bf16 noise;
 * ``packed``: ``now`` with ``pack_sequences: true`` (each mini-batch's rows side by side, filled to the
-  token budget: st_code.training.packing); its loss curve must match ``now``'s likewise.
+  token budget: st_code.training.packing), what the curriculum trains on a GPU (``pack_sequences: auto``);
+  its loss curve must match ``now``'s likewise.
 
 Gradient checkpointing follows the config (``gradient_checkpointing``) in every run; ``compile: true``
 (``torch.compile``) and ``dataloader_workers`` apply to ``now`` and ``unsorted``, as the curriculum applies them.
@@ -46,6 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -163,8 +165,21 @@ class StepClock(TrainerCallback):
             self._profiler = None
 
 
+class StopAfter(TrainerCallback):
+    """Ends a run after ``steps`` optimizer steps while its learning-rate schedule stays that of the full
+    run: a shorter run with its own, faster-decaying schedule would not be comparable step by step."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.steps:
+            control.should_training_stop = True
+
+
 def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind: str, out: Path,
-        peak_override: float | None = None) -> dict:
+        peak_override: float | None = None, schedule_steps: int | None = None) -> dict:
+    """Train ``steps`` steps of ``kind`` on a schedule of ``schedule_steps`` (default: ``steps``)."""
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -207,7 +222,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(out), max_steps=steps, per_device_train_batch_size=batch,
+        output_dir=str(out), max_steps=max(steps, schedule_steps or steps), per_device_train_batch_size=batch,
         learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
         dataloader_drop_last=True, seed=0, bf16=cuda, use_cpu=device == "cpu",
         optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch",
@@ -215,7 +230,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     )
     profiled = cuda and steps >= WARMUP_STEPS + PROFILED_STEPS + 1
     clock = StepClock(meter, cuda, range(WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS) if profiled else None)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[clock])
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
+                                         callbacks=[clock, StopAfter(steps)])
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -233,7 +249,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
               "seconds_per_step": seconds / timed_steps, "samples_per_s": timed_steps * batch / seconds,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
-              "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e]}
+              "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+              "learning_rates": [e["learning_rate"] for e in trainer.state.log_history if "loss" in e]}
     if cuda:
         name = torch.cuda.get_device_name()
         peak = peak_tflops(name, peak_override)
@@ -255,6 +272,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per run (the first is warm-up)")
     parser.add_argument("--previous-steps", type=int, help="steps of the slow 'previous' run (default: --steps)")
+    parser.add_argument("--steps-for", default="", metavar="KIND=N,...",
+                        help="steps of single runs, e.g. 'unsorted=25', on the learning-rate schedule of --steps "
+                             "(a check against 'now' compares the steps both ran); overrides --steps and "
+                             "--previous-steps for those runs")
     parser.add_argument("--batch-size", type=int, help="default: the config's first stage's")
     parser.add_argument("--pairs", type=int, default=600, help="training pairs requested from the standard library")
     parser.add_argument("--pairs-file", type=Path, help="read the pairs from here, or build and write them here")
@@ -266,6 +287,15 @@ def main() -> None:
     kinds = [k.strip() for k in args.runs.split(",") if k.strip()]
     if not kinds or any(k not in RUNS for k in kinds):
         parser.error(f"--runs takes a comma-separated list of {', '.join(RUNS)}, got {args.runs!r}")
+    steps_of = {k: args.steps for k in kinds}
+    if args.previous_steps and "previous" in steps_of:
+        steps_of["previous"] = args.previous_steps
+    for item in filter(None, (i.strip() for i in args.steps_for.split(","))):
+        kind, _, count = item.partition("=")
+        if kind.strip() not in RUNS or not count.strip().isdigit() or int(count) < 1:
+            parser.error(f"--steps-for takes KIND=N items with KIND one of {', '.join(RUNS)} and N >= 1, got {item!r}")
+        if kind.strip() in steps_of:
+            steps_of[kind.strip()] = int(count)
     config = yaml.safe_load(Path(args.config).read_text())
     batch = args.batch_size or config["stages"][0]["batch_size"]
     rows = load_or_make_pairs(args.pairs, args.pairs_file)
@@ -274,6 +304,7 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
     runs: dict[str, list[dict]] = {k: [] for k in kinds}
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.model is None:
@@ -286,21 +317,34 @@ def main() -> None:
             base = resolve_benchmark_base(args.model, tmp)
         for r in range(args.rounds):
             for kind in kinds:
-                steps = args.previous_steps if kind == "previous" and args.previous_steps else args.steps
-                result = run(config, base, rows, args.device, steps, batch, kind, tmp / f"{kind}{r}", args.peak_tflops)
+                if kind in failed:
+                    continue
+                try:
+                    result = run(config, base, rows, args.device, steps_of[kind], batch, kind, tmp / f"{kind}{r}",
+                                 args.peak_tflops, schedule_steps=args.steps)
+                except Exception:  # one broken run must not cost the others' figures (a GPU hour is dear)
+                    failed[kind] = traceback.format_exc()
+                    print(f"round {r + 1} {kind}: FAILED\n{failed[kind]}", flush=True)
+                    gc.collect()
+                    if args.device.startswith("cuda"):
+                        import torch
+
+                        torch.cuda.empty_cache()
+                    continue
                 runs[kind].append(result)
                 print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step, "
                       f"{result['samples_per_s']:.2f} samples/s, padding {result['padding_share']:.3f}", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=2))  # each finished run survives a later crash
     print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "
-          f"batch {batch} | steps {args.steps} (previous {args.previous_steps or args.steps}), the first "
-          f"untimed | {args.rounds} rounds | {len(rows)} pairs | gradient checkpointing "
+          f"batch {batch} | steps {', '.join(f'{k} {n}' for k, n in steps_of.items())}, the first untimed | "
+          f"{args.rounds} rounds | {len(rows)} pairs | gradient checkpointing "
           f"{bool(config.get('gradient_checkpointing'))}")
     keys = ["seconds_per_step", "samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb",
             "gpu_busy_share", "mfu"]
     median = {kind: {k: statistics.median(r[k] for r in rs) for k in keys if all(r.get(k) is not None for r in rs)}
-              for kind, rs in runs.items()}
+              for kind, rs in runs.items() if rs}
+    kinds = [k for k in kinds if runs[k]]  # the runs that finished
     for kind, figures in median.items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
         print(f"{kind:<9} mini-batch {runs[kind][0]['mini_batch']}: {shown}")
@@ -321,6 +365,8 @@ def main() -> None:
         print(f"{'ordering' if other == 'unsorted' else 'packing'} check over {shared} steps: largest "
               f"|now - {other}| {max(gaps):.4f}, mean {statistics.mean(gaps):.4f}; mean of the last {tail}: now "
               f"{statistics.mean(now[shared - tail:shared]):.4f}, {other} {statistics.mean(theirs[shared - tail:shared]):.4f}")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)} (tracebacks above)")
 
 
 if __name__ == "__main__":
