@@ -88,7 +88,9 @@ def test_models_packing_cannot_serve_say_why(tiny_qwen_path, minilm_path):
 
 @pytest.mark.parametrize(("stage", "error"), [
     ({"pack_sequences": True}, None),
-    ({"pack_sequences": "yes"}, r"pack_sequences: expected true or false"),
+    ({"pack_sequences": "auto"}, None),
+    ({"pack_sequences": "auto", "length_sorted": False}, None),  # auto just does not pack there
+    ({"pack_sequences": "yes"}, r"pack_sequences: true, false or auto, got 'yes'"),
     ({"pack_sequences": True, "length_sorted": False}, r"pack_sequences: packs GradCache's length-sorted"),
     ({"pack_sequences": True, "gradcache": False}, r"pack_sequences: .* it needs gradcache: true and length_sorted: true"),
 ])
@@ -98,7 +100,7 @@ def test_pack_sequences_in_the_config(stage, error):
     config = {"data": {"offline": {"max_pairs_per_task": 10}},
               "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"], **stage}]}
     if error is None:
-        assert config_from_dict(config).stages[0].pack_sequences is True
+        assert config_from_dict(config).stages[0].pack_sequences == stage["pack_sequences"]
     else:
         with pytest.raises(ConfigError, match=r"stages\[0\]( \(s\))?\." + error):
             config_from_dict(config)
@@ -114,3 +116,26 @@ def test_a_run_that_cannot_pack_stops_before_reading_data(tiny_qwen_path, tmp_pa
     with pytest.raises(UsageError, match="stage 'mixed': pack_sequences: true, but bidirectional attention"):
         CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_the_default_packs_on_a_gpu_where_the_model_can(tiny_qwen_path, minilm_path):
+    """``pack_sequences: auto`` (the default): packed on a CUDA device for length-sorted GradCache and a
+    model that can, never on a CPU, and a model that cannot is trained unpacked with the reason logged.
+    No GPU exists here: the device is named rather than taken from the parameters."""
+    from st_code.training.config import StageConfig
+    from st_code.training.packing import stage_packs
+
+    decoder = st_code.build_model(tiny_qwen_path, device="cpu", max_seq_length=32)
+    bidirectional = st_code.build_model(tiny_qwen_path, bidirectional=True, device="cpu", max_seq_length=32)
+    stage = StageConfig(name="s", datasets=["offline:Text Retrieval"])
+    assert stage.pack_sequences == "auto"
+    assert stage_packs(decoder, stage, device="cuda:0")
+    assert not stage_packs(decoder, stage)  # the parameters are on the CPU
+    assert not stage_packs(decoder, StageConfig(name="s", datasets=["x"], length_sorted=False), device="cuda:0")
+    assert not stage_packs(decoder, StageConfig(name="s", datasets=["x"], pack_sequences=False), device="cuda:0")
+    logs: list[str] = []
+    assert not stage_packs(bidirectional, stage, logs.append, device="cuda:0")
+    assert logs == ["  pack_sequences auto: not packed, bidirectional attention: transformers' bidirectional "
+                    "mask does not separate packed sequences"]
+    assert not stage_packs(SentenceTransformer(minilm_path, device="cpu"), stage, device="cuda:0")
+    assert stage_packs(decoder, StageConfig(name="s", datasets=["x"], pack_sequences=True))  # asked: packs anywhere

@@ -45,7 +45,7 @@ from torch import Tensor
 from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
 from st_code.training.packing import (
-    check_stage_packing, pack_feature, packed_ranges, packed_slots, packing_unsupported,
+    pack_feature, packed_ranges, packed_slots, packing_unsupported, stage_packs,
 )
 
 DEFAULT_MAX_PADDING = 0.1
@@ -234,8 +234,7 @@ def stage_loss(model, stage, gather_across_devices: bool = False,
         rows, tokens = mini_batch_limits(model, stage, log)
         common = dict(scale=scale, mini_batch_size=rows, mini_batch_num_tokens=tokens,
                       gather_across_devices=gather_across_devices)
-        if stage.length_sorted and stage.pack_sequences:
-            check_stage_packing(model, stage)
+        if stage.length_sorted and stage_packs(model, stage, log):
             log(f"  mini-batch cut: rows packed side by side, each mini-batch filled to "
                 f"{f'{tokens} token slots' if tokens else f'{rows} rows of the longest'}")
             loss = LengthSortedCachedMNRL(model, pack=True, **common)
