@@ -11,8 +11,9 @@ with the batch cut into mini-batches several ways, side by side:
 * ``padding<=10%``: length-sorted, a mini-batch ends before its padding passes 10% (the CPU default);
 * ``overhead=<share>``: length-sorted, the cheapest cut (``cheapest_ranges``) when one mini-batch costs
   ``<share>`` x the token budget in slots on top of its own tokens;
-* ``packed``: length-sorted, each mini-batch's rows packed side by side and filled to the token budget
-  (``pack_sequences: true``; st_code.training.packing), where the model supports it;
+* ``packed``: length-sorted, each mini-batch's rows packed side by side and filled to the token budget,
+  drawing on all three columns at once (``pack_sequences``; st_code.training.packing), where the model
+  supports it; ``packed per column``: the same, each column on its own (one mini-batch at least per column);
 * ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13);
 * with ``--lora-no-cast``, the first overhead cut again as the curriculum trains it, without peft's cast
   of every LoRA input to the adapter's float32 under autocast (a quarter of the GPU time of the fastest
@@ -119,7 +120,8 @@ def main() -> None:
 
     def describe(loss) -> tuple[int, float]:
         passes = real = slots = 0
-        for feature in features:
+        groups = loss.groups(features)[0] if hasattr(loss, "groups") else features  # packed: the columns as one
+        for feature in groups:
             lengths = sorted(feature["attention_mask"].sum(dim=1).tolist(), reverse=True)
             if hasattr(loss, "plan"):  # sorted, each mini-batch as wide as its first row (or packed)
                 plan = loss.plan(lengths)
@@ -136,6 +138,7 @@ def main() -> None:
     cuts.update({f"overhead={share}": dict(overhead_slots=float(share) * budget) for share in args.shares.split(",")})
     if packing_unsupported(model) is None:
         cuts["packed"] = dict(pack=True)
+        cuts["packed per column"] = dict(pack=True, pack_columns=False)
     else:
         print(f"no packed cut: {packing_unsupported(model)}")
     losses = {name: LengthSortedCachedMNRL(model, scale=scale, mini_batch_size=stage.batch_size,

@@ -91,7 +91,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
     assert "lora (merged)" in (tmp_path / "out" / "encode.log").read_text()
     assert "torch" in (tmp_path / "out" / "environment.txt").read_text()
     anatomy = json.loads((tmp_path / "out" / "anatomy.json").read_text())
-    assert {"overhead=1", "packed", "overhead=1, LoRA inputs not cast"} <= set(anatomy)
+    assert {"overhead=1", "packed", "packed per column", "overhead=1, LoRA inputs not cast"} <= set(anatomy)
     assert "padding<=10%" not in anatomy  # left out: on a GPU its many mini-batches would take the run
     # the extra trains 'now' with one setting changed, which does not change the maths of the first step
     result = json.loads((tmp_path / "out" / "extra-checkpointing.json").read_text())["now"][0]
@@ -113,10 +113,13 @@ def test_step_anatomy_times_each_cut_and_the_fixed_cost_of_a_mini_batch(tmp_path
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())
-    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "packed", "stock", "fixed_cost",
-                            "overhead=1, LoRA inputs not cast"}
-    # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding
+    assert set(results) == {"overhead=1", "overhead=0.001", "padding<=10%", "packed", "packed per column", "stock",
+                            "fixed_cost", "overhead=1, LoRA inputs not cast"}
+    # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding; the three
+    # columns packed together need fewer mini-batches than one or more per column
     assert results["packed"]["mini_batches"] <= results["overhead=1"]["mini_batches"]
+    assert results["packed"]["mini_batches"] < results["packed per column"]["mini_batches"]
+    assert results["packed per column"]["mini_batches"] >= 3
     assert results["packed"]["padding_share"] < results["overhead=1"]["padding_share"] / 2
     assert results["overhead=1, LoRA inputs not cast"]["cast_seconds"] > 0
     assert results["overhead=1"]["mini_batches"] <= results["overhead=0.001"]["mini_batches"]

@@ -11,7 +11,7 @@ from sentence_transformers.sentence_transformer.losses import CachedMultipleNega
 import st_code
 from st_code.modules.code_transformer import PACKED_ROWS
 from st_code.training.losses import (
-    LengthSortedCachedMNRL, cheapest_ranges, length_aware_ranges, mini_batch_overhead, trim_padding,
+    LengthSortedCachedMNRL, cheapest_ranges, length_aware_ranges, merge_columns, mini_batch_overhead, trim_padding,
 )
 
 
@@ -70,6 +70,44 @@ def test_same_loss_and_gradients_as_the_unsorted_loss_with_far_less_padding(tiny
     for name in stock_grads:
         torch.testing.assert_close(sorted_grads[name], stock_grads[name], rtol=1e-4, atol=1e-6)
     assert stock_padding > 0.4 and sorted_padding <= (0.25 if cut else 0.1), (stock_padding, sorted_padding)
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_packed_mini_batches_draw_from_every_column(tiny_qwen_path, padding_side):
+    """Packed, the three columns are embedded as one: a token budget that holds the whole batch makes one
+    mini-batch a step (embedded twice: without gradients, then the replay) instead of one per column,
+    with the stock loss and gradients, whichever side the tokenizer pads."""
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                device="cpu", max_seq_length=64)
+    model[0].tokenizer.padding_side = padding_side
+    columns = _columns(model)
+    meter = PaddingMeter(model)
+    results = []
+    for loss in (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=3),
+                 LengthSortedCachedMNRL(model, scale=20.0, mini_batch_size=36, mini_batch_num_tokens=4096, pack=True)):
+        model.zero_grad()
+        meter.packed_calls = 0
+        value = loss([dict(c) for c in columns], None)
+        value.backward()
+        results.append((value.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert meter.packed_calls == 2
+    (stock_loss, stock_grads), (packed_loss, packed_grads) = results
+    assert packed_loss == pytest.approx(stock_loss, rel=1e-5)
+    for name in stock_grads:  # float32 sums in another order: an element near zero may differ by ~1e-6
+        torch.testing.assert_close(packed_grads[name], stock_grads[name], rtol=1e-4, atol=1e-5)
+
+
+def test_columns_merge_only_when_they_carry_token_rows_alone(tiny_qwen_path):
+    model = st_code.build_model(tiny_qwen_path, device="cpu", max_seq_length=64)
+    short, long = model.preprocess(["a b"]), model.preprocess(["read the json file line by line", "x"])
+    merged = merge_columns([short, long], pad_token_id=7, padding_side="left")
+    assert merged["input_ids"].shape == (3, long["input_ids"].shape[1])
+    assert merged["attention_mask"][0].tolist()[-short["input_ids"].shape[1]:] == short["attention_mask"][0].tolist()
+    assert set(merged["input_ids"][0, :long["input_ids"].shape[1] - short["input_ids"].shape[1]].tolist()) == {7}
+    assert merged["modality"] == short["modality"]
+    assert merge_columns([short, {**long, "modality": "image"}], 7, "left") is None  # settings differ
+    assert merge_columns([short, {**long, "weights": torch.ones(2)}], 7, "left") is None  # another per-row tensor
 
 
 def _every_cut(n: int):
