@@ -30,6 +30,7 @@ PREVIOUS_STEPS=${PREVIOUS_STEPS:-3}  # the slow settings: a warm-up and 2 timed 
 RUNS=${RUNS:-now,packed,unsorted,previous}
 STEPS_FOR=${STEPS_FOR:-}
 ANATOMY_SECONDS=${ANATOMY_SECONDS:-0}
+ANATOMY_ARGS=${ANATOMY_ARGS:-}  # more step_anatomy.py arguments (later ones win: --shares 1,0.25)
 BATCH=${BATCH:-}
 PAIRS=${PAIRS:-600}
 PAIRS_FILE=${PAIRS_FILE:-.device/pairs.json}
@@ -97,7 +98,7 @@ if (( ANATOMY_SECONDS > 0 )); then
   if (( seconds < 30 )); then echo "step anatomy: skipped, $DEADLINE s reached" | tee "$OUT/anatomy.log"; else
     timeout "$seconds" "$PYTHON" benchmarks/step_anatomy.py --device "$DEVICE" "${MODEL_ARGS[@]}" --config "$CONFIG" \
       "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --shares 1 --repeats 2 --no-padding-rule \
-      --lora-no-cast --json "$OUT/anatomy.json" 2>&1 | tee "$OUT/anatomy.log"
+      --lora-no-cast --json "$OUT/anatomy.json" $ANATOMY_ARGS 2>&1 | tee "$OUT/anatomy.log"
     anatomy_status=${PIPESTATUS[0]}
   fi
 fi

@@ -216,19 +216,11 @@ def test_trainable_weights_stay_float32_on_a_bf16_backbone(tiny_qwen_path, tmp_p
     assert {p.dtype for p in reloaded.parameters() if p.requires_grad} == {torch.float32}
 
 
-def test_a_stage_shorter_than_logging_steps_still_logs_its_loss(tiny_qwen_path, tmp_path):
-    config = tiny_config(tiny_qwen_path, tmp_path / "short")
-    text = {**config["stages"][0], "epochs": 1}
-    del text["max_steps"]  # by epochs: a few steps, fewer than logging_steps
-    config.update(stages=[text], logging_steps=50, evaluation={"sets": ["stdlib-doc2code"], "max_queries": 5})
-    CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
-    losses = json.loads((tmp_path / "short" / "stages" / "1-text" / "DONE.json").read_text())["losses"]
-    assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step
-
-
 def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwen_path, tmp_path, monkeypatch):
     """dataloader_workers: the collator (tokenization, prompts) runs in forked worker processes and the
-    stage trains as usual; with record_batches set, batches are collated here so each is written once."""
+    stage trains as usual; with record_batches set, batches are collated here so each is written once.
+    The stage runs by epochs, a few steps, fewer than logging_steps: its loss is still logged, once, at
+    its last step."""
     import os
 
     from st_code.training.batch_record import RecordingCollator
@@ -243,13 +235,16 @@ def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwe
 
     monkeypatch.setattr(RecordingCollator, "__call__", noting_the_process)
     config = tiny_config(tiny_qwen_path, tmp_path / "workers")
-    config["stages"] = config["stages"][:1]
+    text = {**config["stages"][0], "epochs": 1}
+    del text["max_steps"]  # by epochs: a few steps, fewer than logging_steps
+    config.update(stages=[text], logging_steps=50)
     config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}
     config["dataloader_workers"] = 1
     logs: list[str] = []
     result = AnnealingTrainer(config_from_dict(config), log=logs.append).run()
     assert "1 worker processes tokenize the next batches" in " ".join(logs)
-    assert len(json.loads((tmp_path / "workers" / "stages" / "1-text" / "DONE.json").read_text())["losses"]) == 2
+    losses = json.loads((tmp_path / "workers" / "stages" / "1-text" / "DONE.json").read_text())["losses"]
+    assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step
     assert list(result["scores"]) == ["base", "text"]
     pids = set(collated_in.read_text().split())
     assert pids and str(os.getpid()) not in pids  # every batch was collated in a worker process
