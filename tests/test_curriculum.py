@@ -138,6 +138,7 @@ def continuous_config(base: str, output_dir: Path, optimizer: str = "continuous"
     config["stages"] = [{"name": "text", "datasets": ["offline:Text Retrieval"], **stage},
                         {"name": "code", "datasets": ["offline:Code Summary Retrieval"], **stage}]
     config["optimizer"] = optimizer
+    config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}  # not what is tested
     return config
 
 

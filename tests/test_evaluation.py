@@ -67,7 +67,8 @@ def test_cached_scores_belong_to_their_model_and_data(saved_model, tiny_qwen_pat
     st_code.build_model(tiny_qwen_path, pooling="mean", device="cpu").save(str(other))
     pairs = [(f"add {i} to a number", f"def add_{i}(x):\n    return x + {i}") for i in range(8)]
     first, second = tmp_path / "a" / "pairs.jsonl", tmp_path / "b" / "pairs.jsonl"
-    for path, rows in ((first, pairs), (second, [(q, d.replace("+", "*")) for q, d in reversed(pairs)])):
+    # the second set: one pair, so every model scores 1.0 on it; the first's 8 near-twins it does not solve
+    for path, rows in ((first, pairs), (second, [(q, d.replace("+", "*")) for q, d in pairs[:1]])):
         path.parent.mkdir()
         path.write_text("\n".join(json.dumps({"query": q, "positive": d}) for q, d in rows))
     out = tmp_path / "out"
@@ -76,6 +77,7 @@ def test_cached_scores_belong_to_their_model_and_data(saved_model, tiny_qwen_pat
     assert len(names) == 2  # the two pairs.jsonl stay two sets
     assert both.scores[saved_model] != both.scores[str(other)]
     assert both.scores[saved_model][names[0]] != both.scores[saved_model][names[1]]
+    assert 1.0 in [both.scores[saved_model][name]["ndcg_at_10"] for name in names]
     lines: list[str] = []
     alone = evaluate([str(other)], local=[str(first), str(second)], output_dir=out, log=lines.append)
     assert alone.scores[str(other)] == both.scores[str(other)] and all(line.endswith("(cached)") for line in lines)

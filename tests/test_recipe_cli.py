@@ -62,6 +62,7 @@ def test_two_process_ddp_run_on_cpu(tiny_qwen_path, tmp_path):
     config = tiny_config(tiny_qwen_path, tmp_path / "ddp")
     for stage in config["stages"]:
         stage["max_steps"] = 2
+    config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}  # rank 0's, not DDP's
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(yaml.safe_dump(config))
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
