@@ -98,6 +98,28 @@ def test_packed_mini_batches_draw_from_every_column(tiny_qwen_path, padding_side
         torch.testing.assert_close(packed_grads[name], stock_grads[name], rtol=1e-4, atol=1e-5)
 
 
+def test_packed_columns_under_matryoshka_give_the_stock_loss(tiny_qwen_path):
+    """sentence-transformers' MatryoshkaLoss shrinks the cached embeddings before the loss reads them: the
+    merged group is split back into its columns after that, as the stock loss sees them."""
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
+
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                device="cpu", max_seq_length=64)
+    columns = _columns(model)
+    values = []
+    for inner in (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=3),
+                  LengthSortedCachedMNRL(model, scale=20.0, mini_batch_size=36, mini_batch_num_tokens=4096, pack=True)):
+        model.zero_grad()
+        value = MatryoshkaLoss(model, inner, matryoshka_dims=[64, 16])([dict(c) for c in columns], None)
+        value.backward()
+        values.append((value.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    (stock_loss, stock_grads), (packed_loss, packed_grads) = values
+    assert packed_loss == pytest.approx(stock_loss, rel=1e-5)
+    for name in stock_grads:
+        torch.testing.assert_close(packed_grads[name], stock_grads[name], rtol=1e-4, atol=1e-5)
+
+
 def test_columns_merge_only_when_they_carry_token_rows_alone(tiny_qwen_path):
     model = st_code.build_model(tiny_qwen_path, device="cpu", max_seq_length=64)
     short, long = model.preprocess(["a b"]), model.preprocess(["read the json file line by line", "x"])
