@@ -172,5 +172,15 @@ def skip_lora_input_cast_under_autocast(model: nn.Module) -> None:
 
 
 def merged_copy(model: SentenceTransformer) -> SentenceTransformer:
-    """A merged deep copy, leaving ``model`` (and its adapter) untouched: for saving mid-training."""
-    return merge_lora(copy.deepcopy(model))
+    """A merged deep copy, leaving ``model`` (and its adapter) untouched: for saving, evaluating or
+    mining mid-training.
+
+    The copy shares ``model``'s tokenizers instead of copying them: deep-copying a Qwen tokenizer
+    takes about a second (more than the weights of a small model), and a curriculum makes a copy at
+    every evaluation and save. Nothing that uses the copy changes a tokenizer for good (saving flips
+    the padding side and restores it)."""
+    from transformers import PreTrainedTokenizerBase, ProcessorMixin
+
+    shared = {id(value): value for module in model.modules() for value in vars(module).values()
+              if isinstance(value, (PreTrainedTokenizerBase, ProcessorMixin))}
+    return merge_lora(copy.deepcopy(model, shared))

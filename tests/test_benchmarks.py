@@ -58,14 +58,14 @@ def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
 
 
 @pytest.mark.slow
-def test_gpu_training_check_script_runs_on_the_cpu(tmp_path):
+def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     """benchmarks/gpu_training_check.sh with a tiny decoder: every run finishes, figures and loss curves
     land in $OUT, sorting cuts the padding, the ordering check sees the same losses (a shorter run on the
     full run's learning-rate schedule), the step anatomy times the GPU's cut and packing, and an extra
     (one setting changed) trains from the same first loss."""
     pairs = tmp_path / "pairs.json"
     train_throughput.load_or_make_pairs(24, pairs)
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": "",
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": tiny_qwen_path,
            "STEPS": "3", "PREVIOUS_STEPS": "2", "STEPS_FOR": "unsorted=2", "BATCH": "8", "PAIRS": "24",
            "PAIRS_FILE": str(pairs), "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"),
            "ANATOMY_SECONDS": "300", "ANATOMY_ARGS": "--shares 1,0.001 --repeats 1 --max-seq-length 128 --stock "

@@ -76,10 +76,20 @@ def test_adapter_only_save_reloads(tiny_qwen_path, tmp_path):
     np.testing.assert_allclose(reloaded.encode(TEXTS), adapted, atol=1e-5)
 
 
-def test_merged_copy_leaves_the_original_adapter(tiny_qwen_path):
-    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", lora={"r": 4, "alpha": 8}, device="cpu")
+def test_merged_copy_leaves_the_original_adapter(tiny_qwen_path, tmp_path):
+    model = st_code.build_model(tiny_qwen_path, pooling="lasttoken", lora={"r": 4, "alpha": 8}, device="cpu").eval()
+    _perturb_lora(model, seed=3)
+    adapted = model.encode(TEXTS)
     copy = st_code.merged_copy(model)
     assert st_code.has_lora(model) and not st_code.has_lora(copy)
+    np.testing.assert_allclose(copy.encode(TEXTS), adapted, atol=1e-5)
+    # the tokenizer is shared, not copied: saving the copy (which saves it padding on the right) leaves
+    # the original's padding side as it was, here the left
+    assert copy[0].processor is model[0].processor
+    model[0].processor.padding_side = model[0].padding_side = "left"
+    copy.save(str(tmp_path / "merged"))
+    assert model[0].processor.padding_side == "left"
+    np.testing.assert_allclose(model.encode(TEXTS), adapted, atol=1e-6)
 
 
 def _bf16_model_with_a_live_adapter(tiny_qwen_path, dropout: float):
