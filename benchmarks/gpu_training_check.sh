@@ -11,8 +11,8 @@
 # 'unsorted' for $STEPS steps, the slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput,
 # then the $EXTRAS: 'now' again for
 # $EXTRA_STEPS steps with one setting changed (checkpointing: gradient checkpointing on; workers0: no
-# loader workers; compile, not run by default: torch.compile, whose recompiles for GradCache's two grad
-# modes and varying widths took 300 s for 3 steps of a tiny decoder on CPU), each its own config written
+# loader workers; compile, not run by default: each layer compiled in place with inductor, the first steps
+# compiling), each its own config written
 # from the shipped one. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one

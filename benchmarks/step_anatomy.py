@@ -15,6 +15,8 @@ with the batch cut into mini-batches several ways, side by side:
   drawing on all three columns at once (``pack_sequences``; st_code.training.packing), where the model
   supports it; ``packed per column``: the same, each column on its own (one mini-batch at least per column);
 * ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13);
+* with ``--compile BACKEND``, last, the packed cut again with each layer compiled in place
+  (st_code.training.compiling), against the same cut uncompiled;
 * with ``--lora-no-cast``, the first overhead cut again as the curriculum trains it, without peft's cast
   of every LoRA input to the adapter's float32 under autocast (a quarter of the GPU time of the fastest
   cut on an H200 went to dtype copies); ``--cpu-bf16`` runs a CPU under bf16 autocast as a GPU would.
@@ -62,6 +64,10 @@ def main() -> None:
                              "the adapter's float32 under autocast (st_code.lora.skip_lora_input_cast_under_autocast)")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="on a CPU, keep the config's bf16 backbone and run under bf16 autocast, as a GPU does")
+    parser.add_argument("--compile", metavar="BACKEND",
+                        help="last, compile each layer in place (st_code.training.compiling; e.g. inductor) and time "
+                             "the packed cut (else the first overhead cut) again, compiled, after two warm-up steps")
+    parser.add_argument("--compile-mode", help="torch.compile's mode with --compile, e.g. max-autotune-no-cudagraphs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -202,18 +208,40 @@ def main() -> None:
           f"one more mini-batch costs as much as {small / per_slot:,.0f} token slots "
           f"({small / per_slot / budget:.2f} of the budget)", flush=True)
 
-    if args.profile:
+    def profiled(name: str, label: str) -> None:
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         with profile(activities=activities) as trace:
-            wall = step(losses[order[0]])
+            wall = step(losses[name])
         table = trace.key_averages()
         kernels = sum(e.count for e in table if getattr(e, "device_type", None) is not None
                       and str(e.device_type).endswith("CUDA"))
-        print(f"profiled step ({order[0]}): {wall:.3f} s; {sum(e.count for e in table):,} events, "
+        print(f"profiled step ({label}): {wall:.3f} s; {sum(e.count for e in table):,} events, "
               f"{kernels:,} on the GPU", flush=True)
         print(table.table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=50), flush=True)
+
+    if args.profile:
+        profiled(order[0], order[0])
+
+    if args.compile:  # last: compiling changes the model in place for whatever runs after it
+        from st_code.training.compiling import compile_blocks
+
+        name = "packed" if "packed" in losses else order[0]
+        blocks = compile_blocks(model, args.compile, args.compile_mode)
+        start = time.perf_counter()
+        step(losses[name])
+        step(losses[name])  # graphs for what the first step did not meet
+        compile_s = time.perf_counter() - start
+        times = [step(losses[name]) for _ in range(args.repeats)]
+        seconds = statistics.median(times)
+        results[f"{name}, compiled"] = {**results[name], "seconds": seconds, "compile_seconds": compile_s,
+                                        "backend": args.compile, "mode": args.compile_mode}
+        print(f"{name}, compiled ({args.compile}, {blocks} layers): {seconds:.3f} s/step against "
+              f"{results[name]['seconds']:.3f} s uncompiled ({results[name]['seconds'] / seconds:.2f}x); "
+              f"the two warm-up steps took {compile_s:.0f} s", flush=True)
+        if args.profile:
+            profiled(name, f"{name}, compiled")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

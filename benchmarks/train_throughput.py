@@ -26,7 +26,8 @@ same batch, learning rate, loss and batch order:
   its loss curve must match ``now``'s likewise.
 
 Gradient checkpointing follows the config (``gradient_checkpointing``) in every run; ``compile: true``
-(``torch.compile``) and ``dataloader_workers`` apply to ``now`` and ``unsorted``, as the curriculum applies them.
+(each layer compiled in place, st_code.training.compiling) and ``dataloader_workers`` apply to every run but
+``previous``, as the curriculum applies them.
 
 Per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the backbone
 computed, and on a GPU the peak memory, the share of wall time the GPU ran kernels and MFU. The first
@@ -208,6 +209,10 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         stage.length_sorted = kind in ("now", "packed")
         stage.pack_sequences = kind == "packed"
         loss = stage_loss(model, stage, log=print)
+        if config.get("compile"):  # as the curriculum compiles: each layer in place
+            from st_code.training.compiling import compile_blocks
+
+            compile_blocks(model, config.get("compile_backend", "inductor"), config.get("compile_mode"))
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + {"now": ", sorted", "packed": ", sorted and packed"}.get(
                                                  kind, ", as sampled")
@@ -226,7 +231,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         learning_rate=stage.learning_rate, save_strategy="no", report_to=[], logging_steps=1,
         dataloader_drop_last=True, seed=0, bf16=cuda, use_cpu=device == "cpu",
         optim="adamw_torch_fused" if (kind != "previous" and cuda) else "adamw_torch",
-        torch_compile=bool(config.get("compile")) and kind != "previous", **loader,
+        **loader,
     )
     profiled = cuda and steps >= WARMUP_STEPS + PROFILED_STEPS + 1
     clock = StepClock(meter, cuda, range(WARMUP_STEPS, WARMUP_STEPS + PROFILED_STEPS) if profiled else None)

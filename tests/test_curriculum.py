@@ -144,13 +144,22 @@ def continuous_config(base: str, output_dir: Path, optimizer: str = "continuous"
 
 def test_continuous_optimizer_carries_adam_state_and_schedule_across_a_merge(tiny_qwen_path, tmp_path):
     """CodeXEmbed's continuous optimizer: after the LoRA merge, the fresh adapter takes over its
-    predecessor's AdamW moments and step count, and the learning rate goes on down one schedule."""
+    predecessor's AdamW moments and step count, and the learning rate goes on down one schedule;
+    with compile: true, whose layers are compiled again around the fresh adapter."""
     import torch
 
     from st_code.training.stage_trainer import LinearSchedule
 
     out = tmp_path / "continuous"
-    CurriculumRunner(config_from_dict(continuous_config(tiny_qwen_path, out)), log=lambda _: None).run()
+    config = continuous_config(tiny_qwen_path, out)
+    # compiled too (TorchDynamo's eager backend: capture and guards without inductor's minutes of code
+    # generation on a CPU): each stage compiles its layers, the second around its fresh adapter
+    config.update(compile=True, compile_backend="eager")
+    for stage in config["stages"]:  # packed, as on a GPU: fewer shapes to compile for
+        stage["pack_sequences"] = True
+    logs: list[str] = []
+    CurriculumRunner(config_from_dict(config), log=logs.append).run()
+    assert sum("compiled 2 layers in place (eager" in line for line in logs) == 2, logs
     schedule = LinearSchedule(**json.loads((out / "schedule.json").read_text())["schedule"])
     assert (schedule.warmup_steps, schedule.total_steps, schedule.peak, schedule.end) == (1, 6, 2e-3, 2e-4)
     first = json.loads((out / "stages" / "1-text" / "DONE.json").read_text())

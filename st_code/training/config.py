@@ -11,7 +11,7 @@ import yaml
 
 from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS
 from st_code.data.offline_pairs import HELDOUT_PERCENT, MAX_CODE_LINES, SPLIT_SEED
-from st_code.errors import StCodeError
+from st_code.errors import StCodeError, UsageError
 
 
 class ConfigError(StCodeError, ValueError):
@@ -190,7 +190,10 @@ class CurriculumConfig:
     bf16: bool = False
     gather_across_devices: bool = True
     gradient_checkpointing: bool = False
-    compile: bool = False  # torch.compile the model (GPUs; variable lengths recompile a few times first)
+    # torch.compile each layer of the backbone in place (st_code.training.compiling; the first steps compile)
+    compile: bool = False
+    compile_backend: str = "inductor"  # any torch.compile backend; aot_eager checks that a model compiles
+    compile_mode: str | None = None  # torch.compile's mode, e.g. max-autotune-no-cudagraphs; None: the default
     logging_steps: int = 5
     # per_stage: a fresh optimizer and schedule every stage (CodeR). continuous: one AdamW whose state
     # (moments, step) and one learning-rate schedule run on across stages (CodeXEmbed); a new LoRA
@@ -441,6 +444,13 @@ def validate(config: CurriculumConfig) -> None:
     if config.optimizer == "continuous" and len({s.learning_rate for s in config.stages}) > 1:
         raise ConfigError("optimizer: continuous runs one learning-rate schedule across all stages; give every stage "
                           f"the same learning_rate (got {[s.learning_rate for s in config.stages]})")
+    if config.compile:
+        from st_code.training.compiling import check_compile_settings
+
+        try:
+            check_compile_settings(config.compile_backend, config.compile_mode)
+        except UsageError as exc:
+            raise ConfigError(str(exc)) from None
     if config.record_batches < 0:
         raise ConfigError(f"record_batches: {config.record_batches} must be >= 0")
     workers = config.dataloader_workers

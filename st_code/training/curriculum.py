@@ -40,6 +40,7 @@ from st_code.lora import (
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
+from st_code.training.compiling import compile_blocks, run_eagerly
 from st_code.training.config import CurriculumConfig, StageConfig
 from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
@@ -212,12 +213,16 @@ class CurriculumRunner:
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
             dataloader_drop_last=True, use_cpu=self.use_cpu, ddp_find_unused_parameters=False,
             optim="adamw_torch" if self.use_cpu else "adamw_torch_fused",  # one fused kernel per step on GPUs
-            torch_compile=self.config.compile, **self._loader_settings(),
+            **self._loader_settings(),
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if self.config.gradient_checkpointing:
             enable_activation_checkpointing(model)
         skip_lora_input_cast_under_autocast(model)  # bf16 runs: no float32 round trip into the adapter
+        if self.config.compile:  # the layers, in place: not the trainer's whole-model torch_compile
+            blocks = compile_blocks(model, self.config.compile_backend, self.config.compile_mode)
+            self.log(f"  compiled {blocks} layers in place ({self.config.compile_backend}, dynamic shapes); "
+                     "the first steps compile")
         loss = stage_loss(model, stage, gather, self.log)
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:
@@ -270,7 +275,8 @@ class CurriculumRunner:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
         if has_lora(model):  # an unmerged adapter doubles every forward; evaluate the same model merged
             model = merged_copy(model)
-        return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
+        with run_eagerly():  # layers compiled for training (compile: true) are not compiled again for one pass
+            return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
 
     def _evaluate_dims(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet],
                        dims: list[int] | None) -> dict[str, dict]:

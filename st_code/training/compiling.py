@@ -1,0 +1,93 @@
+"""Regional ``torch.compile`` for training: the backbone's repeated blocks compiled in place.
+
+Why not the trainer's own ``torch_compile``: it compiles the whole SentenceTransformer as one
+graph, tokenized inputs, pooling and all, and GradCache's passes over mini-batches of ever-changing
+shapes recompiled it again and again (3 steps of a tiny decoder took 300 s on 2 CPU cores). The
+launches a GPU waits on come from the layers (about 10,000 kernels a mini-batch for a 24-layer
+decoder with LoRA on every projection: norms, rotary, SwiGLU, dropout, adapter products and scalings,
+each its own kernel; docs/benchmarks.md), so those are what is compiled, each block in place
+(``nn.Module.compile``) with dynamic shapes:
+
+* one compiled code serves every layer: PyTorch inlines the module and guards on its structure, not on
+  which layer it is, so a 24-layer model compiles no more graphs than a 2-layer one;
+* a handful of graphs in all, made in the first steps: GradCache's pass without gradients and its
+  replay with them, the first layer (whose input needs no gradient) and the others, mini-batches with
+  and without an attention mask, and rows of one (a dimension of 1 is always specialised);
+* parameter names, saving, LoRA merging and peft are untouched; a ``merged_copy`` (evaluation,
+  mining, saving mid-training) runs uncompiled, and so does the curriculum's evaluation of a model
+  without an adapter (:func:`run_eagerly`);
+* dropout: GradCache's replay restores the random state of its first pass, and compiled random ops
+  draw from that state, so the replay sees the same masks (tested, inductor included).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+from torch import nn
+
+from st_code.errors import UsageError
+
+#: torch.compile modes (``compile_mode``); None is PyTorch's default.
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: Graphs one block may hold before PyTorch falls back to eager for it: 2 grad modes x 2 input kinds x
+#: mask or none x rows of one or many is 16; PyTorch's default of 8 would silently run the rest eager.
+RECOMPILE_LIMIT = 32
+
+
+def repeated_blocks(module: nn.Module) -> list[nn.Module]:
+    """The blocks of every ``ModuleList`` holding two or more modules of one class (a decoder's or an
+    encoder's layers), outermost first; nothing inside a block is searched."""
+    found: list[nn.Module] = []
+
+    def visit(node: nn.Module) -> None:
+        for child in node.children():
+            blocks = list(child) if isinstance(child, nn.ModuleList) else []
+            if len(blocks) > 1 and len({type(b) for b in blocks}) == 1:
+                found.extend(blocks)
+            else:
+                visit(child)
+
+    visit(module)
+    return found
+
+
+def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None = None) -> int:
+    """``torch.compile`` each repeated block of ``model``'s backbone in place, with dynamic shapes; returns
+    how many. Call it again after the blocks change (a new adapter): compiling is idempotent."""
+    import torch
+
+    backbone = getattr(model[0], "auto_model", None) if isinstance(model, nn.Sequential) else model
+    blocks = repeated_blocks(backbone) if backbone is not None else []
+    if not blocks:
+        raise UsageError("compile: found no repeated layers to compile in this model's backbone; "
+                         "set compile: false")
+    check_compile_settings(backend, mode)
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    for block in blocks:
+        block.compile(dynamic=True, backend=backend, mode=mode)
+    return len(blocks)
+
+
+def run_eagerly() -> AbstractContextManager:
+    """Within it, compiled layers run as plain eager code and nothing is compiled: for an evaluation's
+    single pass over a model compiled for training, whose inference shapes would each compile anew."""
+    import torch
+
+    return torch.compiler.set_stance("force_eager")
+
+
+def check_compile_settings(backend: Any, mode: Any) -> None:
+    """A clear error for an unknown backend or mode, before any training starts."""
+    import torch
+
+    if not isinstance(backend, str) or backend not in torch._dynamo.list_backends(exclude_tags=()):
+        raise UsageError(f"compile_backend: {backend!r} is not a torch.compile backend; use inductor (speed), "
+                         f"aot_eager or eager (to check that a model compiles), or one of {torch._dynamo.list_backends()}")
+    if mode not in COMPILE_MODES:
+        raise UsageError(f"compile_mode: {mode!r}; use one of {list(COMPILE_MODES)}")
+
+
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "compile_blocks", "run_eagerly",
+           "check_compile_settings"]

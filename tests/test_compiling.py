@@ -1,0 +1,104 @@
+"""Regional torch.compile (compile: true): each layer compiled in place, the maths and the model untouched.
+
+The tests compile with the ``eager`` backend: TorchDynamo captures and guards the layers exactly as for
+inductor (graph breaks, recompiles, side effects of peft's and st-code's hooks), without inductor's code
+generation, which takes minutes on 2 CPU cores and is PyTorch's to test. Inductor itself was checked by
+hand on this CPU (docs/training.md) and is what the GPU benchmark runs. A whole curriculum compiled,
+across a LoRA merge, is test_curriculum's continuous-optimizer run."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import st_code
+
+TEXTS = ["def add(a, b):\n    return a + b", "sort a list in place", "class Stack:\n    def push(self, x): ..."]
+
+
+def _model(tiny_qwen_path):
+    from st_code.training.config import ModelConfig
+    from st_code.training.models import build_training_model
+
+    torch.manual_seed(0)
+    model = build_training_model(ModelConfig(base=tiny_qwen_path, pooling="pma", embedding_dim=32, pma_num_heads=4,
+                                             lora={"r": 4, "alpha": 8, "dropout": 0.3}, max_seq_length=64))
+    with torch.no_grad():  # a trained adapter: B is zero at the start, which would hide the dropout
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    return model
+
+
+def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(tiny_qwen_path, tmp_path):
+    from torch._dynamo.utils import counters
+
+    from st_code.training.compiling import compile_blocks
+    from st_code.training.losses import LengthSortedCachedMNRL
+
+    model = _model(tiny_qwen_path)
+    passes: dict[tuple, list[torch.Tensor]] = {}
+
+    class Recording(LengthSortedCachedMNRL):  # each mini-batch's embeddings: the pass without gradients, the replay
+        def embed_minibatch(self, sentence_feature, begin, end, with_grad, copy_random_state, random_state=None):
+            reps, state = super().embed_minibatch(sentence_feature, begin, end, with_grad, copy_random_state,
+                                                  random_state)
+            passes.setdefault((begin, end), []).append(reps.detach().clone())
+            return reps, state
+
+    words = "parse read the config file and merge two sorted lists of values into one".split()
+    rows = [" ".join(random.Random(i).choices(words, k=3 + i % 9)) for i in range(24)]
+    features = [model.preprocess(rows[c::3]) for c in range(3)]
+    loss = Recording(model, scale=20, mini_batch_size=8, mini_batch_num_tokens=96, pack=True)
+
+    def step() -> tuple[float, torch.Tensor]:
+        passes.clear()
+        torch.manual_seed(1)
+        value = loss([dict(f) for f in features], torch.zeros(8))
+        value.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        model.zero_grad(set_to_none=True)
+        return value.item(), grads
+
+    reference = step()
+    names = list(model.state_dict())
+    counters.clear()
+    assert compile_blocks(model, backend="eager") == 2  # the tiny decoder's two layers
+    for _ in range(2):
+        value, grads = step()
+        assert value == reference[0]
+        torch.testing.assert_close(grads, reference[1], rtol=0, atol=0)
+        # GradCache's replay sees the dropout masks of its pass without gradients
+        assert len(passes) > 1 and all(len(p) == 2 and torch.equal(p[0], p[1]) for p in passes.values())
+    assert counters["stats"]["unique_graphs"] > 0 and not counters["graph_break"]
+    assert list(model.state_dict()) == names  # in place: the same parameter names, saving untouched
+    # a merged copy (evaluation, mining, saving) runs uncompiled, with the compiled model's embeddings
+    merged = st_code.merged_copy(model)
+    assert not any(getattr(m, "_compiled_call_impl", None) for m in merged.modules())
+    assert model[0].auto_model.layers[0]._compiled_call_impl is not None
+    np.testing.assert_allclose(merged.encode(TEXTS), model.eval().encode(TEXTS), atol=1e-5)
+
+
+def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(tiny_qwen_path):
+    from torch import nn
+
+    from st_code.errors import UsageError
+    from st_code.training.compiling import compile_blocks, repeated_blocks
+
+    assert len(repeated_blocks(_model(tiny_qwen_path)[0].auto_model)) == 2
+    with pytest.raises(UsageError, match="no repeated layers"):
+        compile_blocks(nn.Sequential(nn.Linear(2, 2)))
+    with pytest.raises(UsageError, match="compile_backend: 'fastest'"):
+        compile_blocks(_model(tiny_qwen_path), backend="fastest")
+    # and in a config, before anything is built
+    from st_code.training import ConfigError, config_from_dict
+
+    config = {"data": {"offline": None, "sources": {}}, "stages": [{"name": "s", "datasets": ["x"]}],
+              "evaluation": {"sets": []}, "compile": True}
+    with pytest.raises(ConfigError, match="compile_mode: 'fast'; use one of"):
+        config_from_dict({**config, "compile_mode": "fast"})
+    with pytest.raises(ConfigError, match="compile_backend: 'fastest' is not a torch.compile backend"):
+        config_from_dict({**config, "compile_backend": "fastest"})
