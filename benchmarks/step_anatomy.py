@@ -228,6 +228,8 @@ def main() -> None:
         from st_code.training.compiling import compile_blocks
 
         name = "packed" if "packed" in losses else order[0]
+        if args.profile and name != order[0]:  # the same cut uncompiled: kernels side by side
+            profiled(name, name)
         blocks = compile_blocks(model, args.compile, args.compile_mode)
         start = time.perf_counter()
         step(losses[name])

@@ -8,6 +8,7 @@ across a LoRA merge, is test_curriculum's continuous-optimizer run."""
 
 from __future__ import annotations
 
+import copy
 import random
 
 import numpy as np
@@ -52,29 +53,42 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
     words = "parse read the config file and merge two sorted lists of values into one".split()
     rows = [" ".join(random.Random(i).choices(words, k=3 + i % 9)) for i in range(24)]
     features = [model.preprocess(rows[c::3]) for c in range(3)]
-    loss = Recording(model, scale=20, mini_batch_size=8, mini_batch_num_tokens=96, pack=True)
 
-    def step() -> tuple[float, torch.Tensor]:
+    def step(m) -> tuple[float, torch.Tensor]:
         passes.clear()
         torch.manual_seed(1)
-        value = loss([dict(f) for f in features], torch.zeros(8))
+        value = Recording(m, scale=20, mini_batch_size=8, mini_batch_num_tokens=96, pack=True)(
+            [dict(f) for f in features], torch.zeros(8))
         value.backward()
-        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
-        model.zero_grad(set_to_none=True)
+        grads = torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
+        m.zero_grad(set_to_none=True)
         return value.item(), grads
 
-    reference = step()
+    def same(got, expected) -> None:
+        assert got[0] == expected[0]
+        torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+
+    reference = step(model)
+    twin = copy.deepcopy(model)  # stays uncompiled
     names = list(model.state_dict())
     counters.clear()
     assert compile_blocks(model, backend="eager") == 2  # the tiny decoder's two layers
     for _ in range(2):
-        value, grads = step()
-        assert value == reference[0]
-        torch.testing.assert_close(grads, reference[1], rtol=0, atol=0)
+        same(step(model), reference)
         # GradCache's replay sees the dropout masks of its pass without gradients
         assert len(passes) > 1 and all(len(p) == 2 and torch.equal(p[0], p[1]) for p in passes.values())
     assert counters["stats"]["unique_graphs"] > 0 and not counters["graph_break"]
     assert list(model.state_dict()) == names  # in place: the same parameter names, saving untouched
+    # CodeXEmbed's next stage: the adapter merged into the compiled layers, a fresh one trained in them
+    for m in (model, twin):
+        st_code.merge_lora(m)
+        torch.manual_seed(2)
+        st_code.add_lora(m, r=4, alpha=8, dropout=0.3)
+        with torch.no_grad():
+            for name, parameter in m.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.5)
+    same(step(model), step(twin))
     # a merged copy (evaluation, mining, saving) runs uncompiled, with the compiled model's embeddings
     merged = st_code.merged_copy(model)
     assert not any(getattr(m, "_compiled_call_impl", None) for m in merged.modules())

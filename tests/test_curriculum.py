@@ -207,6 +207,24 @@ def test_continuous_optimizer_resumes_after_a_kill_between_stages(tiny_qwen_path
         assert rates == pytest.approx([0.0, 2e-3, 1.1e-3])
 
 
+def test_the_fresh_adapter_and_head_come_from_the_configured_seed(tiny_qwen_path, tmp_path):
+    """The same config builds the same starting weights whatever the process drew before (a second run
+    in one process trained from other LoRA A matrices and PMA weights), and another seed other ones."""
+    import torch
+
+    config = tiny_config(tiny_qwen_path, tmp_path)
+
+    def fresh(seed: int) -> dict:
+        torch.rand(1000)  # whatever else the process did before
+        runner = CurriculumRunner(config_from_dict({**config, "seed": seed}), log=lambda _: None)
+        return {n: p.detach().clone() for n, p in runner.build_initial_model().named_parameters() if p.requires_grad}
+
+    first, second, other = fresh(0), fresh(0), fresh(1)
+    assert any(".lora_A." in n for n in first) and any(n.startswith("1.") for n in first)  # LoRA + PMA
+    assert all(torch.equal(first[n], second[n]) for n in first)
+    assert not all(torch.equal(first[n], other[n]) for n in first)
+
+
 def test_trainable_weights_stay_float32_on_a_bf16_backbone(tiny_qwen_path, tmp_path):
     """LoRA and a fresh PMA head are the optimizer's master weights: float32 even when the backbone is
     loaded in bf16 (bf16 has 8 bits of mantissa: an update of 1e-4 x weight rounds away)."""

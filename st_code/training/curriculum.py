@@ -84,6 +84,10 @@ class CurriculumRunner:
 
     # -- model and data --------------------------------------------------------------------
     def build_initial_model(self) -> SentenceTransformer:
+        """The configured base with its fresh parts (LoRA, a PMA head) drawn from ``seed``: without it they
+        came from whatever the process had drawn before, so a second run in one process (a sweep, a
+        notebook) trained from other weights than the first."""
+        set_seed(self.config.seed)
         return build_training_model(self.config.model)
 
     def _load_stage_model(self, path: Path) -> SentenceTransformer:
