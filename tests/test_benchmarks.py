@@ -69,7 +69,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
            "STEPS": "3", "PREVIOUS_STEPS": "2", "STEPS_FOR": "unsorted=2", "BATCH": "8", "PAIRS": "24",
            "PAIRS_FILE": str(pairs), "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"),
            "ANATOMY_SECONDS": "300", "ANATOMY_ARGS": "--shares 1,0.001 --repeats 1 --max-seq-length 128 --stock "
-                                                     "--cpu-bf16",
+                                                     "--cpu-bf16 --compile eager",
            "EXTRAS": "checkpointing", "EXTRA_STEPS": "2"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
@@ -96,7 +96,11 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     # fixed cost of a mini-batch in token slots; the padding rule is left out (on a GPU it would take the run)
     anatomy = json.loads((tmp_path / "out" / "anatomy.json").read_text())
     assert set(anatomy) == {"overhead=1", "overhead=0.001", "packed", "packed per column", "stock", "fixed_cost",
-                            "overhead=1, LoRA inputs not cast"}
+                            "overhead=1, LoRA inputs not cast", "packed, compiled"}
+    # the packed cut again with its layers compiled (TorchDynamo's eager backend here: inductor takes minutes)
+    compiled = anatomy["packed, compiled"]
+    assert compiled["backend"] == "eager" and compiled["seconds"] > 0 and compiled["compile_seconds"] > 0
+    assert compiled["mini_batches"] == anatomy["packed"]["mini_batches"]
     # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding; the three
     # columns packed together need fewer mini-batches than one or more per column
     assert anatomy["packed"]["mini_batches"] <= anatomy["overhead=1"]["mini_batches"]
