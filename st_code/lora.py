@@ -178,12 +178,9 @@ def merged_copy(model: SentenceTransformer) -> SentenceTransformer:
     The copy shares ``model``'s tokenizers instead of copying them: deep-copying a Qwen tokenizer
     takes about a second (more than the weights of a small model), and a curriculum makes a copy at
     every evaluation and save. Nothing that uses the copy changes a tokenizer for good (saving flips
-    the padding side and restores it). Blocks compiled for training (``compile: true``) come back
-    uncompiled: the copy is evaluated or saved once, not trained."""
+    the padding side and restores it)."""
     from transformers import PreTrainedTokenizerBase, ProcessorMixin
 
-    memo: dict[int, Any] = {id(value): value for module in model.modules() for value in vars(module).values()
-                            if isinstance(value, (PreTrainedTokenizerBase, ProcessorMixin))}
-    memo.update({id(module._compiled_call_impl): None for module in model.modules()
-                 if getattr(module, "_compiled_call_impl", None) is not None})
-    return merge_lora(copy.deepcopy(model, memo))
+    shared = {id(value): value for module in model.modules() for value in vars(module).values()
+              if isinstance(value, (PreTrainedTokenizerBase, ProcessorMixin))}
+    return merge_lora(copy.deepcopy(model, shared))

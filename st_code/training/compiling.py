@@ -14,9 +14,9 @@ each its own kernel; docs/benchmarks.md), so those are what is compiled, each bl
 * a handful of graphs in all, made in the first steps: GradCache's pass without gradients and its
   replay with them, the first layer (whose input needs no gradient) and the others, mini-batches with
   and without an attention mask, and rows of one (a dimension of 1 is always specialised);
-* parameter names, saving, LoRA merging and peft are untouched; a ``merged_copy`` (evaluation,
-  mining, saving mid-training) runs uncompiled, and so does the curriculum's evaluation of a model
-  without an adapter (:func:`run_eagerly`);
+* parameter names, saving, LoRA merging and peft are untouched, and the layers are compiled only
+  while a stage trains (:func:`compiled_layers`): filtering, evaluation and saving around it run the
+  plain model, whose inference shapes would otherwise each compile anew for one pass;
 * dropout: GradCache's replay restores the random state of its first pass, and compiled random ops
   draw from that state, so the replay sees the same masks (tested with the eager backend; checked
   by hand with inductor on a CPU).
@@ -24,7 +24,8 @@ each its own kernel; docs/benchmarks.md), so those are what is compiled, each bl
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -71,10 +72,16 @@ def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None
     return len(blocks)
 
 
-def run_eagerly() -> AbstractContextManager:
-    """Within it, compiled layers run as plain eager code and nothing is compiled: for an evaluation's
-    single pass over a model compiled for training, whose inference shapes would each compile anew."""
-    return torch.compiler.set_stance("force_eager")
+@contextmanager
+def compiled_layers(model: nn.Module, backend: str = "inductor", mode: str | None = None) -> Iterator[int]:
+    """:func:`compile_blocks` for the duration of the block (yields how many), then the blocks run eagerly
+    again. Compiling the same layers again later reuses PyTorch's compiled code where the guards hold."""
+    blocks = compile_blocks(model, backend, mode)
+    try:
+        yield blocks
+    finally:
+        for block in repeated_blocks(model[0].auto_model if isinstance(model, nn.Sequential) else model):
+            block._compiled_call_impl = None  # what nn.Module.compile set; __call__ falls back to eager
 
 
 def check_compile_settings(backend: Any, mode: Any) -> None:
@@ -86,5 +93,5 @@ def check_compile_settings(backend: Any, mode: Any) -> None:
         raise UsageError(f"compile_mode: {mode!r}; use one of {list(COMPILE_MODES)}")
 
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "compile_blocks", "run_eagerly",
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "compile_blocks", "compiled_layers",
            "check_compile_settings"]

@@ -40,7 +40,7 @@ from st_code.lora import (
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
-from st_code.training.compiling import compile_blocks, run_eagerly
+from st_code.training.compiling import compiled_layers
 from st_code.training.config import CurriculumConfig, StageConfig
 from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
@@ -223,10 +223,6 @@ class CurriculumRunner:
         if self.config.gradient_checkpointing:
             enable_activation_checkpointing(model)
         skip_lora_input_cast_under_autocast(model)  # bf16 runs: no float32 round trip into the adapter
-        if self.config.compile:  # the layers, in place: not the trainer's whole-model torch_compile
-            blocks = compile_blocks(model, self.config.compile_backend, self.config.compile_mode)
-            self.log(f"  compiled {blocks} layers in place ({self.config.compile_backend}, dynamic shapes); "
-                     "the first steps compile")
         loss = stage_loss(model, stage, gather, self.log)
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:
@@ -249,8 +245,15 @@ class CurriculumRunner:
         inference_length = model.max_seq_length
         if stage.max_seq_length is not None:
             model.max_seq_length = stage.max_seq_length
+        # compile: true, the layers in place while this stage trains (not the trainer's whole-model torch_compile)
+        compiled = compiled_layers(model, self.config.compile_backend, self.config.compile_mode) \
+            if self.config.compile else nullcontext(0)
         try:
-            trainer.train(resume_from_checkpoint=checkpoint)
+            with compiled as blocks:
+                if blocks:
+                    self.log(f"  compiled {blocks} layers in place ({self.config.compile_backend}, dynamic shapes); "
+                             "the first steps compile")
+                trainer.train(resume_from_checkpoint=checkpoint)
         finally:
             model.max_seq_length = inference_length
         losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
@@ -279,8 +282,7 @@ class CurriculumRunner:
             self.log(f"  (evaluation sets not available and skipped: {missing})")
         if has_lora(model):  # an unmerged adapter doubles every forward; evaluate the same model merged
             model = merged_copy(model)
-        with run_eagerly():  # layers compiled for training (compile: true) are not compiled again for one pass
-            return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
+        return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
 
     def _evaluate_dims(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet],
                        dims: list[int] | None) -> dict[str, dict]:
