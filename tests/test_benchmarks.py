@@ -100,7 +100,6 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     # the packed cut again with its layers compiled (TorchDynamo's eager backend here: inductor takes minutes)
     compiled = anatomy["packed, compiled"]
     assert compiled["backend"] == "eager" and compiled["seconds"] > 0 and compiled["compile_seconds"] > 0
-    assert compiled["mini_batches"] == anatomy["packed"]["mini_batches"]
     # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding; the three
     # columns packed together need fewer mini-batches than one or more per column
     assert anatomy["packed"]["mini_batches"] <= anatomy["overhead=1"]["mini_batches"]
