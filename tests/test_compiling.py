@@ -29,42 +29,66 @@ def _model(tiny_qwen_path):
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.5)
-    return model
+    return model.train()  # as the trainer sets it: the loaded backbone comes in eval mode, which skips checkpointing
+
+
+class _Recording:
+    """Each GradCache mini-batch's embeddings: its pass without gradients, then its replay."""
+
+    def __init__(self) -> None:
+        from st_code.training.losses import LengthSortedCachedMNRL
+
+        self.passes: dict[tuple, list[torch.Tensor]] = {}
+        passes = self.passes
+
+        class Loss(LengthSortedCachedMNRL):
+            def embed_minibatch(self, sentence_feature, begin, end, with_grad, copy_random_state, random_state=None):
+                reps, state = super().embed_minibatch(sentence_feature, begin, end, with_grad, copy_random_state,
+                                                      random_state)
+                passes.setdefault((begin, end), []).append(reps.detach().clone())
+                return reps, state
+
+        self.loss = Loss
+
+    def replays_match(self) -> bool:
+        return len(self.passes) > 1 and all(len(p) == 2 and torch.equal(p[0], p[1]) for p in self.passes.values())
+
+    def step(self, model, features) -> tuple[float, torch.Tensor]:
+        """One packed GradCache loss and backward: the loss and every gradient, flattened."""
+        self.passes.clear()
+        torch.manual_seed(1)
+        value = self.loss(model, scale=20, mini_batch_size=8, mini_batch_num_tokens=96, pack=True)(
+            [dict(f) for f in features], torch.zeros(8))
+        value.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        model.zero_grad(set_to_none=True)
+        return value.item(), grads
+
+
+def _features(model) -> list[dict]:
+    words = "parse read the config file and merge two sorted lists of values into one".split()
+    rows = [" ".join(random.Random(i).choices(words, k=3 + i % 9)) for i in range(24)]
+    return [model.preprocess(rows[c::3]) for c in range(3)]
+
+
+def _same(got, expected) -> None:
+    assert got[0] == expected[0]
+    torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
 
 
 def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(tiny_qwen_path, tmp_path):
     from torch._dynamo.utils import counters
 
     from st_code.training.compiling import compiled_layers
-    from st_code.training.losses import LengthSortedCachedMNRL
 
     model = _model(tiny_qwen_path)
-    passes: dict[tuple, list[torch.Tensor]] = {}
-
-    class Recording(LengthSortedCachedMNRL):  # each mini-batch's embeddings: the pass without gradients, the replay
-        def embed_minibatch(self, sentence_feature, begin, end, with_grad, copy_random_state, random_state=None):
-            reps, state = super().embed_minibatch(sentence_feature, begin, end, with_grad, copy_random_state,
-                                                  random_state)
-            passes.setdefault((begin, end), []).append(reps.detach().clone())
-            return reps, state
-
-    words = "parse read the config file and merge two sorted lists of values into one".split()
-    rows = [" ".join(random.Random(i).choices(words, k=3 + i % 9)) for i in range(24)]
-    features = [model.preprocess(rows[c::3]) for c in range(3)]
+    recording = _Recording()
+    features = _features(model)
 
     def step(m) -> tuple[float, torch.Tensor]:
-        passes.clear()
-        torch.manual_seed(1)
-        value = Recording(m, scale=20, mini_batch_size=8, mini_batch_num_tokens=96, pack=True)(
-            [dict(f) for f in features], torch.zeros(8))
-        value.backward()
-        grads = torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None])
-        m.zero_grad(set_to_none=True)
-        return value.item(), grads
+        return recording.step(m, features)
 
-    def same(got, expected) -> None:
-        assert got[0] == expected[0]
-        torch.testing.assert_close(got[1], expected[1], rtol=0, atol=0)
+    same = _same
 
     reference = step(model)
     twin = copy.deepcopy(model)  # stays uncompiled
@@ -75,7 +99,7 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
         for _ in range(2):
             same(step(model), reference)
             # GradCache's replay sees the dropout masks of its pass without gradients
-            assert len(passes) > 1 and all(len(p) == 2 and torch.equal(p[0], p[1]) for p in passes.values())
+            assert recording.replays_match()
         assert counters["stats"]["unique_graphs"] > 0 and not counters["graph_break"]
         assert list(model.state_dict()) == names  # in place: the same parameter names, saving untouched
         # CodeXEmbed's next stage: the adapter merged into the compiled layers, a fresh one trained in them
@@ -92,6 +116,28 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
     # after training, the layers run eagerly again (filters, evaluation, saving: no compile for one pass)
     assert not any(getattr(m, "_compiled_call_impl", None) for m in model.modules())
     same(step(model), step(twin))
+
+
+def test_compiled_checkpointed_layers_recompute_with_their_forward_dropout_masks(tiny_qwen_path):
+    """compile with gradient_checkpointing: a checkpointed layer is recomputed in the backward and must draw
+    its forward's dropout masks again. AOTAutograd's backends (aot_eager here, inductor checked by hand) do;
+    the eager backend runs PyTorch's checkpoint without preserving the random state, its gradients were
+    silently wrong (measured: off by 61 on this model), so it is refused."""
+    from st_code.errors import UsageError
+    from st_code.training.compiling import compile_blocks, compiled_layers
+    from st_code.training.models import enable_activation_checkpointing
+
+    model = _model(tiny_qwen_path)
+    recording = _Recording()
+    features = _features(model)
+    reference = recording.step(model, features)  # uncompiled, not checkpointed
+    enable_activation_checkpointing(model)
+    assert all(layer.gradient_checkpointing and layer.training for layer in model[0].auto_model.layers)
+    with pytest.raises(UsageError, match="eager with gradient_checkpointing"):
+        compile_blocks(model, backend="eager")
+    with compiled_layers(model, backend="aot_eager"):
+        _same(recording.step(model, features), reference)
+        assert recording.replays_match()
 
 
 def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(tiny_qwen_path):
@@ -114,3 +160,5 @@ def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(ti
         config_from_dict({**config, "compile_mode": "fast"})
     with pytest.raises(ConfigError, match="compile_backend: 'fastest' is not a torch.compile backend"):
         config_from_dict({**config, "compile_backend": "fastest"})
+    with pytest.raises(ConfigError, match="compile_backend: eager with gradient_checkpointing"):
+        config_from_dict({**config, "compile_backend": "eager", "gradient_checkpointing": True})

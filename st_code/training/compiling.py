@@ -19,7 +19,15 @@ each its own kernel; docs/benchmarks.md), so those are what is compiled, each bl
   plain model, whose inference shapes would otherwise each compile anew for one pass;
 * dropout: GradCache's replay restores the random state of its first pass, and compiled random ops
   draw from that state, so the replay sees the same masks (tested with the eager backend; checked
-  by hand with inductor on a CPU).
+  by hand with inductor on a CPU). Inductor draws its masks from a random stream of its own, so they
+  are not eager PyTorch's: a compiled run's loss differs from an uncompiled one's by dropout noise
+  (without dropout, gradients within 3e-6 of their largest, by hand);
+* activation checkpointing (``gradient_checkpointing: true``): AOTAutograd's backends (inductor,
+  aot_eager) recompute a checkpointed layer with its forward's masks (tested with aot_eager; by hand
+  with inductor, the same gradients as without checkpointing). The ``eager`` backend runs PyTorch's
+  checkpoint without preserving the random state (torch 2.13's ``tag_activation_checkpoint_impl``
+  leaves that to AOTAutograd), so its recompute draws other masks and the gradients are silently
+  wrong: that pairing is refused.
 """
 
 from __future__ import annotations
@@ -65,7 +73,8 @@ def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None
     if not blocks:
         raise UsageError("compile: found no repeated layers to compile in this model's backbone; "
                          "set compile: false")
-    check_compile_settings(backend, mode)
+    check_compile_settings(backend, mode, gradient_checkpointing=any(
+        getattr(block, "gradient_checkpointing", False) for block in blocks))
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
     for block in blocks:
         block.compile(dynamic=True, backend=backend, mode=mode)
@@ -84,13 +93,19 @@ def compiled_layers(model: nn.Module, backend: str = "inductor", mode: str | Non
             block._compiled_call_impl = None  # what nn.Module.compile set; __call__ falls back to eager
 
 
-def check_compile_settings(backend: Any, mode: Any) -> None:
-    """A clear error for an unknown backend or mode, before any training starts."""
+def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool = False) -> None:
+    """A clear error for an unknown backend or mode, or for a backend that gets checkpointing wrong,
+    before any training starts."""
     if not isinstance(backend, str) or backend not in torch._dynamo.list_backends(exclude_tags=()):
         raise UsageError(f"compile_backend: {backend!r} is not a torch.compile backend; use inductor (speed), "
                          f"aot_eager or eager (to check that a model compiles), or one of {torch._dynamo.list_backends()}")
     if mode not in COMPILE_MODES:
         raise UsageError(f"compile_mode: {mode!r}; use one of {list(COMPILE_MODES)}")
+    if gradient_checkpointing and backend == "eager":
+        raise UsageError("compile_backend: eager with gradient_checkpointing recomputes each layer with other dropout "
+                         "masks than its forward used (PyTorch does not preserve the random state there), so the "
+                         "gradients would be wrong; use compile_backend: aot_eager to check that a model compiles, "
+                         "or turn gradient_checkpointing off")
 
 
 __all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "compile_blocks", "compiled_layers",

@@ -448,7 +448,7 @@ def validate(config: CurriculumConfig) -> None:
         from st_code.training.compiling import check_compile_settings
 
         try:
-            check_compile_settings(config.compile_backend, config.compile_mode)
+            check_compile_settings(config.compile_backend, config.compile_mode, config.gradient_checkpointing)
         except UsageError as exc:
             raise ConfigError(str(exc)) from None
     if config.record_batches < 0:
