@@ -97,6 +97,7 @@ def main() -> None:
             model_config.dtype = None
         torch.manual_seed(0)
         model = build_training_model(model_config).to(args.device)
+        model.train()  # as the trainer sets it (the backbone loads in eval mode)
     stage = StageConfig(**{k: v for k, v in config["stages"][0].items()
                            if k in {"name", "datasets", "batch_size", "max_seq_length"}})
     stage.batch_size = args.batch_size or stage.batch_size

@@ -77,6 +77,7 @@ def test_two_process_ddp_run_on_cpu(tiny_qwen_path, tmp_path):
     before_launcher = result.stderr.split("Traceback (most recent call last):")[0][-3000:]
     assert result.returncode == 0, "\n".join(ranks) + "\n...\n" + before_launcher + "\n...\n" + result.stderr[-2000:]
     assert result.stdout.count("building the offline data") == 1, result.stdout[-3000:]
+    assert result.stdout.count("stage 1 'text':") == 1, result.stdout[-3000:]  # the progress once, not per rank
     # every rank reached the end and the process group was closed: one left to the interpreter's exit
     # aborted a rank now and then (SIGABRT) and failed a finished run
     assert result.stdout.count("every process finished (2 in all)") == 1, result.stdout[-3000:]

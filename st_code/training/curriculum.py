@@ -65,6 +65,10 @@ OPTIMIZER_STATE = "optimizer_state.pt"  # a finished stage's AdamW state, for a 
 SCHEDULE_FILE = "schedule.json"  # the continuous schedule, fixed at the first run
 
 
+def _quiet(message: str) -> None:
+    """The log of the ranks other than the main one: they train the same stages in step with it."""
+
+
 class CurriculumRunner:
     """Runs a :class:`CurriculumConfig` end to end; see the module docstring."""
 
@@ -74,10 +78,11 @@ class CurriculumRunner:
         (config, data or st-code version): ``refuse`` (default), ``overwrite`` or ``resume``."""
         self.config = config
         self.out = Path(output_dir or config.output_dir)
-        self.log = log
         self.existing_run = existing_run
         self.use_cpu = train_on_cpu()
         self.state = PartialState(cpu=self.use_cpu)
+        # one copy of the progress under torchrun / accelerate, as the trainer's own logs; errors still raise
+        self.log = log if self.state.is_main_process else _quiet
         self.lora = LoraSettings.from_value(config.model.lora)
         self.instructions = InstructionPlan(config.model.instruction_set, config.model.instruction_format)
         self.last_train_metrics: dict[str, Any] = {}
