@@ -11,8 +11,8 @@
 # 'unsorted' for $STEPS steps, the slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput,
 # then the $EXTRAS: 'now' again for
 # $EXTRA_STEPS steps with one setting changed (checkpointing: gradient checkpointing on; workers0: no
-# loader workers; compile, not run by default: each layer compiled in place with inductor, the first steps
-# compiling), each its own config written
+# loader workers; compile, not run by default: each layer compiled in place with $COMPILE_BACKEND, the first
+# steps compiling), each its own config written
 # from the shipped one. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
@@ -38,6 +38,7 @@ TRAIN_SECONDS=${TRAIN_SECONDS:-450}
 ENCODE_SECONDS=${ENCODE_SECONDS:-45}
 DEADLINE=${DEADLINE:-570}
 EXTRA_STEPS=${EXTRA_STEPS:-12}
+COMPILE_BACKEND=${COMPILE_BACKEND:-inductor}  # the compile extra's (the CPU test: eager)
 if [[ "${DEVICE:-cuda}" == cuda* ]]; then EXTRAS=${EXTRAS-checkpointing,workers0}; else EXTRAS=${EXTRAS-}; fi
 ENCODE_TEXTS=${ENCODE_TEXTS:-1024}
 SITE=${SITE:-/tmp/site}
@@ -104,24 +105,31 @@ if (( ANATOMY_SECONDS > 0 )); then
 fi
 
 extras_status=0
+scratch=$(mktemp -d)  # each extra's config and figures before they join $OUT/extras.json
+rm -f "$OUT/extras.json" "$OUT/extras.log"  # this call's extras only
 IFS=, read -ra extras <<< "$EXTRAS"
 for extra in "${extras[@]}"; do
   case "$extra" in
     checkpointing) change="gradient_checkpointing: true" ;;
     workers0) change="dataloader_workers: 0" ;;
-    compile) change="compile: true" ;;
+    compile) change="{compile: true, compile_backend: $COMPILE_BACKEND}" ;;
     *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile)" | tee -a "$OUT/extras.log"; extras_status=2; continue ;;
   esac
   seconds=$(within 600)
   if (( seconds < 30 )); then echo "extra $extra: skipped, $DEADLINE s reached" | tee -a "$OUT/extras.log"; continue; fi
-  config="/tmp/st-code-extra-$extra.yaml"
+  config="$scratch/$extra.yaml"
   "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c.update(yaml.safe_load(sys.argv[2]));
 yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
   echo "extra $extra ($change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
   timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
     --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$EXTRA_STEPS" \
-    --rounds 1 --runs now --json "$OUT/extra-$extra.json" 2>&1 | tee -a "$OUT/extras.log"
+    --rounds 1 --runs now --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"
   status=${PIPESTATUS[0]}
+  # every extra's figures in one file, keyed by its name (the device tool brings back 8 files at most)
+  [[ -f "$scratch/$extra.json" ]] && "$PYTHON" -c "import json, pathlib, sys
+out = pathlib.Path(sys.argv[1]); merged = json.loads(out.read_text()) if out.exists() else {}
+merged[sys.argv[2]] = json.loads(pathlib.Path(sys.argv[3]).read_text()); out.write_text(json.dumps(merged, indent=2))" \
+    "$OUT/extras.json" "$extra" "$scratch/$extra.json"
   (( status != 0 )) && extras_status=$status
 done
 echo "train exit $train_status, encode exit $encode_status, anatomy exit $anatomy_status, extras exit $extras_status"

@@ -32,7 +32,9 @@ Gradient checkpointing follows the config (``gradient_checkpointing``) in every 
 Per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the backbone
 computed, and on a GPU the peak memory, the share of wall time the GPU ran kernels and MFU. The first
 step is warm-up and is not timed; on a GPU the next two are traced by the profiler (kernel busy time)
-and are not timed either, when there are steps left to time. MFU counts 6 x the parameters outside
+and are not timed either, when there are steps left to time. Beside the mean over the timed steps, the
+median step: with ``compile: true`` a later step may still compile a new kind of graph (seconds on a
+GPU, minutes on a CPU), and how many graphs compiled in the timed steps is printed with it. MFU counts 6 x the parameters outside
 the input embedding x the real tokens per second (forward and backward; GradCache's extra forward and
 any checkpointing recompute are not counted as useful work), over the GPU's dense bf16 peak.
 """
@@ -118,6 +120,14 @@ def peak_tflops(device_name: str, override: float | None) -> float | None:
     return override or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in device_name), None)
 
 
+def dynamo_graphs() -> int:
+    """How many graphs TorchDynamo has compiled in this process: a compiled run's steps that compile
+    take seconds, and are told apart from its steady state by this count."""
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
 class StepClock(TrainerCallback):
     """Trainer callback: the time, real tokens and token slots at the end of every step (after a
     device synchronise), and on a GPU a CUDA-only profiler trace of ``profile`` steps."""
@@ -125,6 +135,7 @@ class StepClock(TrainerCallback):
     def __init__(self, meter: TokenMeter, cuda: bool, profile: range | None) -> None:
         self.meter, self.cuda, self.profile = meter, cuda, profile
         self.ends: list[tuple[float, int, int]] = []
+        self.graphs: list[int] = []  # TorchDynamo's graphs compiled so far, at each step's end (compile: true)
         self.kernel_seconds: float | None = None
         self.profile_wall: float | None = None
         self._profiler = None
@@ -153,6 +164,7 @@ class StepClock(TrainerCallback):
         self._sync()
         now = time.perf_counter()
         self.ends.append((now, self.meter.real, self.meter.slots))
+        self.graphs.append(dynamo_graphs())
         if self._profiler is not None and state.global_step == self.profile.stop:
             self.profile_wall = now - self._profile_start
             try:
@@ -239,6 +251,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
                                          callbacks=[clock, StopAfter(steps)])
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    graphs_at_start = dynamo_graphs()
     start = time.perf_counter()
     trainer.train()
     total = time.perf_counter() - start
@@ -247,11 +260,18 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     t0, real0, slots0 = clock.ends[skip - 1] if skip > 0 else (start, 0, 0)
     t1, real1, slots1 = clock.ends[-1]
     seconds, timed_steps = t1 - t0, len(clock.ends) - skip
+    # each timed step's own time: its median is the steady state even when a compiled run's later steps
+    # still compile a new kind of graph (they are counted in graphs_compiled_while_timed)
+    step_seconds = [b[0] - a[0] for a, b in zip([(t0,)] + clock.ends[skip:-1], clock.ends[skip:])]
+    graphs_before = clock.graphs[skip - 1] if skip > 0 else graphs_at_start
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
     real_tokens, slots = (real1 - real0) / 2, (slots1 - slots0) / 2
     result = {"mini_batch": mini, "timed_steps": timed_steps, "seconds": seconds, "total_seconds": total,
               "seconds_per_step": seconds / timed_steps, "samples_per_s": timed_steps * batch / seconds,
+              "median_step_seconds": statistics.median(step_seconds),
+              "graphs_compiled": clock.graphs[-1] - graphs_at_start,
+              "graphs_compiled_while_timed": clock.graphs[-1] - graphs_before,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
@@ -337,15 +357,18 @@ def main() -> None:
                         torch.cuda.empty_cache()
                     continue
                 runs[kind].append(result)
-                print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step, "
-                      f"{result['samples_per_s']:.2f} samples/s, padding {result['padding_share']:.3f}", flush=True)
+                compiled = (f", {result['graphs_compiled_while_timed']} of its {result['graphs_compiled']} graphs "
+                            "compiled in the timed steps") if result["graphs_compiled"] else ""
+                print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step (median step "
+                      f"{result['median_step_seconds']:.2f} s{compiled}), {result['samples_per_s']:.2f} samples/s, "
+                      f"padding {result['padding_share']:.3f}", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=2))  # each finished run survives a later crash
     print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "
           f"batch {batch} | steps {', '.join(f'{k} {n}' for k, n in steps_of.items())}, the first untimed | "
           f"{args.rounds} rounds | {len(rows)} pairs | gradient checkpointing "
           f"{bool(config.get('gradient_checkpointing'))}")
-    keys = ["seconds_per_step", "samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb",
+    keys = ["seconds_per_step", "median_step_seconds", "samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb",
             "gpu_busy_share", "mfu"]
     median = {kind: {k: statistics.median(r[k] for r in rs) for k in keys if all(r.get(k) is not None for r in rs)}
               for kind, rs in runs.items() if rs}

@@ -70,7 +70,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
            "PAIRS_FILE": str(pairs), "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"),
            "ANATOMY_SECONDS": "300", "ANATOMY_ARGS": "--shares 1,0.001 --repeats 1 --max-seq-length 128 --stock "
                                                      "--cpu-bf16 --compile eager",
-           "EXTRAS": "checkpointing", "EXTRA_STEPS": "2"}
+           "EXTRAS": "checkpointing,compile", "COMPILE_BACKEND": "eager", "EXTRA_STEPS": "2"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -112,8 +112,15 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert anatomy["stock"]["mini_batches"] == 3 and anatomy["stock"]["padding_share"] > 0.3
     assert all(r["seconds"] > 0 for name, r in anatomy.items() if name != "fixed_cost")
     assert anatomy["fixed_cost"]["slots_worth_one_mini_batch"] > 0
-    # the extra trains 'now' with one setting changed, which does not change the maths of the first step
-    result = json.loads((tmp_path / "out" / "extra-checkpointing.json").read_text())["now"][0]
-    assert result["losses"][0] == pytest.approx(now[0], abs=1e-3)
+    # each extra trains 'now' with one setting changed, which does not change the maths of the first step;
+    # their figures in one file, keyed by the extra
+    extras = json.loads((tmp_path / "out" / "extras.json").read_text())
+    assert set(extras) == {"checkpointing", "compile"}
+    for result in (extras["checkpointing"]["now"][0], extras["compile"]["now"][0]):
+        assert result["losses"][0] == pytest.approx(now[0], abs=1e-3)
     assert "extra checkpointing (gradient_checkpointing: true)" in (tmp_path / "out" / "extras.log").read_text()
+    # a compiled run tells its compiling steps from its steady state: the graphs it compiled, the median step
+    compiled_run = extras["compile"]["now"][0]
+    assert compiled_run["graphs_compiled"] > 0 and compiled_run["median_step_seconds"] > 0
+    assert all(r[0]["graphs_compiled"] == 0 for r in runs.values())
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
