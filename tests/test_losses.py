@@ -224,6 +224,28 @@ def test_mini_batch_auto_halves_until_the_probe_fits():
     assert choose_mini_batch_size(128, "cpu") == CPU_MINI_BATCH and choose_mini_batch_size(4, "cpu") == 4
 
 
+def test_the_memory_probe_runs_a_training_pass_whatever_mode_the_model_is_in(tiny_qwen_path):
+    """mini_batch_size: auto measures what training will hold. A loaded backbone comes in eval mode (and
+    encoding leaves it there), which skips gradient checkpointing and dropout: a probe run in it measured
+    another pass than the trainer's. The pass itself runs here on the CPU; the GPU's memory counters
+    around it (gpu_probe) cannot."""
+    import st_code
+    from st_code.training.memory import probe_pass
+    from st_code.training.models import enable_activation_checkpointing
+
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.1})
+    enable_activation_checkpointing(model)
+    model.eval()
+    calls: list[bool] = []
+    layer = model[0].auto_model.layers[0]
+    # the attention's start: the checkpoint's recompute stops once it has what the backward needs
+    layer.self_attn.register_forward_pre_hook(lambda module, args: calls.append(torch.is_grad_enabled()))
+    probe_pass(model, rows=2, max_seq_length=16)
+    assert len(calls) == 2  # the forward, then the checkpoint's recompute in the backward: train mode
+    assert not model.training and not layer.training  # the mode it was in
+    assert all(p.grad is None for p in model.parameters())
+
+
 @pytest.mark.parametrize(("key", "value", "error"), [
     ("mini_batch_size", "auto", None), ("mini_batch_size", 8, None),
     ("mini_batch_size", 0, r"\(s\)\.mini_batch_size: a whole number >= 1 or auto"),

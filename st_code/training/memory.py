@@ -31,32 +31,48 @@ def choose_mini_batch_size(batch_size: int, device: str, fits: Callable[[int], b
     return 1
 
 
+def probe_pass(model, rows: int, max_seq_length: int) -> None:
+    """One forward and backward of ``rows`` rows of ``max_seq_length`` tokens, as training runs it: in
+    train mode (a loaded backbone comes in eval mode, and encoding leaves the model there; eval mode
+    skips gradient checkpointing and dropout, whose masks training keeps), under bf16 autocast on a GPU.
+    The model's mode is restored and its gradients cleared afterwards."""
+    import torch
+
+    device = next(model.parameters()).device
+    text = " ".join(["code"] * max_seq_length)
+    features = model.preprocess([text] * rows)
+    features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+    was_training = model.training
+    model.train()
+    try:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            model(features)["sentence_embedding"].float().sum().backward()
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+
+
 def gpu_probe(model, max_seq_length: int) -> Callable[[int], bool]:
-    """``fits(n)``: one forward and backward of ``n`` rows of ``max_seq_length`` tokens stays within
-    ``MEMORY_HEADROOM`` of the GPU's memory (an out-of-memory error means no)."""
+    """``fits(n)``: one training pass (:func:`probe_pass`) of ``n`` rows of ``max_seq_length`` tokens stays
+    within ``MEMORY_HEADROOM`` of the GPU's memory (an out-of-memory error means no)."""
     import torch
 
     device = next(model.parameters()).device
     total = torch.cuda.get_device_properties(device).total_memory
 
     def fits(rows: int) -> bool:
-        text = " ".join(["code"] * max_seq_length)
-        features = model.preprocess([text] * rows)
-        features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         try:
-            with torch.autocast("cuda", dtype=torch.bfloat16):
-                model(features)["sentence_embedding"].float().sum().backward()
+            probe_pass(model, rows, max_seq_length)
             ok = torch.cuda.max_memory_allocated(device) < MEMORY_HEADROOM * total
         except torch.cuda.OutOfMemoryError:
             ok = False
         finally:
-            model.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
         return ok
 
     return fits
 
 
-__all__ = ["choose_mini_batch_size", "gpu_probe", "CPU_MINI_BATCH"]
+__all__ = ["choose_mini_batch_size", "gpu_probe", "probe_pass", "CPU_MINI_BATCH"]
