@@ -75,7 +75,9 @@ def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None
                          "set compile: false")
     check_compile_settings(backend, mode, gradient_checkpointing=any(
         getattr(block, "gradient_checkpointing", False) for block in blocks))
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+    dynamo = torch._dynamo.config  # torch 2.6, which st-code allows, names the limit cache_size_limit
+    limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    setattr(dynamo, limit, max(getattr(dynamo, limit), RECOMPILE_LIMIT))
     for block in blocks:
         block.compile(dynamic=True, backend=backend, mode=mode)
     return len(blocks)
