@@ -136,8 +136,12 @@ def test_compiled_checkpointed_layers_recompute_with_their_forward_dropout_masks
     with pytest.raises(UsageError, match="eager with gradient_checkpointing"):
         compile_blocks(model, backend="eager")
     with compiled_layers(model, backend="aot_eager"):
-        _same(recording.step(model, features), reference)
+        loss, grads = recording.step(model, features)
         assert recording.replays_match()
+    # AOTAutograd's decompositions may round differently (torch 2.6: 1e-5 apart; 2.13: identical); other
+    # masks were 61 apart
+    assert loss == pytest.approx(reference[0], abs=1e-5)
+    torch.testing.assert_close(grads, reference[1], rtol=0, atol=1e-4)
 
 
 def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(tiny_qwen_path):
