@@ -34,9 +34,10 @@ computed, and on a GPU the peak memory, the share of wall time the GPU ran kerne
 step is warm-up and is not timed; on a GPU the next two are traced by the profiler (kernel busy time)
 and are not timed either, when there are steps left to time. Beside the mean over the timed steps, the
 median step: with ``compile: true`` a later step may still compile a new kind of graph (seconds on a
-GPU, minutes on a CPU), and how many graphs compiled in the timed steps is printed with it. MFU counts 6 x the parameters outside
-the input embedding x the real tokens per second (forward and backward; GradCache's extra forward and
-any checkpointing recompute are not counted as useful work), over the GPU's dense bf16 peak.
+GPU, minutes on a CPU), and how many graphs compiled in the timed steps is printed with it. MFU counts
+6 x the parameters outside the input embedding x the real tokens per second (forward and backward;
+GradCache's extra forward and any checkpointing recompute are not counted as useful work), over the
+GPU's dense bf16 peak.
 """
 
 from __future__ import annotations
@@ -262,7 +263,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     seconds, timed_steps = t1 - t0, len(clock.ends) - skip
     # each timed step's own time: its median is the steady state even when a compiled run's later steps
     # still compile a new kind of graph (they are counted in graphs_compiled_while_timed)
-    step_seconds = [b[0] - a[0] for a, b in zip([(t0,)] + clock.ends[skip:-1], clock.ends[skip:])]
+    ends = [t0] + [end[0] for end in clock.ends[skip:]]
+    step_seconds = [b - a for a, b in zip(ends, ends[1:])]
     graphs_before = clock.graphs[skip - 1] if skip > 0 else graphs_at_start
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
@@ -368,8 +370,8 @@ def main() -> None:
           f"batch {batch} | steps {', '.join(f'{k} {n}' for k, n in steps_of.items())}, the first untimed | "
           f"{args.rounds} rounds | {len(rows)} pairs | gradient checkpointing "
           f"{bool(config.get('gradient_checkpointing'))}")
-    keys = ["seconds_per_step", "median_step_seconds", "samples_per_s", "real_tokens_per_s", "padding_share", "peak_memory_gb",
-            "gpu_busy_share", "mfu"]
+    keys = ["seconds_per_step", "median_step_seconds", "samples_per_s", "real_tokens_per_s", "padding_share",
+            "peak_memory_gb", "gpu_busy_share", "mfu"]
     median = {kind: {k: statistics.median(r[k] for r in rs) for k in keys if all(r.get(k) is not None for r in rs)}
               for kind, rs in runs.items() if rs}
     kinds = [k for k in kinds if runs[k]]  # the runs that finished

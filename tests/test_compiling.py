@@ -88,7 +88,6 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
     def step(m) -> tuple[float, torch.Tensor]:
         return recording.step(m, features)
 
-    same = _same
 
     reference = step(model)
     twin = copy.deepcopy(model)  # stays uncompiled
@@ -97,7 +96,7 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
     with compiled_layers(model, backend="eager") as blocks:
         assert blocks == 2  # the tiny decoder's two layers
         for _ in range(2):
-            same(step(model), reference)
+            _same(step(model), reference)
             # GradCache's replay sees the dropout masks of its pass without gradients
             assert recording.replays_match()
         assert counters["stats"]["unique_graphs"] > 0 and not counters["graph_break"]
@@ -111,11 +110,11 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
                 for name, parameter in m.named_parameters():
                     if "lora_B" in name:
                         parameter.normal_(0, 0.5)
-        same(step(model), step(twin))
+        _same(step(model), step(twin))
         assert all(layer._compiled_call_impl is not None for layer in model[0].auto_model.layers)
     # after training, the layers run eagerly again (filters, evaluation, saving: no compile for one pass)
     assert not any(getattr(m, "_compiled_call_impl", None) for m in model.modules())
-    same(step(model), step(twin))
+    _same(step(model), step(twin))
 
 
 def test_compiled_checkpointed_layers_recompute_with_their_forward_dropout_masks(tiny_qwen_path):

@@ -236,10 +236,10 @@ def test_the_memory_probe_runs_a_training_pass_whatever_mode_the_model_is_in(tin
     model = st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.1})
     enable_activation_checkpointing(model)
     model.eval()
-    calls: list[bool] = []
+    calls: list[str] = []
     layer = model[0].auto_model.layers[0]
     # the attention's start: the checkpoint's recompute stops once it has what the backward needs
-    layer.self_attn.register_forward_pre_hook(lambda module, args: calls.append(torch.is_grad_enabled()))
+    layer.self_attn.register_forward_pre_hook(lambda module, args: calls.append("attention"))
     probe_pass(model, rows=2, max_seq_length=16)
     assert len(calls) == 2  # the forward, then the checkpoint's recompute in the backward: train mode
     assert not model.training and not layer.training  # the mode it was in

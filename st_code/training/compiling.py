@@ -65,11 +65,17 @@ def repeated_blocks(module: nn.Module) -> list[nn.Module]:
     return found
 
 
+def backbone_blocks(model: nn.Module) -> list[nn.Module]:
+    """The repeated blocks of a SentenceTransformer's backbone (its first module's ``auto_model``), or of
+    ``model`` itself when it is not a SentenceTransformer."""
+    backbone = getattr(model[0], "auto_model", None) if isinstance(model, nn.Sequential) else model
+    return repeated_blocks(backbone) if backbone is not None else []
+
+
 def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None = None) -> int:
     """``torch.compile`` each repeated block of ``model``'s backbone in place, with dynamic shapes; returns
     how many. Call it again after the blocks change (a new adapter): compiling is idempotent."""
-    backbone = getattr(model[0], "auto_model", None) if isinstance(model, nn.Sequential) else model
-    blocks = repeated_blocks(backbone) if backbone is not None else []
+    blocks = backbone_blocks(model)
     if not blocks:
         raise UsageError("compile: found no repeated layers to compile in this model's backbone; "
                          "set compile: false")
@@ -91,7 +97,7 @@ def compiled_layers(model: nn.Module, backend: str = "inductor", mode: str | Non
     try:
         yield blocks
     finally:
-        for block in repeated_blocks(model[0].auto_model if isinstance(model, nn.Sequential) else model):
+        for block in backbone_blocks(model):
             block._compiled_call_impl = None  # what nn.Module.compile set; __call__ falls back to eager
 
 
@@ -100,7 +106,8 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
     before any training starts."""
     if not isinstance(backend, str) or backend not in torch._dynamo.list_backends(exclude_tags=()):
         raise UsageError(f"compile_backend: {backend!r} is not a torch.compile backend; use inductor (speed), "
-                         f"aot_eager or eager (to check that a model compiles), or one of {torch._dynamo.list_backends()}")
+                         "aot_eager or eager (to check that a model compiles), or one of "
+                         f"{torch._dynamo.list_backends()}")
     if mode not in COMPILE_MODES:
         raise UsageError(f"compile_mode: {mode!r}; use one of {list(COMPILE_MODES)}")
     if gradient_checkpointing and backend == "eager":
@@ -110,5 +117,5 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
                          "or turn gradient_checkpointing off")
 
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "compile_blocks", "compiled_layers",
-           "check_compile_settings"]
+__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "backbone_blocks", "compile_blocks",
+           "compiled_layers", "check_compile_settings"]
