@@ -9,11 +9,12 @@
 # shipped c2llm-0.5b config on a random model of Qwen2.5-Coder-0.5B's shape (the same arithmetic as the
 # real weights; nothing to download): 'now', 'packed' (pack_sequences: true) and the ordering check
 # 'unsorted' for $STEPS steps, the slow 'previous' settings for $PREVIOUS_STEPS, then encode throughput,
-# then the $EXTRAS: 'now' again for
-# $EXTRA_STEPS steps with one setting changed (checkpointing: gradient checkpointing on; workers0: no
-# loader workers; compile, not run by default: each layer compiled in place with $COMPILE_BACKEND, the first
-# steps compiling), each its own config written
-# from the shipped one. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
+# then the $EXTRAS: a run again for
+# $EXTRA_STEPS steps with one setting changed, each its own config written from the shipped one:
+# 'now' with checkpointing (gradient checkpointing on) or workers0 (no loader workers); 'packed' (what a GPU
+# trains) with compile (each layer compiled in place with $COMPILE_BACKEND, the first steps compiling) or
+# cudagraphs (compile with inductor's reduce-overhead mode: CUDA graphs, one recorded per layer function and
+# input shape, counted); the compile extras are not run by default. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
 # batch's loss under the GPU's cut, packed and without peft's LoRA input cast (step_anatomy.py) in what is left. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
@@ -110,20 +111,22 @@ rm -f "$OUT/extras.json" "$OUT/extras.log"  # this call's extras only
 IFS=, read -ra extras <<< "$EXTRAS"
 for extra in "${extras[@]}"; do
   case "$extra" in
-    checkpointing) change="gradient_checkpointing: true" ;;
-    workers0) change="dataloader_workers: 0" ;;
-    compile) change="{compile: true, compile_backend: $COMPILE_BACKEND}" ;;
-    *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile)" | tee -a "$OUT/extras.log"; extras_status=2; continue ;;
+    checkpointing) change="gradient_checkpointing: true"; run=now ;;
+    workers0) change="dataloader_workers: 0"; run=now ;;
+    compile) change="{compile: true, compile_backend: $COMPILE_BACKEND}"; run=packed ;;
+    cudagraphs) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead}"; run=packed ;;
+    *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile, cudagraphs)" | tee -a "$OUT/extras.log"
+       extras_status=2; continue ;;
   esac
   seconds=$(within 600)
   if (( seconds < 30 )); then echo "extra $extra: skipped, $DEADLINE s reached" | tee -a "$OUT/extras.log"; continue; fi
   config="$scratch/$extra.yaml"
   "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c.update(yaml.safe_load(sys.argv[2]));
 yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
-  echo "extra $extra ($change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
+  echo "extra $extra ($run with $change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
   timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
     --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$EXTRA_STEPS" \
-    --rounds 1 --runs now --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"
+    --rounds 1 --runs "$run" --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"
   status=${PIPESTATUS[0]}
   # every extra's figures in one file, keyed by its name (the device tool brings back 8 files at most)
   [[ -f "$scratch/$extra.json" ]] && "$PYTHON" -c "import json, pathlib, sys

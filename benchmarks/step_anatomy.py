@@ -16,7 +16,8 @@ with the batch cut into mini-batches several ways, side by side:
   supports it; ``packed per column``: the same, each column on its own (one mini-batch at least per column);
 * ``stock``: sentence-transformers' GradCache, 16 rows as sampled (the settings before issue #13);
 * with ``--compile BACKEND``, last, the packed cut again with each layer compiled in place
-  (st_code.training.compiling), against the same cut uncompiled;
+  (st_code.training.compiling), against the same cut uncompiled (``--compile-mode reduce-overhead``: with
+  CUDA graphs, and how many were recorded during the warm-up and the timed steps);
 * with ``--lora-no-cast``, the first overhead cut again as the curriculum trains it, without peft's cast
   of every LoRA input to the adapter's float32 under autocast (a quarter of the GPU time of the fastest
   cut on an H200 went to dtype copies); ``--cpu-bf16`` runs a CPU under bf16 autocast as a GPU would.
@@ -72,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from train_throughput import load_or_make_pairs
+    from train_throughput import cuda_graphs_recorded, load_or_make_pairs
 
     from st_code.training.config import ModelConfig, StageConfig
     from st_code.training.losses import LengthSortedCachedMNRL, mini_batch_limits
@@ -232,17 +233,25 @@ def main() -> None:
         if args.profile and name != order[0]:  # the same cut uncompiled: kernels side by side
             profiled(name, name)
         blocks = compile_blocks(model, args.compile, args.compile_mode)
+        recorded_at_start = cuda_graphs_recorded()  # with --compile-mode reduce-overhead
         start = time.perf_counter()
         step(losses[name])
         step(losses[name])  # graphs for what the first step did not meet
         compile_s = time.perf_counter() - start
+        recorded_in_warm_up = cuda_graphs_recorded()
         times = [step(losses[name]) for _ in range(args.repeats)]
         seconds = statistics.median(times)
+        recorded = None if recorded_at_start is None else {
+            "cuda_graphs_recorded": cuda_graphs_recorded() - recorded_at_start,
+            "cuda_graphs_recorded_while_timed": cuda_graphs_recorded() - recorded_in_warm_up}
         results[f"{name}, compiled"] = {**results[name], "seconds": seconds, "compile_seconds": compile_s,
-                                        "backend": args.compile, "mode": args.compile_mode}
+                                        "backend": args.compile, "mode": args.compile_mode, **(recorded or {})}
+        cuda_graphs = (f"; {recorded['cuda_graphs_recorded']} CUDA graphs recorded, "
+                       f"{recorded['cuda_graphs_recorded_while_timed']} in the timed steps") \
+            if recorded and recorded["cuda_graphs_recorded"] else ""
         print(f"{name}, compiled ({args.compile}, {blocks} layers): {seconds:.3f} s/step against "
               f"{results[name]['seconds']:.3f} s uncompiled ({results[name]['seconds'] / seconds:.2f}x); "
-              f"the two warm-up steps took {compile_s:.0f} s", flush=True)
+              f"the two warm-up steps took {compile_s:.0f} s{cuda_graphs}", flush=True)
         if args.profile:
             profiled(name, f"{name}, compiled")
     if args.json:

@@ -129,6 +129,30 @@ def dynamo_graphs() -> int:
     return counters["stats"]["unique_graphs"]
 
 
+_CUDA_GRAPHS_RECORDED: list[int] = []
+
+
+def cuda_graphs_recorded() -> int | None:
+    """How many CUDA graphs inductor has recorded in this process (``compile_mode: reduce-overhead``), counted
+    from the first call on; None where this torch does not report recordings (before 2.7). Inductor records
+    one graph per layer function and distinct input shape, so recordings during the timed steps mean that
+    mini-batch shapes keep changing and each new one pays a recording."""
+    from torch._dynamo import callback
+
+    trigger = getattr(getattr(callback, "CallbackTrigger", None), "CUDAGRAPH_RECORDING", None)
+    if trigger is None:
+        return None
+    if not _CUDA_GRAPHS_RECORDED:
+        _CUDA_GRAPHS_RECORDED.append(0)
+
+        def on_start(args) -> None:
+            if args.callback_trigger is trigger:
+                _CUDA_GRAPHS_RECORDED[0] += 1
+
+        callback.callback_handler.register_start_callback(on_start)
+    return _CUDA_GRAPHS_RECORDED[0]
+
+
 class StepClock(TrainerCallback):
     """Trainer callback: the time, real tokens and token slots at the end of every step (after a
     device synchronise), and on a GPU a CUDA-only profiler trace of ``profile`` steps."""
@@ -137,6 +161,7 @@ class StepClock(TrainerCallback):
         self.meter, self.cuda, self.profile = meter, cuda, profile
         self.ends: list[tuple[float, int, int]] = []
         self.graphs: list[int] = []  # TorchDynamo's graphs compiled so far, at each step's end (compile: true)
+        self.cuda_graphs: list[int | None] = []  # CUDA graphs recorded so far (compile_mode: reduce-overhead)
         self.kernel_seconds: float | None = None
         self.profile_wall: float | None = None
         self._profiler = None
@@ -166,6 +191,7 @@ class StepClock(TrainerCallback):
         now = time.perf_counter()
         self.ends.append((now, self.meter.real, self.meter.slots))
         self.graphs.append(dynamo_graphs())
+        self.cuda_graphs.append(cuda_graphs_recorded())
         if self._profiler is not None and state.global_step == self.profile.stop:
             self.profile_wall = now - self._profile_start
             try:
@@ -252,7 +278,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
                                          callbacks=[clock, StopAfter(steps)])
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    graphs_at_start = dynamo_graphs()
+    graphs_at_start, cuda_graphs_at_start = dynamo_graphs(), cuda_graphs_recorded()
     start = time.perf_counter()
     trainer.train()
     total = time.perf_counter() - start
@@ -266,6 +292,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     ends = [t0] + [end[0] for end in clock.ends[skip:]]
     step_seconds = [b - a for a, b in zip(ends, ends[1:])]
     graphs_before = clock.graphs[skip - 1] if skip > 0 else graphs_at_start
+    cuda_graphs_before = clock.cuda_graphs[skip - 1] if skip > 0 else cuda_graphs_at_start
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
     real_tokens, slots = (real1 - real0) / 2, (slots1 - slots0) / 2
@@ -274,6 +301,10 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
               "median_step_seconds": statistics.median(step_seconds),
               "graphs_compiled": clock.graphs[-1] - graphs_at_start,
               "graphs_compiled_while_timed": clock.graphs[-1] - graphs_before,
+              "cuda_graphs_recorded": None if cuda_graphs_at_start is None
+              else clock.cuda_graphs[-1] - cuda_graphs_at_start,
+              "cuda_graphs_recorded_while_timed": None if cuda_graphs_at_start is None
+              else clock.cuda_graphs[-1] - cuda_graphs_before,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
@@ -361,6 +392,9 @@ def main() -> None:
                 runs[kind].append(result)
                 compiled = (f", {result['graphs_compiled_while_timed']} of its {result['graphs_compiled']} graphs "
                             "compiled in the timed steps") if result["graphs_compiled"] else ""
+                if result["cuda_graphs_recorded"]:
+                    compiled += (f", {result['cuda_graphs_recorded_while_timed']} of its "
+                                 f"{result['cuda_graphs_recorded']} CUDA graphs recorded in the timed steps")
                 print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step (median step "
                       f"{result['median_step_seconds']:.2f} s{compiled}), {result['samples_per_s']:.2f} samples/s, "
                       f"padding {result['padding_share']:.3f}", flush=True)

@@ -100,6 +100,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     # the packed cut again with its layers compiled (TorchDynamo's eager backend here: inductor takes minutes)
     compiled = anatomy["packed, compiled"]
     assert compiled["backend"] == "eager" and compiled["seconds"] > 0 and compiled["compile_seconds"] > 0
+    assert compiled["cuda_graphs_recorded"] == 0  # counted (reduce-overhead on a GPU records them)
     # packed: no more mini-batches than the budget's cheapest cut, and far less of its padding; the three
     # columns packed together need fewer mini-batches than one or more per column
     assert anatomy["packed"]["mini_batches"] <= anatomy["overhead=1"]["mini_batches"]
@@ -112,15 +113,19 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert anatomy["stock"]["mini_batches"] == 3 and anatomy["stock"]["padding_share"] > 0.3
     assert all(r["seconds"] > 0 for name, r in anatomy.items() if name != "fixed_cost")
     assert anatomy["fixed_cost"]["slots_worth_one_mini_batch"] > 0
-    # each extra trains 'now' with one setting changed, which does not change the maths of the first step;
-    # their figures in one file, keyed by the extra
+    # each extra trains 'now' (checkpointing) or 'packed' (compile: what a GPU trains) with one setting changed,
+    # which does not change the maths of the first step; their figures in one file, keyed by the extra
     extras = json.loads((tmp_path / "out" / "extras.json").read_text())
     assert set(extras) == {"checkpointing", "compile"}
-    for result in (extras["checkpointing"]["now"][0], extras["compile"]["now"][0]):
+    for result in (extras["checkpointing"]["now"][0], extras["compile"]["packed"][0]):
         assert result["losses"][0] == pytest.approx(now[0], abs=1e-3)
-    assert "extra checkpointing (gradient_checkpointing: true)" in (tmp_path / "out" / "extras.log").read_text()
-    # a compiled run tells its compiling steps from its steady state: the graphs it compiled, the median step
-    compiled_run = extras["compile"]["now"][0]
+    extras_log = (tmp_path / "out" / "extras.log").read_text()
+    assert "extra checkpointing (now with gradient_checkpointing: true)" in extras_log
+    assert "extra compile (packed with {compile: true, compile_backend: eager})" in extras_log
+    # a compiled run tells its compiling steps from its steady state: the graphs it compiled, the median step;
+    # CUDA graphs (compile_mode: reduce-overhead, a GPU's) are counted too: none recorded here
+    compiled_run = extras["compile"]["packed"][0]
     assert compiled_run["graphs_compiled"] > 0 and compiled_run["median_step_seconds"] > 0
+    assert compiled_run["cuda_graphs_recorded"] == 0
     assert all(r[0]["graphs_compiled"] == 0 for r in runs.values())
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back

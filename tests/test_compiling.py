@@ -163,5 +163,10 @@ def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(ti
         config_from_dict({**config, "compile_mode": "fast"})
     with pytest.raises(ConfigError, match="compile_backend: 'fastest' is not a torch.compile backend"):
         config_from_dict({**config, "compile_backend": "fastest"})
+    with pytest.raises(ConfigError, match="compile_mode: reduce-overhead is an inductor mode, and compile_backend is "
+                                          "aot_eager"):
+        config_from_dict({**config, "compile_backend": "aot_eager", "compile_mode": "reduce-overhead"})
+    with pytest.raises(ConfigError, match="unknown dataset 'x'"):  # "default" is unset: checked on past it
+        config_from_dict({**config, "compile_backend": "aot_eager", "compile_mode": "default"})
     with pytest.raises(ConfigError, match="compile_backend: eager with gradient_checkpointing"):
         config_from_dict({**config, "compile_backend": "eager", "gradient_checkpointing": True})

@@ -110,6 +110,11 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
                          f"{torch._dynamo.list_backends()}")
     if mode not in COMPILE_MODES:
         raise UsageError(f"compile_mode: {mode!r}; use one of {list(COMPILE_MODES)}")
+    if mode not in (None, "default") and backend != "inductor":
+        # torch.compile passes a mode to other backends, which ignore it: CUDA graphs or autotuning
+        # would silently not happen
+        raise UsageError(f"compile_mode: {mode} is an inductor mode, and compile_backend is {backend}, which would "
+                         "ignore it; use compile_backend: inductor, or leave compile_mode unset")
     if gradient_checkpointing and backend == "eager":
         raise UsageError("compile_backend: eager with gradient_checkpointing recomputes each layer with other dropout "
                          "masks than its forward used (PyTorch does not preserve the random state there), so the "
