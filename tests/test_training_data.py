@@ -177,3 +177,20 @@ def test_other_languages_come_from_installed_packages_split_by_file(tmp_path):
     trained = {q for rows in data.other_languages.values() for q, _, _ in rows}
     held = data.heldout["packages-doc2code"]
     assert not trained & set(held.queries.values())
+
+
+def test_package_docs_leave_out_st_codes_own_readme():
+    """The text task's README sections come from the installed packages but st-code itself: its METADATA is
+    this README as of the install, so the default's data (and its figures) would drift with every doc edit."""
+    from st_code.data.offline_pairs import TEXT_ONLY, _metadata_files, _package_roots, _readme_sections
+    from st_code.data.python_functions import stdlib_dir
+
+    files = _metadata_files()
+    assert files and not [f for f in files if f.parent.name.startswith("st_code-")]
+    # st-code is installed (setup.sh: pip install -e .), so its README would be found without the rule
+    [installed] = [p for root in _package_roots() for p in root.glob("st_code-*.dist-info/METADATA")]
+    own = set(_readme_sections(installed.read_text(encoding="utf-8")))
+    assert own
+    data = build_offline_data([stdlib_dir() / "json"], heldout_percent=30)
+    sections = set(data.train[TEXT_ONLY])
+    assert len(sections) > 20 and not own & sections

@@ -7,6 +7,7 @@ From the Python standard library (or any folder of Python code) and installed pa
 * ``Code Context Retrieval`` (Code2Code): a function's first 40-70% of lines -> the rest (CodeR)
 * ``Text Retrieval`` (text only, for Annealing stage 1): docstring summary -> its detailed
   paragraphs, and a package README heading -> its section, from installed ``*.dist-info/METADATA``
+  (st-code's own README left out: it changes with every release)
 
 With ``other_languages``, the same three code tasks also come from the documented code in every other
 language that installed packages ship (C and C++ headers and sources, JavaScript, Go, Rust... whatever
@@ -102,8 +103,16 @@ def _package_roots() -> list[Path]:
     return sorted({Path(p) for p in site.getsitepackages() + [site.getusersitepackages()] if Path(p).is_dir()})
 
 
+#: st-code's own distribution, left out of the package docs: its METADATA is this README as it was when the
+#: package was installed (an editable install keeps that snapshot), so the default's training data, and its
+#: before/after figures, would change with every edit of the docs and with the day it was installed.
+OWN_DISTRIBUTION = "st_code"
+
+
 def _metadata_files() -> list[Path]:
-    return sorted({p for root in _package_roots() for p in root.glob("*.dist-info/METADATA")})
+    """The METADATA (long description: the README) of every installed package but st-code itself."""
+    return sorted({p for root in _package_roots() for p in root.glob("*.dist-info/METADATA")
+                   if p.parent.name.split("-")[0].lower().replace(".", "_") != OWN_DISTRIBUTION})
 
 
 def build_offline_data(
