@@ -88,7 +88,6 @@ def test_compiled_layers_train_with_the_same_loss_gradients_and_dropout_masks(ti
     def step(m) -> tuple[float, torch.Tensor]:
         return recording.step(m, features)
 
-
     reference = step(model)
     twin = copy.deepcopy(model)  # stays uncompiled
     names = list(model.state_dict())
