@@ -12,9 +12,11 @@
 # then the $EXTRAS: a run again for
 # $EXTRA_STEPS steps with one setting changed, each its own config written from the shipped one:
 # 'now' with checkpointing (gradient checkpointing on) or workers0 (no loader workers); 'packed' (what a GPU
-# trains) with compile (each layer compiled in place with $COMPILE_BACKEND, the first steps compiling) or
+# trains) with compile (each layer compiled in place with $COMPILE_BACKEND, the first steps compiling),
 # cudagraphs (compile with inductor's reduce-overhead mode: CUDA graphs, one recorded per layer function and
-# input shape, counted); the compile extras are not run by default. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
+# input shape, counted, the packed shapes rounded up to 8 rows x 128 tokens as packed_shape_multiple: auto
+# does), cudagraphs-exact (the same with exact shapes) or rounded (no compile, the shapes rounded: what the
+# rounding's padding costs); the compile extras and rounded are not run by default. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
 # batch's loss under the GPU's cut, packed and without peft's LoRA input cast (step_anatomy.py) in what is left. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
@@ -115,7 +117,11 @@ for extra in "${extras[@]}"; do
     workers0) change="dataloader_workers: 0"; run=now ;;
     compile) change="{compile: true, compile_backend: $COMPILE_BACKEND}"; run=packed ;;
     cudagraphs) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead}"; run=packed ;;
-    *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile, cudagraphs)" | tee -a "$OUT/extras.log"
+    cudagraphs-exact) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead, packed_shape_multiple: null}"
+       run=packed ;;
+    rounded) change="packed_shape_multiple: [8, 128]"; run=packed ;;
+    *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile, cudagraphs, cudagraphs-exact, rounded)" \
+         | tee -a "$OUT/extras.log"
        extras_status=2; continue ;;
   esac
   seconds=$(within 600)

@@ -11,12 +11,14 @@ class TokenMeter:
 
     def __init__(self, model) -> None:
         self.slots = self.real = 0
+        self.packed_shapes: set[tuple[int, ...]] = set()  # distinct (packed rows, width): CUDA graphs record each
         model[0].register_forward_pre_hook(self, with_kwargs=True)
 
     def __call__(self, module, args, kwargs) -> None:
         features = args[0] if args else kwargs["features"]
         packed = features.get(PACKED_ROWS)
         if packed is not None:
+            self.packed_shapes.add(tuple(features["input_ids"].shape))
             self.slots += features["input_ids"].numel()
             self.real += int(packed.attention_mask.sum())
             return

@@ -26,15 +26,18 @@ same batch, learning rate, loss and batch order:
   its loss curve must match ``now``'s likewise.
 
 Gradient checkpointing follows the config (``gradient_checkpointing``) in every run; ``compile: true``
-(each layer compiled in place, st_code.training.compiling) and ``dataloader_workers`` apply to every run but
-``previous``, as the curriculum applies them.
+(each layer compiled in place, st_code.training.compiling), ``dataloader_workers`` and
+``packed_shape_multiple`` (packed shapes rounded up where the layers record CUDA graphs) apply to every
+run but ``previous``, as the curriculum applies them.
 
 Per run: samples/s, real (non-padding) tokens/s, the padding share of the token slots the backbone
 computed, and on a GPU the peak memory, the share of wall time the GPU ran kernels and MFU. The first
 step is warm-up and is not timed; on a GPU the next two are traced by the profiler (kernel busy time)
 and are not timed either, when there are steps left to time. Beside the mean over the timed steps, the
 median step: with ``compile: true`` a later step may still compile a new kind of graph (seconds on a
-GPU, minutes on a CPU), and how many graphs compiled in the timed steps is printed with it. MFU counts
+GPU, minutes on a CPU), and how many graphs compiled in the timed steps is printed with it; a packed run
+also counts its distinct mini-batch shapes, and how many first appeared in the timed steps (with CUDA
+graphs, each new one is a recording). MFU counts
 6 x the parameters outside the input embedding x the real tokens per second (forward and backward;
 GradCache's extra forward and any checkpointing recompute are not counted as useful work), over the
 GPU's dense bf16 peak.
@@ -162,6 +165,7 @@ class StepClock(TrainerCallback):
         self.ends: list[tuple[float, int, int]] = []
         self.graphs: list[int] = []  # TorchDynamo's graphs compiled so far, at each step's end (compile: true)
         self.cuda_graphs: list[int | None] = []  # CUDA graphs recorded so far (compile_mode: reduce-overhead)
+        self.shapes: list[int] = []  # distinct packed mini-batch shapes so far (each records its own CUDA graphs)
         self.kernel_seconds: float | None = None
         self.profile_wall: float | None = None
         self._profiler = None
@@ -192,6 +196,7 @@ class StepClock(TrainerCallback):
         self.ends.append((now, self.meter.real, self.meter.slots))
         self.graphs.append(dynamo_graphs())
         self.cuda_graphs.append(cuda_graphs_recorded())
+        self.shapes.append(len(self.meter.packed_shapes))
         if self._profiler is not None and state.global_step == self.profile.stop:
             self.profile_wall = now - self._profile_start
             try:
@@ -227,7 +232,9 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
 
     from st_code.lora import skip_lora_input_cast_under_autocast
     from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
+    from st_code.training.compiling import records_cuda_graphs
     from st_code.training.losses import stage_loss
+    from st_code.training.packing import resolve_shape_multiple
     from st_code.training.models import build_training_model, enable_activation_checkpointing
 
     cuda = device.startswith("cuda")
@@ -247,7 +254,10 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         skip_lora_input_cast_under_autocast(model)  # as the curriculum trains
         stage.length_sorted = kind in ("now", "packed")
         stage.pack_sequences = kind == "packed"
-        loss = stage_loss(model, stage, log=print)
+        # packed shapes rounded up where the layers record CUDA graphs, as the curriculum does
+        shape_multiple = resolve_shape_multiple(config.get("packed_shape_multiple", "auto"), records_cuda_graphs(
+            config.get("compile", False), config.get("compile_mode"), device))
+        loss = stage_loss(model, stage, log=print, shape_multiple=shape_multiple)
         if config.get("compile"):  # as the curriculum compiles: each layer in place
             from st_code.training.compiling import compile_blocks
 
@@ -255,6 +265,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
                                              else "") + {"now": ", sorted", "packed": ", sorted and packed"}.get(
                                                  kind, ", as sampled")
+    if getattr(loss, "shape_multiple", None) is not None:
+        mini += f", shapes rounded up to {loss.shape_multiple.rows} rows x {loss.shape_multiple.width} tokens"
     if getattr(loss, "overhead_slots", None) is not None:
         mini += f", the cheapest cut ({loss.overhead_slots} slots a mini-batch)"
     # the data loader as the curriculum runs it (worker processes tokenize ahead on a GPU); previous: none
@@ -293,6 +305,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     step_seconds = [b - a for a, b in zip(ends, ends[1:])]
     graphs_before = clock.graphs[skip - 1] if skip > 0 else graphs_at_start
     cuda_graphs_before = clock.cuda_graphs[skip - 1] if skip > 0 else cuda_graphs_at_start
+    shapes_before = clock.shapes[skip - 1] if skip > 0 else 0
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
     real_tokens, slots = (real1 - real0) / 2, (slots1 - slots0) / 2
@@ -305,6 +318,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
               else clock.cuda_graphs[-1] - cuda_graphs_at_start,
               "cuda_graphs_recorded_while_timed": None if cuda_graphs_at_start is None
               else clock.cuda_graphs[-1] - cuda_graphs_before,
+              "packed_shapes": clock.shapes[-1], "new_packed_shapes_while_timed": clock.shapes[-1] - shapes_before,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
@@ -395,6 +409,9 @@ def main() -> None:
                 if result["cuda_graphs_recorded"]:
                     compiled += (f", {result['cuda_graphs_recorded_while_timed']} of its "
                                  f"{result['cuda_graphs_recorded']} CUDA graphs recorded in the timed steps")
+                if result["packed_shapes"]:
+                    compiled += (f", {result['packed_shapes']} packed shapes, {result['new_packed_shapes_while_timed']}"
+                                 " of them new in the timed steps")
                 print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step (median step "
                       f"{result['median_step_seconds']:.2f} s{compiled}), {result['samples_per_s']:.2f} samples/s, "
                       f"padding {result['padding_share']:.3f}", flush=True)

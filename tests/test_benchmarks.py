@@ -57,6 +57,33 @@ def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
     assert embedding > 0
 
 
+def test_packed_shapes_are_counted_with_the_losss_own_plan(tiny_qwen_path):
+    """benchmarks/packed_shapes.py: the distinct shapes the loss's plan packs, exact and rounded; rounded, a
+    handful recur (every width a multiple), and the padding share counts the filler."""
+    import packed_shapes
+
+    import st_code
+    from st_code.training.losses import LengthSortedCachedMNRL
+
+    model = st_code.build_model(tiny_qwen_path, device="cpu", max_seq_length=128)
+    rows = [(f"docstring {i} " * (1 + i % 5), "def f():\n    return x\n" * (1 + i % 11), "y = 1\n" * (1 + i % 7))
+            for i in range(40)]
+    steps = [[model.preprocess([rows[i][c] for i in indices]) for c in range(3)]
+             for indices in packed_shapes.batches(len(rows), 8, 12)]
+    assert all(len(indices) == 8 for indices in packed_shapes.batches(40, 8, 12))  # 5 a permutation, 12 in all
+    figures = {}
+    for name, multiple in packed_shapes.parse_multiples("none,4x64"):
+        loss = LengthSortedCachedMNRL(model, pack=True, mini_batch_size=8, mini_batch_num_tokens=1024,
+                                      shape_multiple=multiple)
+        figures[name] = packed_shapes.measure(loss, steps, settle=4)
+    assert figures["4x64"]["shapes"] < figures["none"]["shapes"]
+    assert figures["4x64"]["new_after_settling"] <= figures["4x64"]["shapes"]
+    assert 0 <= figures["none"]["padding_share"] < figures["4x64"]["padding_share"] < 1
+    assert figures["none"]["mini_batches_per_step"] >= 1
+    with pytest.raises(ValueError, match="ROWSxWIDTH items"):
+        packed_shapes.parse_multiples("8by128")
+
+
 @pytest.mark.slow
 def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     """benchmarks/gpu_training_check.sh with a tiny decoder: every run finishes, figures and loss curves
@@ -70,7 +97,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
            "PAIRS_FILE": str(pairs), "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"),
            "ANATOMY_SECONDS": "300", "ANATOMY_ARGS": "--shares 1,0.001 --repeats 1 --max-seq-length 128 --stock "
                                                      "--cpu-bf16 --compile eager",
-           "EXTRAS": "checkpointing,compile", "COMPILE_BACKEND": "eager", "EXTRA_STEPS": "2"}
+           "EXTRAS": "rounded,compile", "COMPILE_BACKEND": "eager", "EXTRA_STEPS": "2"}
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -113,14 +140,16 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert anatomy["stock"]["mini_batches"] == 3 and anatomy["stock"]["padding_share"] > 0.3
     assert all(r["seconds"] > 0 for name, r in anatomy.items() if name != "fixed_cost")
     assert anatomy["fixed_cost"]["slots_worth_one_mini_batch"] > 0
-    # each extra trains 'now' (checkpointing) or 'packed' (compile: what a GPU trains) with one setting changed,
-    # which does not change the maths of the first step; their figures in one file, keyed by the extra
+    # each extra trains 'packed' (what a GPU trains) with one setting changed (rounded: its shapes rounded up;
+    # compile), which does not change the maths of the first step; their figures in one file, keyed by the extra
     extras = json.loads((tmp_path / "out" / "extras.json").read_text())
-    assert set(extras) == {"checkpointing", "compile"}
-    for result in (extras["checkpointing"]["now"][0], extras["compile"]["packed"][0]):
+    assert set(extras) == {"rounded", "compile"}
+    for result in (extras["rounded"]["packed"][0], extras["compile"]["packed"][0]):
         assert result["losses"][0] == pytest.approx(now[0], abs=1e-3)
+        assert result["packed_shapes"] >= 1  # counted: with CUDA graphs each new one records
     extras_log = (tmp_path / "out" / "extras.log").read_text()
-    assert "extra checkpointing (now with gradient_checkpointing: true)" in extras_log
+    assert "extra rounded (packed with packed_shape_multiple: [8, 128])" in extras_log
+    assert "shapes rounded up to 8 rows x 128 tokens" in extras_log
     assert "extra compile (packed with {compile: true, compile_backend: eager})" in extras_log
     # a compiled run tells its compiling steps from its steady state: the graphs it compiled, the median step;
     # CUDA graphs (compile_mode: reduce-overhead, a GPU's) are counted too: none recorded here

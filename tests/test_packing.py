@@ -139,3 +139,90 @@ def test_the_default_packs_on_a_gpu_where_the_model_can(tiny_qwen_path, minilm_p
                     "mask does not separate packed sequences"]
     assert not stage_packs(SentenceTransformer(minilm_path, device="cpu"), stage, device="cuda:0")
     assert stage_packs(decoder, StageConfig(name="s", datasets=["x"], pack_sequences=True))  # asked: packs anywhere
+
+
+def test_rounded_packed_ranges_stay_within_the_budget():
+    """Rounded up, a packed mini-batch's shape is a multiple of the rows and width asked for, unless the
+    budget has no room for the rounded rows; its slots never pass the budget unless one row alone does."""
+    from st_code.training.packing import ShapeMultiple, packed_shape
+
+    rng = random.Random(3)
+    multiple = ShapeMultiple(rows=4, width=16)
+    for _ in range(200):
+        lengths = sorted((rng.randint(1, 64) for _ in range(rng.randint(1, 40))), reverse=True)
+        budget = rng.choice([64, 200, 1000])
+        for begin, end in packed_ranges(lengths, 4, budget, multiple):
+            rows, width = packed_shape(lengths[begin:end], multiple, 4, budget)
+            assert width % 16 == 0 and width >= max(lengths[begin:end])
+            exact_rows = len(first_fit(lengths[begin:end], width)[2])
+            assert rows >= exact_rows and (rows % 4 == 0 or (rows + 1) * width > budget)
+            assert rows * width <= budget or end - begin == 1
+            assert packed_slots(lengths, [(begin, end)], multiple, 4, budget) == rows * width
+    exact = sorted((rng.randint(1, 64) for _ in range(30)), reverse=True)
+    assert packed_ranges(exact, 4, 1000, None) == packed_ranges(exact, 4, 1000)  # no multiple: as before
+
+
+def test_rounded_packed_shapes_give_the_stock_loss_and_gradients(tiny_qwen_path):
+    """The filler rows and slots of a rounded shape are padding: the loss and gradients stay those of
+    sentence-transformers' own GradCache, and every packed mini-batch has the rounded shape."""
+    from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+
+    from st_code.training.losses import LengthSortedCachedMNRL
+    from st_code.training.packing import PACKED_ROWS, ShapeMultiple
+
+    torch.manual_seed(0)
+    model = st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                device="cpu", max_seq_length=64)
+    shapes: list[tuple[int, int]] = []
+    model[0].register_forward_pre_hook(
+        lambda module, args: shapes.append(tuple(args[0]["input_ids"].shape)) if PACKED_ROWS in args[0] else None)
+    columns = [model.preprocess(_texts(12, seed)) for seed in range(3)]
+    results = []
+    for loss in (CachedMultipleNegativesRankingLoss(model, scale=20.0, mini_batch_size=3),
+                 LengthSortedCachedMNRL(model, scale=20.0, mini_batch_size=36, mini_batch_num_tokens=1024, pack=True,
+                                        shape_multiple=ShapeMultiple(rows=4, width=32))):
+        model.zero_grad()
+        value = loss([dict(c) for c in columns], None)
+        value.backward()
+        results.append((value.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
+    assert shapes and all(rows % 4 == 0 and width % 32 == 0 and rows * width <= 1024 for rows, width in shapes)
+    (stock_loss, stock_grads), (packed_loss, packed_grads) = results
+    assert packed_loss == pytest.approx(stock_loss, rel=1e-5)
+    for name in stock_grads:
+        torch.testing.assert_close(packed_grads[name], stock_grads[name], rtol=1e-4, atol=1e-5)
+
+
+def test_shapes_are_rounded_where_the_layers_record_cuda_graphs():
+    """``packed_shape_multiple: auto`` rounds only where compiled layers run as CUDA graphs: compiled, in
+    reduce-overhead or max-autotune mode, on a CUDA device (named here: no GPU exists in the tests)."""
+    from st_code.training.compiling import records_cuda_graphs
+    from st_code.training.packing import CUDA_GRAPH_SHAPE_MULTIPLE, ShapeMultiple, resolve_shape_multiple
+
+    assert records_cuda_graphs(True, "reduce-overhead", "cuda:0") and records_cuda_graphs(True, "max-autotune", "cuda")
+    assert not records_cuda_graphs(True, "reduce-overhead", "cpu")  # inductor skips CUDA graphs off a GPU
+    assert not records_cuda_graphs(False, "reduce-overhead", "cuda:0")
+    assert not records_cuda_graphs(True, "max-autotune-no-cudagraphs", "cuda:0")
+    assert not records_cuda_graphs(True, None, "cuda:0")
+    assert resolve_shape_multiple("auto", True) == CUDA_GRAPH_SHAPE_MULTIPLE == ShapeMultiple(8, 128)
+    assert resolve_shape_multiple("auto", False) is None
+    assert resolve_shape_multiple(None, True) is None
+    assert resolve_shape_multiple([2, 64], False) == ShapeMultiple(2, 64)  # asked for: rounded anywhere
+    with pytest.raises(ValueError, match="ShapeMultiple.width: a whole number >= 1, got 0"):
+        ShapeMultiple(8, 0)
+
+
+@pytest.mark.parametrize(("value", "error"), [
+    ("auto", None), (None, None), ([8, 128], None), ([1, 1], None),
+    ([8, 0], r"packed_shape_multiple: \[rows, width\] \(whole numbers >= 1, e.g. \[8, 128\]\), null or auto, got \[8, 0\]"),
+    ([8], "got \\[8\\]"), ("yes", "got 'yes'"), ([True, 128], "got \\[True, 128\\]"),
+])
+def test_packed_shape_multiple_in_the_config(value, error):
+    from st_code.training import ConfigError, config_from_dict
+
+    config = {"data": {"offline": {"max_pairs_per_task": 10}}, "packed_shape_multiple": value,
+              "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"]}]}
+    if error is None:
+        assert config_from_dict(config).packed_shape_multiple == value
+    else:
+        with pytest.raises(ConfigError, match=error):
+            config_from_dict(config)

@@ -43,6 +43,9 @@ from st_code.errors import UsageError
 
 #: torch.compile modes (``compile_mode``); None is PyTorch's default.
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: The modes in which inductor runs compiled layers as CUDA graphs (on a CUDA device): one graph recorded
+#: per input shape, which is why packed shapes are then rounded up (``packed_shape_multiple``).
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 #: Graphs one block may hold before PyTorch falls back to eager for it: 2 grad modes x 2 input kinds x
 #: mask or none x rows of one or many is 16; PyTorch's default of 8 would silently run the rest eager.
 RECOMPILE_LIMIT = 32
@@ -101,6 +104,12 @@ def compiled_layers(model: nn.Module, backend: str = "inductor", mode: str | Non
             block._compiled_call_impl = None  # what nn.Module.compile set; __call__ falls back to eager
 
 
+def records_cuda_graphs(compile: bool, mode: str | None, device: str) -> bool:
+    """Whether compiled layers will run as CUDA graphs: compiled, in a CUDA graph mode, on a CUDA device
+    (inductor skips CUDA graphs elsewhere)."""
+    return bool(compile) and mode in CUDA_GRAPH_MODES and str(device).startswith("cuda")
+
+
 def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool = False) -> None:
     """A clear error for an unknown backend or mode, or for a backend that gets checkpointing wrong,
     before any training starts."""
@@ -122,5 +131,5 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
                          "or turn gradient_checkpointing off")
 
 
-__all__ = ["COMPILE_MODES", "RECOMPILE_LIMIT", "repeated_blocks", "backbone_blocks", "compile_blocks",
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "records_cuda_graphs", "repeated_blocks", "backbone_blocks", "compile_blocks",
            "compiled_layers", "check_compile_settings"]

@@ -194,6 +194,9 @@ class CurriculumConfig:
     compile: bool = False
     compile_backend: str = "inductor"  # any torch.compile backend; aot_eager checks that a model compiles
     compile_mode: str | None = None  # torch.compile's mode, e.g. max-autotune-no-cudagraphs; None: the default
+    # packed mini-batches' shapes rounded up to [rows, width] multiples, so that CUDA graphs (one recorded per
+    # shape) recur: "auto" = [8, 128] where compile_mode records CUDA graphs on a GPU, exact elsewhere; null: exact
+    packed_shape_multiple: list[int] | str | None = "auto"
     logging_steps: int = 5
     # per_stage: a fresh optimizer and schedule every stage (CodeR). continuous: one AdamW whose state
     # (moments, step) and one learning-rate schedule run on across stages (CodeXEmbed); a new LoRA
@@ -451,6 +454,12 @@ def validate(config: CurriculumConfig) -> None:
             check_compile_settings(config.compile_backend, config.compile_mode, config.gradient_checkpointing)
         except UsageError as exc:
             raise ConfigError(str(exc)) from None
+    shape_multiple = config.packed_shape_multiple
+    if shape_multiple not in ("auto", None) and not (
+            isinstance(shape_multiple, list) and len(shape_multiple) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape_multiple)):
+        raise ConfigError(f"packed_shape_multiple: [rows, width] (whole numbers >= 1, e.g. [8, 128]), null or auto, "
+                          f"got {shape_multiple!r}")
     if config.record_batches < 0:
         raise ConfigError(f"record_batches: {config.record_batches} must be >= 0")
     workers = config.dataloader_workers

@@ -40,14 +40,14 @@ from st_code.lora import (
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
-from st_code.training.compiling import compiled_layers
+from st_code.training.compiling import compiled_layers, records_cuda_graphs
 from st_code.training.config import CurriculumConfig, StageConfig
 from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
 from st_code.training.losses import stage_loss
-from st_code.training.packing import check_stage_packing
+from st_code.training.packing import check_stage_packing, resolve_shape_multiple
 from st_code.training.publish import card_details, prune_checkpoints
 from st_code.training.report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
@@ -228,7 +228,10 @@ class CurriculumRunner:
         if self.config.gradient_checkpointing:
             enable_activation_checkpointing(model)
         skip_lora_input_cast_under_autocast(model)  # bf16 runs: no float32 round trip into the adapter
-        loss = stage_loss(model, stage, gather, self.log)
+        cuda_graphs = records_cuda_graphs(self.config.compile, self.config.compile_mode,
+                                          str(next(model.parameters()).device))
+        loss = stage_loss(model, stage, gather, self.log,
+                          resolve_shape_multiple(self.config.packed_shape_multiple, cuda_graphs))
         def schedule_for(num_training_steps: int) -> LinearSchedule:
             if continuous is not None:
                 return continuous

@@ -23,7 +23,9 @@ With ``pack=True`` (stage key ``pack_sequences``) the rows of a mini-batch are p
 (:mod:`st_code.training.packing`): the cut then fills each mini-batch's token budget with real tokens,
 so a GPU gets few mini-batches and almost no padding on plain sdpa attention. The columns (query,
 positive, negatives) are then embedded as one, so a mini-batch can hold rows of all of them: where the
-batch's real tokens fit one budget, a step is one mini-batch instead of one per column.
+batch's real tokens fit one budget, a step is one mini-batch instead of one per column. Where the layers
+record CUDA graphs, the packed shapes are rounded up so that they recur (``shape_multiple``,
+:class:`st_code.training.packing.ShapeMultiple`).
 
 Flattened inputs (flash attention's variable-length kernels, ``unpad_inputs``) have no padding to
 remove: they go through sentence-transformers' own loss untouched, token budget included.
@@ -47,7 +49,7 @@ from torch import Tensor
 from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
 from st_code.training.packing import (
-    pack_feature, packed_ranges, packed_slots, packing_unsupported, stage_packs,
+    ShapeMultiple, pack_feature, packed_ranges, packed_slots, packing_unsupported, stage_packs,
 )
 
 DEFAULT_MAX_PADDING = 0.1
@@ -186,12 +188,15 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
             column's longest) and the two settings above are unused. Causal decoders on sdpa/eager only.
         pack_columns: packed, embed all columns as one (:func:`merge_columns`), so that a mini-batch
             holds rows of every column; ``False`` packs each column on its own (for comparison).
+        shape_multiple: packed, round each mini-batch's packed rows and width up to these multiples, within
+            its memory (for CUDA graphs, which record one graph per shape); None: exact shapes.
         **kwargs: those of ``CachedMultipleNegativesRankingLoss``; ``mini_batch_size`` caps the rows and
             ``mini_batch_num_tokens`` the token slots (rows x width) of a mini-batch.
     """
 
     def __init__(self, model, *args, max_padding: float = DEFAULT_MAX_PADDING, overhead_slots: float | None = None,
-                 pack: bool = False, pack_columns: bool = True, **kwargs) -> None:
+                 pack: bool = False, pack_columns: bool = True, shape_multiple: ShapeMultiple | None = None,
+                 **kwargs) -> None:
         super().__init__(model, *args, **kwargs)
         if not 0 <= max_padding < 1:
             raise ValueError(f"max_padding must be in [0, 1), got {max_padding}")
@@ -201,6 +206,7 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
             raise UsageError(f"sequence packing: {packing_unsupported(model)}")
         self.max_padding, self.overhead_slots, self.pack = max_padding, overhead_slots, pack
         self.pack_columns = pack_columns
+        self.shape_multiple = shape_multiple if pack else None
         self.pad_token_id = model[0].tokenizer.pad_token_id if pack else None
         self.padding_side = getattr(model[0].tokenizer, "padding_side", "right") if pack else None
         self._inverse: list[Tensor] | None = None
@@ -234,7 +240,7 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
     def plan(self, lengths: list[int]) -> list[tuple[int, int]]:
         """The ``(begin, end)`` mini-batches of one column's lengths, sorted longest first."""
         if self.pack:
-            return packed_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens)
+            return packed_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens, self.shape_multiple)
         if self.overhead_slots is not None:
             return cheapest_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens, self.overhead_slots)
         return length_aware_ranges(lengths, self.mini_batch_size, self.mini_batch_num_tokens, self.max_padding)
@@ -242,8 +248,12 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
     def slots(self, lengths: list[int], ranges: list[tuple[int, int]]) -> int:
         """The token slots the mini-batches of :meth:`plan` compute, padding included."""
         if self.pack:
-            return packed_slots(lengths, ranges)
+            return packed_slots(lengths, ranges, *self._packed_memory())
         return sum(max(lengths[begin:end]) * (end - begin) for begin, end in ranges)
+
+    def _packed_memory(self) -> tuple[ShapeMultiple | None, int, int | None]:
+        """(shape multiple, rows, token slots): how a packed mini-batch may be rounded up."""
+        return self.shape_multiple, self.mini_batch_size, self.mini_batch_num_tokens
 
     def embed_minibatch(self, sentence_feature: dict[str, Tensor], begin: int, end: int, with_grad: bool,
                         copy_random_state: bool, random_state: RandContext | None = None):
@@ -253,7 +263,7 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
             with grad_context():
                 state = RandContext(*minibatch.values()) if copy_random_state else None
                 if self.pack:
-                    minibatch = pack_feature(minibatch, self.pad_token_id)
+                    minibatch = pack_feature(minibatch, self.pad_token_id, *self._packed_memory())
                 reps = self.model(minibatch)["sentence_embedding"]
         return reps, state
 
@@ -274,11 +284,13 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
 
 
 def stage_loss(model, stage, gather_across_devices: bool = False,
-               log: Callable[[str], None] = lambda message: None) -> torch.nn.Module:
+               log: Callable[[str], None] = lambda message: None,
+               shape_multiple: ShapeMultiple | None = None) -> torch.nn.Module:
     """The InfoNCE loss a curriculum stage trains with (scale = 1 / temperature): length-sorted GradCache,
     sentence-transformers' own GradCache (``length_sorted: false``), or plain in-batch InfoNCE
     (``gradcache: false``: no second forward pass, where memory is no issue); inside
-    sentence-transformers' ``MatryoshkaLoss`` when the stage names ``matryoshka_dims``."""
+    sentence-transformers' ``MatryoshkaLoss`` when the stage names ``matryoshka_dims``. ``shape_multiple``:
+    packed mini-batches' shapes rounded up (the run's resolved ``packed_shape_multiple``)."""
     scale = 1.0 / stage.temperature
     if not stage.gradcache:
         loss = MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
@@ -288,8 +300,10 @@ def stage_loss(model, stage, gather_across_devices: bool = False,
                       gather_across_devices=gather_across_devices)
         if stage.length_sorted and stage_packs(model, stage, log):
             log(f"  mini-batch cut: rows packed side by side, each mini-batch filled to "
-                f"{f'{tokens} token slots' if tokens else f'{rows} rows of the longest'}")
-            loss = LengthSortedCachedMNRL(model, pack=True, **common)
+                f"{f'{tokens} token slots' if tokens else f'{rows} rows of the longest'}"
+                + (f", its shape rounded up to {shape_multiple.rows} rows x {shape_multiple.width} tokens"
+                   if shape_multiple else ""))
+            loss = LengthSortedCachedMNRL(model, pack=True, shape_multiple=shape_multiple, **common)
         elif stage.length_sorted:
             overhead = mini_batch_overhead(stage, str(next(model.parameters()).device), tokens)
             log(f"  mini-batch cut: the cheapest, one mini-batch costing {overhead} token slots" if overhead is not None

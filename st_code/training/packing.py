@@ -10,11 +10,19 @@ the padded layout for pooling. The layers' work goes to real tokens instead of p
 
 Causal decoders only: transformers' bidirectional mask ignores the position ids, and flash attention's
 variable-length kernels (sentence-transformers' ``unpad_inputs``) are better still where installed.
+
+A packed mini-batch's shape (packed rows x width) follows its texts, so it changes from step to step
+(36 shapes in 50 steps of the C2LLM-0.5B stage's batches of standard-library pairs at an H200's token
+budget, 26 of them first seen after step 10). Where the layers run as CUDA graphs (``compile_mode:
+reduce-overhead``), each new shape records new graphs; a :class:`ShapeMultiple` rounds the rows and the
+width up so that a few shapes recur (3 in those 50 steps at 8 rows x 128 tokens, none after step 10,
+for 7.9% padding instead of 1.1%; benchmarks/packed_shapes.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,6 +30,65 @@ from torch import Tensor
 
 from st_code.errors import UsageError
 from st_code.modules.code_transformer import PACKED_ROWS
+
+
+@dataclass(frozen=True)
+class ShapeMultiple:
+    """Packed mini-batches rounded up to a multiple of ``rows`` packed rows and ``width`` tokens, so that
+    their shapes recur (CUDA graphs record one graph per shape). The filler is padding: rows of their own
+    and slots at a row's end, never attended to by a text and never pooled."""
+
+    rows: int
+    width: int
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ShapeMultiple.{name}: a whole number >= 1, got {value!r}")
+
+
+#: What ``packed_shape_multiple: auto`` rounds to where the layers record CUDA graphs: at an H200's token
+#: budget on the C2LLM-0.5B stage, 3 shapes in 50 steps instead of 36, for 6.8 points more padding
+#: (4 x 128: 6 shapes, 2.9 points; benchmarks/packed_shapes.py).
+CUDA_GRAPH_SHAPE_MULTIPLE = ShapeMultiple(rows=8, width=128)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def packed_width(longest: int, multiple: ShapeMultiple | None = None) -> int:
+    """The width a packed mini-batch whose longest text has ``longest`` tokens is packed at."""
+    width = max(int(longest), 1)
+    return _round_up(width, multiple.width) if multiple else width
+
+
+def packed_rows(bins: int, width: int, multiple: ShapeMultiple | None = None, max_rows: int | None = None,
+                max_slots: int | None = None) -> int:
+    """The packed rows of a mini-batch whose texts fill ``bins`` rows of ``width``: ``bins`` rounded up to
+    the multiple, but never past the mini-batch's memory (``max_slots`` token slots, else ``max_rows``
+    rows) unless the texts themselves need more."""
+    if not multiple or multiple.rows == 1:
+        return bins
+    rounded = _round_up(bins, multiple.rows)
+    room = max_slots // width if max_slots else max_rows
+    return max(bins, min(rounded, room)) if room else rounded
+
+
+def resolve_shape_multiple(setting: Any, cuda_graphs: bool) -> ShapeMultiple | None:
+    """``packed_shape_multiple`` as configured: ``[rows, width]``, ``null`` (exact shapes) or ``auto``
+    (:data:`CUDA_GRAPH_SHAPE_MULTIPLE` where the layers record CUDA graphs, exact elsewhere: rounding only
+    adds padding when nothing records per shape)."""
+    if setting == "auto":
+        return CUDA_GRAPH_SHAPE_MULTIPLE if cuda_graphs else None
+    if setting is None:
+        return None
+    if isinstance(setting, ShapeMultiple):
+        return setting
+    if isinstance(setting, (list, tuple)) and len(setting) == 2:
+        return ShapeMultiple(*setting)
+    raise ValueError(f"packed_shape_multiple: [rows, width], null or auto, got {setting!r}")
 
 
 def first_fit(lengths: Sequence[int], width: int) -> tuple[list[int], list[int], list[int]]:
@@ -83,18 +150,19 @@ def stage_packs(model: Any, stage: Any, log: Callable[[str], None] = lambda mess
     return reason is None
 
 
-def packed_ranges(lengths: Sequence[int], max_rows: int, max_slots: int | None) -> list[tuple[int, int]]:
+def packed_ranges(lengths: Sequence[int], max_rows: int, max_slots: int | None,
+                  multiple: ShapeMultiple | None = None) -> list[tuple[int, int]]:
     """GradCache mini-batches of a column sorted longest first, each packed (:func:`first_fit`) at the
-    width of its first row, as many rows as fit ``max_slots`` packed slots. Without a slot budget, the
-    budget is ``max_rows`` rows of the column's longest: the first mini-batch is the stock one, and
-    no later one holds more slots."""
+    width of its first row (rounded up to ``multiple``), as many rows as fit ``max_slots`` packed slots.
+    Without a slot budget, the budget is ``max_rows`` rows of the column's longest: the first mini-batch
+    is the stock one, and no later one holds more slots."""
     if not lengths:
         return []
-    budget = max_slots if max_slots is not None else max_rows * max(int(lengths[0]), 1)
+    budget = max_slots if max_slots is not None else max_rows * packed_width(lengths[0], multiple)
     ranges: list[tuple[int, int]] = []
     begin = 0
     while begin < len(lengths):
-        width = max(int(lengths[begin]), 1)
+        width = packed_width(lengths[begin], multiple)
         free: list[int] = []  # free slots per bin; rows come longest first, so first fit stays exact
         end = begin
         while end < len(lengths):
@@ -112,12 +180,22 @@ def packed_ranges(lengths: Sequence[int], max_rows: int, max_slots: int | None) 
     return ranges
 
 
-def packed_slots(lengths: Sequence[int], ranges: Sequence[tuple[int, int]]) -> int:
-    """The token slots the packed mini-batches of :func:`packed_ranges` compute (bins x width)."""
+def packed_shape(lengths: Sequence[int], multiple: ShapeMultiple | None = None, max_rows: int | None = None,
+                 max_slots: int | None = None) -> tuple[int, int]:
+    """(packed rows, width) of the packed mini-batch of texts of these ``lengths``, as :func:`pack_feature`
+    builds it."""
+    width = packed_width(max(lengths), multiple)
+    bins = len(first_fit([int(n) for n in lengths], width)[2])
+    return packed_rows(bins, width, multiple, max_rows, max_slots), width
+
+
+def packed_slots(lengths: Sequence[int], ranges: Sequence[tuple[int, int]], multiple: ShapeMultiple | None = None,
+                 max_rows: int | None = None, max_slots: int | None = None) -> int:
+    """The token slots the packed mini-batches of :func:`packed_ranges` compute (packed rows x width)."""
     slots = 0
     for begin, end in ranges:
-        width = max(int(max(lengths[begin:end])), 1)
-        slots += len(first_fit([int(n) for n in lengths[begin:end]], width)[2]) * width
+        rows, width = packed_shape(lengths[begin:end], multiple, max_rows, max_slots)
+        slots += rows * width
     return slots
 
 
@@ -137,16 +215,20 @@ class PackedRows:
         return flat[self.source].view(rows, length, flat.shape[-1])
 
 
-def pack_feature(feature: dict[str, Any], pad_token_id: int) -> dict[str, Any]:
+def pack_feature(feature: dict[str, Any], pad_token_id: int, multiple: ShapeMultiple | None = None,
+                 max_rows: int | None = None, max_slots: int | None = None) -> dict[str, Any]:
     """A tokenized mini-batch (``input_ids`` + ``attention_mask``, either padding side) as packed rows:
     ``input_ids`` and ``position_ids`` of shape (bins, width), no attention mask (transformers then
-    reads the sequences off the position ids), and :class:`PackedRows` under :data:`PACKED_ROWS`."""
+    reads the sequences off the position ids), and :class:`PackedRows` under :data:`PACKED_ROWS`. With a
+    ``multiple``, the shape is rounded up (:func:`packed_shape`; ``max_rows``/``max_slots``: the memory
+    the rounding may not exceed)."""
     mask = feature["attention_mask"].bool()
     input_ids = feature["input_ids"]
     rows, length = mask.shape
     lengths = mask.sum(dim=1).tolist()
-    width = max(max(lengths), 1)
+    width = packed_width(max(lengths), multiple)
     bin_of, offset_of, used = first_fit(lengths, width)
+    used = used + [0] * (packed_rows(len(used), width, multiple, max_rows, max_slots) - len(used))  # filler rows
     device = input_ids.device
     starts = torch.tensor([b * width + o for b, o in zip(bin_of, offset_of)], device=device)
     rank = mask.long().cumsum(dim=1) - 1  # a token's place among its row's real tokens
@@ -169,5 +251,6 @@ def pack_feature(feature: dict[str, Any], pad_token_id: int) -> dict[str, Any]:
     return packed
 
 
-__all__ = ["PACKED_ROWS", "PackedRows", "check_stage_packing", "first_fit", "pack_feature", "packing_unsupported",
-           "packed_ranges", "packed_slots"]
+__all__ = ["CUDA_GRAPH_SHAPE_MULTIPLE", "PACKED_ROWS", "PackedRows", "ShapeMultiple", "check_stage_packing", "first_fit",
+           "pack_feature", "packed_ranges", "packed_rows", "packed_shape", "packed_slots", "packed_width",
+           "packing_unsupported", "resolve_shape_multiple"]
