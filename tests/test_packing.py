@@ -160,6 +160,11 @@ def test_rounded_packed_ranges_stay_within_the_budget():
             assert packed_slots(lengths, [(begin, end)], multiple, 4, budget) == rows * width
     exact = sorted((rng.randint(1, 64) for _ in range(30)), reverse=True)
     assert packed_ranges(exact, 4, 1000, None) == packed_ranges(exact, 4, 1000)  # no multiple: as before
+    from st_code.training.packing import packed_rows
+
+    assert packed_rows(3, 2048, ShapeMultiple(8, 128), max_slots=1024) == 3  # wider than the budget: no filler
+    assert packed_rows(3, 128, ShapeMultiple(8, 128), max_slots=640) == 5  # filler only while the budget has room
+    assert packed_rows(3, 128, ShapeMultiple(8, 128), max_rows=16) == 8
 
 
 def test_rounded_packed_shapes_give_the_stock_loss_and_gradients(tiny_qwen_path):

@@ -73,7 +73,7 @@ def packed_rows(bins: int, width: int, multiple: ShapeMultiple | None = None, ma
         return bins
     rounded = _round_up(bins, multiple.rows)
     room = max_slots // width if max_slots else max_rows
-    return max(bins, min(rounded, room)) if room else rounded
+    return rounded if room is None else max(bins, min(rounded, room))
 
 
 def resolve_shape_multiple(setting: Any, cuda_graphs: bool) -> ShapeMultiple | None:
