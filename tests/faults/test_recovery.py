@@ -192,18 +192,21 @@ def data_gen_reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_kill_9_at_a_random_moment_of_data_gen_then_rerun(tmp_path, seed, data_gen_reference):
-    """``python -m data_gen all`` killed at a random moment, then rerun: the same final rows as a run
-    that never stopped, and no row or journal record twice."""
+def test_kill_9_twice_at_random_moments_of_data_gen_then_rerun(tmp_path, data_gen_reference):
+    """``python -m data_gen all`` killed at a random moment, its rerun killed at another, then the same
+    command once more: the same final rows as a run that never stopped, and no row or journal record
+    twice. (Two kills in one test: a resumed run must survive a kill too, and each fresh start costs the
+    suite its imports.)"""
     corpus, reference = data_gen_reference
     out = tmp_path / "out"
+    moments = random.Random(0)
     with OpenAIStub(scripted, delay=0.05) as server:
-        process = subprocess.Popen(_data_gen_command(corpus, out, server.api_base), cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(random.Random(seed).uniform(3.0, 9.0))  # imports take ~4 s, the run ~10 s
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        for window in ((3.0, 9.0), (3.0, 7.0)):  # imports take ~4 s, the run ~10 s, what is left of it less
+            process = subprocess.Popen(_data_gen_command(corpus, out, server.api_base), cwd=ROOT,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(moments.uniform(*window))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
         rerun = subprocess.run(_data_gen_command(corpus, out, server.api_base), cwd=ROOT, capture_output=True,
                                text=True, timeout=600)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -214,20 +217,22 @@ def test_kill_9_at_a_random_moment_of_data_gen_then_rerun(tmp_path, seed, data_g
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_kill_9_at_a_random_moment_of_the_recipe_then_rerun(tiny_qwen_path, tmp_path, seed):
+def test_kill_9_twice_at_random_moments_of_the_recipe_then_rerun(tiny_qwen_path, tmp_path):
     """``recipes/annealing.py`` killed at a random moment (data building, a stage, a checkpoint write,
-    saving), then rerun with the same command: it completes every stage, and the final model loads."""
+    saving), its rerun killed at another while it resumes, then the same command once more: it completes
+    every stage, and the final model loads."""
     config = tiny_config(_assets(tiny_qwen_path), tmp_path / "run")
     config["stages"] = [{**config["stages"][0], "name": name, "max_steps": 4} for name in ("one", "two")]
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     command = [sys.executable, str(RECIPE), "--config", str(config_file)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    time.sleep(random.Random(100 + seed).uniform(12.0, 24.0))  # imports ~10 s, the run ~20 s more
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    moments = random.Random(100)
+    for window in ((12.0, 24.0), (11.0, 18.0)):  # imports ~10 s, the run ~20 s more, the resumed one less
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(moments.uniform(*window))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
     rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
     for name in ("1-one", "2-two"):
