@@ -218,7 +218,8 @@ def test_shapes_are_rounded_where_the_layers_record_cuda_graphs():
 
 @pytest.mark.parametrize(("value", "error"), [
     ("auto", None), (None, None), ([8, 128], None), ([1, 1], None),
-    ([8, 0], r"packed_shape_multiple: \[rows, width\] \(whole numbers >= 1, e.g. \[8, 128\]\), null or auto, got \[8, 0\]"),
+    ([8, 0], r"packed_shape_multiple: \[rows, width\] \(whole numbers >= 1, e.g. \[8, 128\]\), null or auto, "
+             r"got \[8, 0\]"),
     ([8], "got \\[8\\]"), ("yes", "got 'yes'"), ([True, 128], "got \\[True, 128\\]"),
 ])
 def test_packed_shape_multiple_in_the_config(value, error):

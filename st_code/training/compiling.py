@@ -131,5 +131,5 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
                          "or turn gradient_checkpointing off")
 
 
-__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "records_cuda_graphs", "repeated_blocks", "backbone_blocks", "compile_blocks",
-           "compiled_layers", "check_compile_settings"]
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "records_cuda_graphs", "repeated_blocks",
+           "backbone_blocks", "compile_blocks", "compiled_layers", "check_compile_settings"]

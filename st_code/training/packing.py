@@ -251,6 +251,6 @@ def pack_feature(feature: dict[str, Any], pad_token_id: int, multiple: ShapeMult
     return packed
 
 
-__all__ = ["CUDA_GRAPH_SHAPE_MULTIPLE", "PACKED_ROWS", "PackedRows", "ShapeMultiple", "check_stage_packing", "first_fit",
-           "pack_feature", "packed_ranges", "packed_rows", "packed_shape", "packed_slots", "packed_width",
+__all__ = ["CUDA_GRAPH_SHAPE_MULTIPLE", "PACKED_ROWS", "PackedRows", "ShapeMultiple", "check_stage_packing",
+           "first_fit", "pack_feature", "packed_ranges", "packed_rows", "packed_shape", "packed_slots", "packed_width",
            "packing_unsupported", "resolve_shape_multiple"]
