@@ -67,8 +67,6 @@ def batches(count: int, batch: int, steps: int, seed: int = 0) -> list[list[int]
 
 def measure(loss, features_of_steps, settle: int) -> dict:
     """Plan every step's packed mini-batches with the loss's own code; count shapes and padding."""
-    from st_code.training.packing import packed_shape
-
     seen: set[tuple[int, int]] = set()
     late = mini_batches = real = slots = 0
     for step, features in enumerate(features_of_steps):
@@ -80,7 +78,7 @@ def measure(loss, features_of_steps, settle: int) -> dict:
             real += sum(lengths)
             slots += loss.slots(lengths, ranges)
             for begin, end in ranges:
-                shape = packed_shape(lengths[begin:end], *loss._packed_memory())
+                shape = loss.packed_shape(lengths[begin:end])
                 if shape not in seen:
                     seen.add(shape)
                     late += step >= settle

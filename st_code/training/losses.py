@@ -49,7 +49,7 @@ from torch import Tensor
 from st_code.errors import UsageError
 from st_code.training.memory import choose_mini_batch_size, gpu_probe
 from st_code.training.packing import (
-    ShapeMultiple, pack_feature, packed_ranges, packed_slots, packing_unsupported, stage_packs,
+    ShapeMultiple, pack_feature, packed_ranges, packed_shape, packed_slots, packing_unsupported, stage_packs,
 )
 
 DEFAULT_MAX_PADDING = 0.1
@@ -254,6 +254,11 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
     def _packed_memory(self) -> tuple[ShapeMultiple | None, int, int | None]:
         """(shape multiple, rows, token slots): how a packed mini-batch may be rounded up."""
         return self.shape_multiple, self.mini_batch_size, self.mini_batch_num_tokens
+
+    def packed_shape(self, lengths: list[int]) -> tuple[int, int]:
+        """(packed rows, width) of the packed mini-batch of texts of these ``lengths``: what a CUDA graph is
+        recorded for."""
+        return packed_shape(lengths, *self._packed_memory())
 
     def embed_minibatch(self, sentence_feature: dict[str, Tensor], begin: int, end: int, with_grad: bool,
                         copy_random_state: bool, random_state: RandContext | None = None):
