@@ -169,3 +169,73 @@ def test_compile_refuses_a_model_without_repeated_layers_and_unknown_settings(ti
         config_from_dict({**config, "compile_backend": "aot_eager", "compile_mode": "default"})
     with pytest.raises(ConfigError, match="compile_backend: eager with gradient_checkpointing"):
         config_from_dict({**config, "compile_backend": "eager", "gradient_checkpointing": True})
+
+
+class _GraphPoolStandIn:
+    """Stands in for PyTorch's CUDA graph trees, which need a GPU: a compiled call's outputs live in the
+    graphs' memory pool, and a call entered while no backward is pending starts a new generation, which
+    overwrites the previous call's outputs (here with NaN) before it runs."""
+
+    def __init__(self) -> None:
+        self.live: list[torch.Tensor] = []
+        self.overwritten = 0
+
+    def compiled(self, call):
+        from torch.utils._pytree import tree_leaves
+
+        def run(*args, **kwargs):
+            if self.live and not any(t.requires_grad for t in self.live):  # no backward pending
+                with torch.no_grad():
+                    for tensor in self.live:
+                        tensor.fill_(float("nan"))
+                self.overwritten += 1
+            out = call(*args, **kwargs)
+            self.live = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+            return out
+
+        return run
+
+
+def test_cuda_graph_modes_keep_a_layers_output_for_the_next_layer_without_gradients(tiny_qwen_path):
+    """GradCache's first pass runs every layer without gradients. Under CUDA graphs each compiled layer's
+    call would free its predecessor's output, its own input (pytorch/pytorch#160281), so compile_blocks
+    copies such outputs out of the pool. The pool is a stand-in here (no GPU): with the copies, the packed
+    loss and gradients are eager PyTorch's to the last bit; without them, its first pass reads NaN."""
+    from st_code.training.compiling import compile_blocks, compiled_layers, outputs_kept_past_the_next_call
+
+    model = _model(tiny_qwen_path)
+    recording = _Recording()
+    features = _features(model)
+    reference = recording.step(model, features)
+    layers = model[0].auto_model.layers
+    for keep_outputs in (True, False):
+        pool = _GraphPoolStandIn()
+        for layer in layers:  # what compile_blocks does in a CUDA graph mode, the stand-in as the compiler
+            compiled = pool.compiled(layer._call_impl)
+            layer._compiled_call_impl = outputs_kept_past_the_next_call(compiled) if keep_outputs else compiled
+        loss, grads = recording.step(model, features)
+        assert pool.overwritten > 0  # the pool did overwrite outputs between calls
+        if keep_outputs:
+            _same((loss, grads), reference)
+        else:
+            assert loss != loss  # NaN: a layer read its predecessor's overwritten output
+        for layer in layers:
+            layer._compiled_call_impl = None
+    # an output that needs a gradient stays where autograd saved it; one that does not is a copy
+    kept = outputs_kept_past_the_next_call(lambda x: (x * 2, {"plain": x.detach() + 1}))
+    source = torch.ones(3, requires_grad=True)
+    with_grad, rest = kept(source)
+    assert with_grad.requires_grad and with_grad.grad_fn is not None
+    with torch.no_grad():
+        without_grad, _ = kept(source)
+    assert not without_grad.requires_grad and torch.equal(without_grad, torch.full((3,), 2.0))
+    # compile_blocks installs the copies in the CUDA graph modes only (compiling is lazy: nothing runs here)
+    for mode, wrapped in (("reduce-overhead", True), ("max-autotune", True), ("max-autotune-no-cudagraphs", False),
+                          (None, False)):
+        with compiled_layers(model, backend="inductor", mode=mode):
+            assert all(_keeps_outputs(layer) == wrapped for layer in layers), mode
+    assert compile_blocks(model, backend="eager") == 2 and not _keeps_outputs(layers[0])
+
+
+def _keeps_outputs(layer) -> bool:
+    return layer._compiled_call_impl.__qualname__.startswith("outputs_kept_past_the_next_call")

@@ -27,17 +27,22 @@ each its own kernel; docs/benchmarks.md), so those are what is compiled, each bl
   with inductor, the same gradients as without checkpointing). The ``eager`` backend runs PyTorch's
   checkpoint without preserving the random state (torch 2.13's ``tag_activation_checkpoint_impl``
   leaves that to AOTAutograd), so its recompute draws other masks and the gradients are silently
-  wrong: that pairing is refused.
+  wrong: that pairing is refused;
+* CUDA graphs (``compile_mode: reduce-overhead`` or ``max-autotune`` on a GPU): a layer's outputs that
+  no backward will read are copied out of the graphs' memory before the next layer runs
+  (:func:`outputs_kept_past_the_next_call`), because PyTorch would otherwise free them as the next
+  layer's call begins, and they are that layer's input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 from st_code.errors import UsageError
 
@@ -89,7 +94,32 @@ def compile_blocks(model: nn.Module, backend: str = "inductor", mode: str | None
     setattr(dynamo, limit, max(getattr(dynamo, limit), RECOMPILE_LIMIT))
     for block in blocks:
         block.compile(dynamic=True, backend=backend, mode=mode)
+        if mode in CUDA_GRAPH_MODES:
+            block._compiled_call_impl = outputs_kept_past_the_next_call(block._compiled_call_impl)
     return len(blocks)
+
+
+def outputs_kept_past_the_next_call(call: Callable[..., Any]) -> Callable[..., Any]:
+    """``call`` (a block compiled in a CUDA graph mode) with each output tensor that needs no gradient
+    cloned out of the CUDA graphs' memory pool.
+
+    Why: PyTorch's CUDA graph trees start a new "generation" when a compiled function is entered and no
+    backward is pending, and free the live outputs of the previous one. Each compiled layer is its own
+    torch.compile call, so without gradients (GradCache's first pass over every mini-batch, an evaluation
+    inside training) layer k+1's call would free layer k's output, its own input: "accessing tensor
+    output of CUDAGraphs that has been overwritten by a subsequent run" (``dealloc_current_path_weakrefs``
+    in torch/_inductor/cudagraph_trees.py; pytorch/pytorch#160281, chained compiled functions). The copy
+    is what PyTorch's message asks for, one activation a layer. An output that needs a gradient is left
+    where it is: its pending backward keeps the generation, and autograd saved it there."""
+
+    def keep(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if tensor.requires_grad else tensor.clone()
+
+    def call_and_keep(*args: Any, **kwargs: Any) -> Any:
+        return tree_map_only(torch.Tensor, keep, call(*args, **kwargs))
+
+    call_and_keep.__wrapped__ = call  # type: ignore[attr-defined]
+    return call_and_keep
 
 
 @contextmanager
@@ -132,4 +162,5 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
 
 
 __all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "records_cuda_graphs", "repeated_blocks",
-           "backbone_blocks", "compile_blocks", "compiled_layers", "check_compile_settings"]
+           "backbone_blocks", "compile_blocks", "outputs_kept_past_the_next_call", "compiled_layers",
+           "check_compile_settings"]
