@@ -210,6 +210,35 @@ class StepClock(TrainerCallback):
             self._profiler = None
 
 
+class ReplayCheck:
+    """How far GradCache's replay of a mini-batch (with gradients) lands from its first pass (without): the
+    loss's gradients are those of the first pass's embeddings only if the two agree, dropout masks and all.
+    Compiled or CUDA-graph layers run the two passes as different graphs (and under CUDA graphs the random
+    state is restored into recorded graphs), so this is measured rather than assumed. Wraps the loss's
+    ``embed_minibatch``; reports the largest absolute difference over the run, and that of the embeddings
+    themselves for scale."""
+
+    def __init__(self, loss) -> None:
+        self.max_difference = self.max_value = 0.0
+        self.replays = 0
+        self._first: dict[tuple, object] = {}
+        inner = loss.embed_minibatch
+
+        def embed_minibatch(sentence_feature, begin, end, with_grad, copy_random_state, random_state=None):
+            reps, state = inner(sentence_feature, begin, end, with_grad, copy_random_state, random_state)
+            key = (id(sentence_feature), begin, end)
+            if not with_grad:
+                self._first[key] = reps.detach().float().clone()
+            elif key in self._first:
+                first = self._first.pop(key)
+                self.max_difference = max(self.max_difference, (reps.detach().float() - first).abs().max().item())
+                self.max_value = max(self.max_value, first.abs().max().item())
+                self.replays += 1
+            return reps, state
+
+        loss.embed_minibatch = embed_minibatch
+
+
 class StopAfter(TrainerCallback):
     """Ends a run after ``steps`` optimizer steps while its learning-rate schedule stays that of the full
     run: a shorter run with its own, faster-decaying schedule would not be comparable step by step."""
@@ -275,6 +304,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     if loader["dataloader_num_workers"]:
         mini += f", {loader['dataloader_num_workers']} loader workers"
     meter = TokenMeter(model)
+    replay = ReplayCheck(loss)
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})
     args = SentenceTransformerTrainingArguments(
@@ -321,6 +351,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
               "packed_shapes": clock.shapes[-1], "new_packed_shapes_while_timed": clock.shapes[-1] - shapes_before,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
+              "replay_max_difference": replay.max_difference, "embedding_max_value": replay.max_value,
+              "replays_checked": replay.replays,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
               "learning_rates": [e["learning_rate"] for e in trainer.state.log_history if "loss" in e]}
     if cuda:
@@ -414,7 +446,9 @@ def main() -> None:
                                  " of them new in the timed steps")
                 print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step (median step "
                       f"{result['median_step_seconds']:.2f} s{compiled}), {result['samples_per_s']:.2f} samples/s, "
-                      f"padding {result['padding_share']:.3f}", flush=True)
+                      f"padding {result['padding_share']:.3f}, GradCache replays {result['replay_max_difference']:.2g}"
+                      f" at most from their first pass (embeddings up to {result['embedding_max_value']:.2g}, "
+                      f"{result['replays_checked']} mini-batches)", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=2))  # each finished run survives a later crash
     print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "

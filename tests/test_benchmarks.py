@@ -108,6 +108,8 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
         assert len(results[0]["losses"]) == steps[kind] and results[0]["timed_steps"] == steps[kind] - 1, kind
         # every run on the 3-step schedule, however many steps it ran: comparable step by step
         assert results[0]["learning_rates"] == runs["now"][0]["learning_rates"][:steps[kind]], kind
+        # GradCache's replay of each mini-batch gives its first pass's embeddings (dropout masks restored)
+        assert results[0]["replays_checked"] > 0 and results[0]["replay_max_difference"] == 0, kind
     assert runs["now"][0]["padding_share"] < runs["previous"][0]["padding_share"]
     now, unsorted = runs["now"][0]["losses"], runs["unsorted"][0]["losses"]
     assert now[0] == pytest.approx(unsorted[0], abs=1e-3)  # the same weights and batch: the same loss
@@ -146,6 +148,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert set(extras) == {"rounded", "compile"}
     for result in (extras["rounded"]["packed"][0], extras["compile"]["packed"][0]):
         assert result["losses"][0] == pytest.approx(now[0], abs=1e-3)
+        assert result["replays_checked"] > 0 and result["replay_max_difference"] == 0
         assert result["packed_shapes"] >= 1  # counted: with CUDA graphs each new one records
     extras_log = (tmp_path / "out" / "extras.log").read_text()
     assert "extra rounded (packed with packed_shape_multiple: [8, 128])" in extras_log
