@@ -143,19 +143,28 @@ def test_gate_decides_on_both_sides():
 
 
 @pytest.mark.slow
-def test_adapt_end_to_end_installs_a_loadable_model_and_rebuilds_the_index(repo, tmp_path):
+def test_adapt_end_to_end_with_an_llm_installs_a_loadable_model_and_rebuilds_the_index(repo, tmp_path):
+    """The whole command in one run (each adapt run costs a minute of the suite): --llm against the scripted
+    OpenAI-compatible server on 127.0.0.1, so data_gen writes queries for the undocumented functions of the
+    training files only and the curriculum trains on them beside the docs; the gate; the installed model
+    loaded and searched with the rebuilt index."""
     from sentence_transformers import SentenceTransformer
 
     from st_code.search import CodeSearcher, build_index
     from st_code.search.index import read_manifest
+    from tests.openai_stub import OpenAIStub
+    from tests.test_data_gen import scripted
 
     index = tmp_path / "index"
     build_index(repo, index, log=lambda _: None, progress=False)
     lines: list[str] = []
-    result = adapt_repository(AdaptOptions(str(repo), out=str(tmp_path / "out"), max_steps=12, learning_rate=5e-5,
-                                           index=str(index), rebuild_index=True, **QUICK), log=lines.append)
-    print(result.decision.line())
     out = tmp_path / "out"
+    with OpenAIStub(scripted) as server:
+        result = adapt_repository(AdaptOptions(str(repo), out=str(out), max_steps=12, learning_rate=5e-5,
+                                               index=str(index), rebuild_index=True, llm="openai/stub",
+                                               api_base=[server.api_base], **QUICK), log=lines.append)
+        prompts = list(server.requests)
+    print(result.decision.line())
     report = json.loads((out / "report" / "report.json").read_text())
     assert set(report["base"]) == set(report["adapted"]) == set(report["repository_sets"]) | {"HumanEval-doc2code"}
     assert (out / "report" / "scores.png").is_file() and "per language" in (out / "report" / "report.md").read_text()
@@ -169,6 +178,14 @@ def test_adapt_end_to_end_installs_a_loadable_model_and_rebuilds_the_index(repo,
     heldout_queries = [json.loads(line)["text"] for line in
                        (out / "data" / "heldout" / "repo-c-doc2code" / "queries.jsonl").read_text().splitlines()]
     assert heldout_queries and not any(json.dumps(q)[1:-1] in train_text for q in heldout_queries)
+    # the LLM was asked about the training files' undocumented units only, and its queries were trained on
+    corpus = [json.loads(line) for line in (out / "llm" / "corpus.jsonl").read_text().splitlines()]
+    assert corpus and all(row["path"].split(":")[0] in split["train_files"] for row in corpus)
+    assert prompts
+    assert (out / "llm" / "data" / "triplets.jsonl").is_file()
+    done = json.loads((out / "run" / "stages" / "1-repository" / "DONE.json").read_text())
+    assert any("Web Query to Code Retrieval" in name for name in done["datasets"])
+    assert any("Code Summary Retrieval" in name for name in done["datasets"])
     # what a user does next: load the chosen model and search with the rebuilt index
     model = SentenceTransformer(str(result.adapted))
     assert model.encode(["parse the configuration file"]).shape == (1, 384)
@@ -216,26 +233,3 @@ def test_adapt_resumes_after_a_kill_and_the_gate_refuses_a_bad_learning_rate(rep
     assert report["decision"]["accepted"] is False
     assert report["decision"]["repository_adapted"] < report["decision"]["repository_base"]
     assert (out / "run" / "final").is_dir()  # the refused model is kept for a look, not installed
-
-
-@pytest.mark.slow
-def test_llm_writes_queries_for_undocumented_units_through_data_gen(repo, tmp_path):
-    """--llm against the scripted OpenAI-compatible server on 127.0.0.1: data_gen writes queries for the
-    undocumented functions of the training files only, and the curriculum trains on them beside the docs."""
-    from tests.openai_stub import OpenAIStub
-    from tests.test_data_gen import scripted
-
-    out = tmp_path / "out"
-    with OpenAIStub(scripted) as server:
-        adapt_repository(AdaptOptions(str(repo), out=str(out), max_steps=4, llm="openai/stub",
-                                      api_base=[server.api_base], **{**QUICK, "general_sets": []}),
-                         log=lambda _: None)
-        prompts = list(server.requests)
-    corpus = [json.loads(line) for line in (out / "llm" / "corpus.jsonl").read_text().splitlines()]
-    split = json.loads((out / "data" / "split.json").read_text())
-    assert corpus and all(row["path"].split(":")[0] in split["train_files"] for row in corpus)
-    assert prompts  # the LLM was asked
-    assert (out / "llm" / "data" / "triplets.jsonl").is_file()
-    done = json.loads((out / "run" / "stages" / "1-repository" / "DONE.json").read_text())
-    assert any("Web Query to Code Retrieval" in name for name in done["datasets"])
-    assert any("Code Summary Retrieval" in name for name in done["datasets"])
