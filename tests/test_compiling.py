@@ -229,6 +229,15 @@ def test_cuda_graph_modes_keep_a_layers_output_for_the_next_layer_without_gradie
     with torch.no_grad():
         without_grad, _ = kept(source)
     assert not without_grad.requires_grad and torch.equal(without_grad, torch.full((3,), 2.0))
+    # the premise: each compiled layer's call is a torch.compile invocation of its own, which is what CUDA graph
+    # trees count generations by (torch._dynamo's generation counter, whatever the backend)
+    from torch._dynamo.mutation_guard import GenerationTracker
+
+    with compiled_layers(model, backend="eager"), torch.no_grad():
+        model(dict(features[0]))
+        before = GenerationTracker.generation
+        model(dict(features[0]))
+        assert GenerationTracker.generation - before == len(layers)
     # compile_blocks installs the copies in the CUDA graph modes only (compiling is lazy: nothing runs here)
     for mode, wrapped in (("reduce-overhead", True), ("max-autotune", True), ("max-autotune-no-cudagraphs", False),
                           (None, False)):
