@@ -107,10 +107,9 @@ def outputs_kept_past_the_next_call(call: Callable[..., Any]) -> Callable[..., A
     backward is pending, and free the live outputs of the previous one. Each compiled layer is its own
     torch.compile call, so without gradients (GradCache's first pass over every mini-batch, or any forward
     pass without them while the layers are compiled) layer k+1's call would free layer k's output, its own
-    input: "accessing tensor
-    output of CUDAGraphs that has been overwritten by a subsequent run" (``dealloc_current_path_weakrefs``
-    in torch/_inductor/cudagraph_trees.py; pytorch/pytorch#160281, chained compiled functions). The copy
-    is what PyTorch's message asks for, one activation a layer. An output that needs a gradient is left
+    input: "accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run"
+    (``dealloc_current_path_weakrefs`` in torch/_inductor/cudagraph_trees.py; pytorch/pytorch#160281,
+    chained compiled functions). The copy is what PyTorch's message asks for, one activation a layer. An output that needs a gradient is left
     where it is: its pending backward keeps the generation, and autograd saved it there."""
 
     def keep(tensor: torch.Tensor) -> torch.Tensor:
