@@ -109,8 +109,9 @@ def outputs_kept_past_the_next_call(call: Callable[..., Any]) -> Callable[..., A
     pass without them while the layers are compiled) layer k+1's call would free layer k's output, its own
     input: "accessing tensor output of CUDAGraphs that has been overwritten by a subsequent run"
     (``dealloc_current_path_weakrefs`` in torch/_inductor/cudagraph_trees.py; pytorch/pytorch#160281,
-    chained compiled functions). The copy is what PyTorch's message asks for, one activation a layer. An output that needs a gradient is left
-    where it is: its pending backward keeps the generation, and autograd saved it there."""
+    chained compiled functions). The copy is what PyTorch's message asks for, one activation a layer. An
+    output that needs a gradient is left where it is: its pending backward keeps the generation, and
+    autograd saved it there."""
 
     def keep(tensor: torch.Tensor) -> torch.Tensor:
         return tensor if tensor.requires_grad else tensor.clone()
