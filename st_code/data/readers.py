@@ -240,15 +240,22 @@ def load_samples(path: str | Path, task: str | None = None, language: str | None
     """
     if str(path).startswith(HUB_PREFIX):
         return _load_hub(str(path), task, language, code_language, columns or {}, max_samples, split)
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"dataset {path} does not exist")
+    path = require_dataset(path)
     records, name = _source_records(path, split)
     samples = records_to_samples(records, str(path), task, language, code_language, columns, max_samples,
                                  default_task=name)
     if not samples:
         raise DataError(f"{path}: no usable (query, positive) rows")
     return samples
+
+
+def require_dataset(path: str | Path) -> Path:
+    """``path`` as a Path, or the DataError every reader gives for a local source that is not there (light:
+    command lines call it before importing the libraries that reading and encoding need)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"dataset {path} does not exist")
+    return path
 
 
 def source_fingerprint(path: str | Path) -> str:
@@ -332,5 +339,5 @@ def _hub_beir_pairs(name: str, split: str) -> list[dict[str, str]]:
     return _beir_pairs(rs)
 
 
-__all__ = ["DataError", "load_samples", "probe_source", "read_beir", "read_jsonl", "records_to_samples", "write_beir",
-           "is_beir_folder", "is_data_gen_output", "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]
+__all__ = ["DataError", "load_samples", "require_dataset", "probe_source", "read_beir", "read_jsonl",
+           "records_to_samples", "write_beir", "is_beir_folder", "is_data_gen_output", "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]

@@ -49,11 +49,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="Matryoshka models: also score the embeddings truncated to each of these dimensions")
     args = parser.parse_args(argv)
 
+    from st_code.data.readers import require_dataset
     from st_code.errors import StCodeError
-    from st_code.evaluation import evaluate
-    from st_code.evaluation.references import REFERENCE_SCORES
 
     try:
+        for path in args.local:  # a mistyped path is told at once, not after importing mteb and the models' libraries
+            require_dataset(path)
+        from st_code.evaluation import evaluate
+        from st_code.evaluation.references import REFERENCE_SCORES
+
         result = evaluate(args.models, benchmark=args.benchmark, tasks=args.tasks, local=args.local,
                           builtin=args.builtin, instructions=args.instructions, output_dir=args.output_dir,
                           batch_size=args.batch_size, dims=args.dims)
