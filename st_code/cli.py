@@ -84,7 +84,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from st_code.adapt import AdaptOptions, adapt_repository
+    from st_code.adapt.options import AdaptOptions
 
     options = AdaptOptions(
         repository=args.repository, model=args.model, out=args.out, minutes=args.minutes,
@@ -93,7 +93,10 @@ def _adapt(args: argparse.Namespace) -> int:
         general_sets=args.general_sets, max_steps=args.max_steps, max_general_loss=args.max_general_loss,
         llm=args.llm, api_base=args.api_base, llm_max_units=args.llm_max_units, index=args.index,
         rebuild_index=args.rebuild_index, overwrite=args.overwrite, device=args.device)
+    options.check()  # a mistyped path is told at once, not after importing sentence-transformers
     import contextlib
+
+    from st_code.adapt import adapt_repository
 
     try:  # stdout carries one line, the model to use (for scripts); progress and trainer logs go to stderr
         with contextlib.redirect_stdout(sys.stderr):

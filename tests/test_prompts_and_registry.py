@@ -105,14 +105,15 @@ run(["st-code", "adapt", "--help"], module="st_code")
 run(["st-code", "search", "--help"], module="st_code")
 run(["eval", "--help"], module="st_code.evaluation")
 run(["eval", "some-model", "--local", "no/such/set.jsonl"], module="st_code.evaluation")
+run(["st-code", "adapt", "no/such/repository"], module="st_code")
 run(["annealing.py", "--help"], path="recipes/annealing.py")
 run(["annealing.py", "--config", bad_config], path="recipes/annealing.py")
 """
 
 
 def test_help_and_a_bad_config_answer_without_loading_the_ml_stack(tmp_path):
-    """``--help``, a refused config and a mistyped evaluation set come in well under a second, not after
-    importing sentence-transformers and mteb (10-15 s on these machines)."""
+    """``--help``, a refused config and a mistyped evaluation set or repository come in well under a second,
+    not after importing sentence-transformers and mteb (10-15 s on these machines)."""
     import subprocess
     import sys
 
@@ -125,6 +126,7 @@ def test_help_and_a_bad_config_answer_without_loading_the_ml_stack(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "stages[0].learning_rat: unknown key" in result.stderr
     assert "error: dataset no/such/set.jsonl does not exist" in result.stderr
+    assert "error: repository no/such/repository does not exist" in result.stderr
 
 
 def test_importing_st_code_sets_no_process_wide_environment_variables():

@@ -22,16 +22,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sentence_transformers import SentenceTransformer
 
 import st_code
-from st_code.adapt.gate import GENERAL_SETS, GateDecision, decide, write_report
+from st_code.adapt.gate import GENERAL_SETS, GateDecision, decide, write_report  # noqa: F401 - GENERAL_SETS re-exported
+from st_code.adapt.options import AdaptOptions
 from st_code.adapt.plan import TrainingPlan, adapt_config, plan_steps, seconds_per_step
-from st_code.assets import MINILM, resolve_model_name
+from st_code.assets import resolve_model_name
 from st_code.data.python_functions import content_hash
 from st_code.data.readers import write_beir
 from st_code.data.records import RetrievalSet, sample_to_row
@@ -46,36 +47,6 @@ MIN_DOCUMENTED_PAIRS = 20
 MIN_SET_QUERIES, MAX_SET_QUERIES = 10, 300
 #: The CodeR-Pile tasks data_gen writes queries for when --llm is given (Text2Code: a person's query -> code).
 LLM_TASKS = ("Web Query to Code Retrieval", "Code Explanation to Implementation Retrieval")
-
-
-@dataclass
-class AdaptOptions:
-    """What ``st-code adapt`` was asked to do (see ``st-code adapt --help``)."""
-
-    repository: str
-    model: str = MINILM
-    out: str | None = None
-    minutes: float = 20.0
-    heldout_percent: float = 15.0
-    heldout_paths: list[str] | None = None
-    seed: int = 0
-    learning_rate: float = 5e-5
-    batch_size: int = 32
-    train_seq_length: int = 128
-    languages: list[str] | None = None
-    general_sets: list[str] = field(default_factory=lambda: list(GENERAL_SETS))
-    max_steps: int | None = None
-    max_general_loss: float = 1.0
-    llm: str | None = None
-    api_base: list[str] = field(default_factory=list)
-    llm_max_units: int = 500
-    index: str | None = None
-    rebuild_index: bool | None = None  # None: ask when the terminal is interactive
-    overwrite: bool = False
-    device: str | None = None
-
-    def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("st-code-adapt") / Path(self.repository).resolve().name
 
 
 @dataclass
@@ -108,14 +79,7 @@ def adapt_repository(options: AdaptOptions, log: Callable[[str], None] = print,
 def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
            confirm: Callable[[str], bool] | None) -> AdaptResult:
     start = time.time()
-    repo = Path(options.repository)
-    if not repo.exists():
-        raise MissingPathError(f"repository {repo} does not exist")
-    if not options.minutes > 0:
-        raise UsageError(f"--minutes must be > 0, got {options.minutes}")
-    if options.llm and not options.api_base and "/" not in options.llm:
-        raise UsageError(f"--llm {options.llm}: give a litellm model name (provider/model, e.g. "
-                         "hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct) and --api-base for a self-hosted server")
+    repo = options.check()
     if options.overwrite:
         for name in ("run", "scores", "plan.json", "report", "model", "llm"):
             target = out / name
