@@ -130,6 +130,24 @@ def test_general_sets_leave_out_what_the_repository_trains_on(tmp_path):
     assert any("left out" in line for line in lines)
 
 
+def test_options_that_cannot_run_are_refused_before_anything_loads(tmp_path):
+    """AdaptOptions.check (what the command line calls before importing sentence-transformers, and the run
+    itself calls first): a missing repository, no minutes, an LLM name litellm cannot route."""
+    from st_code.adapt.options import AdaptOptions
+    from st_code.errors import MissingPathError
+
+    assert AdaptOptions(str(tmp_path)).check() == tmp_path
+    with pytest.raises(MissingPathError, match="repository .*nope does not exist"):
+        AdaptOptions(str(tmp_path / "nope")).check()
+    with pytest.raises(UsageError, match="--minutes must be > 0, got 0"):
+        AdaptOptions(str(tmp_path), minutes=0).check()
+    with pytest.raises(UsageError, match="--llm qwen: give a litellm model name"):
+        AdaptOptions(str(tmp_path), llm="qwen").check()
+    AdaptOptions(str(tmp_path), llm="qwen", api_base=["http://127.0.0.1:8000/v1"]).check()  # a self-hosted server
+    with pytest.raises(UsageError, match="--minutes must be > 0"):  # the run checks the same way
+        adapt_repository(AdaptOptions(str(tmp_path), minutes=-1, out=str(tmp_path / "out")), log=lambda _: None)
+
+
 def test_gate_decides_on_both_sides():
     def scores(**values):
         return {name: {"ndcg_at_10": v / 100} for name, v in values.items()}
