@@ -104,6 +104,16 @@ def test_pairs_jsonl_as_a_retrieval_set(tmp_path):
     assert len(rs.queries) == 5 and len(rs.corpus) == 3 and rs.relevant["q3"] == {"d0"}
 
 
+def test_the_cli_checks_local_sets_before_loading_and_leaves_hub_sets_to_the_hub(beir_folder, tmp_path):
+    """What ``--local`` is checked with before the heavy imports: a missing path is refused with the readers'
+    own message; an existing one and an ``hf://datasets/...`` set (which the hub answers) pass."""
+    from st_code.data.readers import DataError, require_sources
+
+    require_sources([str(beir_folder), "hf://datasets/CoIR-Retrieval/cosqa"])
+    with pytest.raises(DataError, match="dataset .*nope.jsonl does not exist"):
+        require_sources([str(beir_folder), str(tmp_path / "nope.jsonl")])
+
+
 def test_corrupt_qrels_is_a_clear_error(beir_folder):
     (beir_folder / "qrels" / "test.tsv").write_text("q1\tnot-a-doc\t1\n")
     with pytest.raises(DataError, match="not in the folder"):

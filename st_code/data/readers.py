@@ -250,12 +250,19 @@ def load_samples(path: str | Path, task: str | None = None, language: str | None
 
 
 def require_dataset(path: str | Path) -> Path:
-    """``path`` as a Path, or the DataError every reader gives for a local source that is not there (light:
-    command lines call it before importing the libraries that reading and encoding need)."""
+    """``path`` as a Path, or the DataError every reader gives for a local source that is not there."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"dataset {path} does not exist")
     return path
+
+
+def require_sources(paths: Iterable[str | Path]) -> None:
+    """:func:`require_dataset` for every local source among ``paths`` (``hf://datasets/...`` ones are the
+    hub's to answer). Light: command lines call it before importing the libraries reading and encoding need."""
+    for path in paths:
+        if not str(path).startswith(HUB_PREFIX):
+            require_dataset(path)
 
 
 def source_fingerprint(path: str | Path) -> str:
@@ -339,5 +346,6 @@ def _hub_beir_pairs(name: str, split: str) -> list[dict[str, str]]:
     return _beir_pairs(rs)
 
 
-__all__ = ["DataError", "load_samples", "require_dataset", "probe_source", "read_beir", "read_jsonl",
-           "records_to_samples", "write_beir", "is_beir_folder", "is_data_gen_output", "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]
+__all__ = ["DataError", "load_samples", "require_dataset", "require_sources", "probe_source", "read_beir",
+           "read_jsonl", "records_to_samples", "write_beir", "is_beir_folder", "is_data_gen_output",
+           "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]

@@ -49,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="Matryoshka models: also score the embeddings truncated to each of these dimensions")
     args = parser.parse_args(argv)
 
-    from st_code.data.readers import require_dataset
+    from st_code.data.readers import require_sources
     from st_code.errors import StCodeError
 
     try:
-        for path in args.local:  # a mistyped path is told at once, not after importing mteb and the models' libraries
-            require_dataset(path)
+        require_sources(args.local)  # a mistyped path is told at once, not after importing mteb
         from st_code.evaluation import evaluate
         from st_code.evaluation.references import REFERENCE_SCORES
 
