@@ -23,8 +23,9 @@ Examples:
     python recipes/annealing.py --config my.yaml --set stages.0.max_steps=100 model.dtype=null   # override keys
 
 Re-running the same command resumes: finished stages are skipped, an interrupted stage continues
-from its last checkpoint. Outputs: DIR/final (load with st_code.load_model or SentenceTransformer(...,
-trust_remote_code=True)), DIR/stages/*, DIR/report/{metrics.md,metrics.json,scores.png,loss.png}.
+from its last checkpoint. Outputs: DIR/final (load with SentenceTransformer(DIR/final), adding
+trust_remote_code=True for PMA or bidirectional models, or with st_code.load_model), DIR/stages/*,
+DIR/report/{metrics.md,metrics.json,scores.png,loss.png}.
 """
 
 from __future__ import annotations
