@@ -161,3 +161,55 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert compiled_run["cuda_graphs_recorded"] == 0
     assert all(r[0]["graphs_compiled"] == 0 for r in runs.values())
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
+
+
+def _java_class(name: str, verbs: list[str]) -> str:
+    methods = "\n".join(
+        f"    /**\n     * {verb.capitalize()} the entries of the {name.lower()} table into a new buffer.\n"
+        f"     * @param limit the most entries\n     */\n"
+        f"    public int {verb}{name}(int limit) {{\n        int total = limit * {i + 2};\n"
+        f"        return total + {verb}Count;\n    }}\n" for i, verb in enumerate(verbs))
+    return f"package java.util;\n\npublic class {name} {{\n{methods}}}\n"
+
+
+def _js_module(name: str, verbs: list[str]) -> str:
+    return "\n".join(
+        f"/**\n * {verb.capitalize()} every {name} entry found in the registry cache.\n * @param {{string}} key\n */\n"
+        f"function {verb}{name.capitalize()} (key, opts) {{\n  const found = lookup(key, {i})\n"
+        f"  return found.map(entry => entry.{verb})\n}}\n" for i, verb in enumerate(verbs))
+
+
+def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path, minilm_path):
+    """benchmarks/unseen_languages.py: Java from a JDK's src.zip (its chosen packages only) and JavaScript from
+    a node_modules folder (scoped packages too; bundled node_modules below it are skipped) become
+    doc -> code, code -> doc and code-context sets with every file held out, scored per model."""
+    import zipfile
+
+    import unseen_languages
+
+    verbs = ["copy", "merge", "split", "sort", "count", "flush", "parse", "print", "clear", "shrink", "grow", "scan"]
+    jdk = tmp_path / "src.zip"
+    with zipfile.ZipFile(jdk, "w") as archive:
+        for i, name in enumerate(["Ledger", "Roster", "Journal"]):
+            archive.writestr(f"java.base/java/util/{name}.java", _java_class(name, [verbs[(i * 4 + k) % 12] for k in range(6)]))
+        archive.writestr("java.desktop/javax/swing/Widget.java", _java_class("Widget", verbs))  # not a chosen package
+    modules = tmp_path / "node_modules"
+    for i, package in enumerate(["cacache", "@npmcli/config", "glob"]):
+        (modules / package / "lib").mkdir(parents=True)
+        (modules / package / "lib" / "index.js").write_text(_js_module(package.split("/")[-1], verbs[i * 4:i * 4 + 4]))
+    (modules / "glob" / "node_modules" / "minimatch").mkdir(parents=True)  # a package's own bundled copy: skipped
+    (modules / "glob" / "node_modules" / "minimatch" / "index.js").write_text(_js_module("minimatch", verbs))
+
+    result = unseen_languages.main(["--models", "base", minilm_path, "--jdk-src", str(jdk),
+                                    "--node-modules", str(modules), "--json", str(tmp_path / "scores.json")])
+    counts, scores = result["counts"], result["scores"]
+    assert counts["Java"]["files"] == 3 and counts["JavaScript"]["files"] == 3  # Widget.java was not extracted
+    assert counts["Java"]["train_doc2code"] == 0 and counts["JavaScript"]["train_code2doc"] == 0
+    assert counts["Java"]["unseen-java-doc2code"] == 18 and counts["JavaScript"]["unseen-javascript-code2doc"] == 12
+    names = {f"unseen-{language}-{suffix}" for language in ("java", "javascript") for suffix in ("doc2code", "code2doc")}
+    assert names <= set(scores["base"])
+    assert all(0 < value <= 100 for value in scores["base"].values())
+    assert scores[minilm_path] == scores["base"]  # the same model, the same numbers
+    assert json.loads((tmp_path / "scores.json").read_text())["scores"] == scores
+    with pytest.raises(SystemExit, match="runs/annealing/final"):
+        unseen_languages.main(["--models", "runs/no-such-run/final", "--jdk-src", str(jdk)])
