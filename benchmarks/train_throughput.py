@@ -304,9 +304,10 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
             from st_code.training.compiling import compile_blocks
 
             compile_blocks(model, config.get("compile_backend", "inductor"), config.get("compile_mode"))
-    mini = f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
-                                             else "") + {"now": ", sorted", "packed": ", sorted and packed"}.get(
-                                                 kind, ", as sampled")
+    gradcache = hasattr(loss, "embed_minibatch")  # else one forward pass with gradients (gradcache: false)
+    mini = (f"{loss.mini_batch_size} rows" + (f" / {loss.mini_batch_num_tokens} slots" if loss.mini_batch_num_tokens
+                                              else "") if gradcache else "no GradCache: one pass with gradients"
+            ) + {"now": ", sorted", "packed": ", sorted and packed"}.get(kind, ", as sampled")
     if getattr(loss, "shape_multiple", None) is not None:
         mini += f", shapes rounded up to {loss.shape_multiple.rows} rows x {loss.shape_multiple.width} tokens"
     if getattr(loss, "overhead_slots", None) is not None:
@@ -317,7 +318,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     if loader["dataloader_num_workers"]:
         mini += f", {loader['dataloader_num_workers']} loader workers"
     meter = TokenMeter(model)
-    replay = ReplayCheck(loss)
+    replay = ReplayCheck(loss) if gradcache else None
     dataset = Dataset.from_dict({"anchor": [r[0] for r in rows], "positive": [r[1] for r in rows],
                                  "negative_1": [r[2] for r in rows]})
     args = SentenceTransformerTrainingArguments(
@@ -351,7 +352,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     shapes_before = clock.shapes[skip - 1] if skip > 0 else 0
     # GradCache embeds every row twice (a pass without gradients, then the replay): the batch's own
     # real tokens are half of what the meter counted
-    real_tokens, slots = (real1 - real0) / 2, (slots1 - slots0) / 2
+    passes = 2 if gradcache else 1
+    real_tokens, slots = (real1 - real0) / passes, (slots1 - slots0) / passes
     result = {"mini_batch": mini, "timed_steps": timed_steps, "seconds": seconds, "total_seconds": total,
               "seconds_per_step": seconds / timed_steps, "samples_per_s": timed_steps * batch / seconds,
               "median_step_seconds": statistics.median(step_seconds),
@@ -364,8 +366,9 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
               "packed_shapes": clock.shapes[-1], "new_packed_shapes_while_timed": clock.shapes[-1] - shapes_before,
               "real_tokens_per_s": real_tokens / seconds,
               "padding_share": 1 - real_tokens / slots if slots else 0.0,
-              "replay_max_difference": replay.max_difference, "embedding_max_value": replay.max_value,
-              "replays_checked": replay.replays,
+              "replay_max_difference": replay.max_difference if replay else 0.0,
+              "embedding_max_value": replay.max_value if replay else 0.0,
+              "replays_checked": replay.replays if replay else 0,
               "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
               "learning_rates": [e["learning_rate"] for e in trainer.state.log_history if "loss" in e]}
     if cuda:
@@ -457,11 +460,12 @@ def main() -> None:
                 if result["packed_shapes"]:
                     compiled += (f", {result['packed_shapes']} packed shapes, {result['new_packed_shapes_while_timed']}"
                                  " of them new in the timed steps")
+                replays = (f", GradCache replays {result['replay_max_difference']:.2g} at most from their first pass "
+                           f"(embeddings up to {result['embedding_max_value']:.2g}, {result['replays_checked']} "
+                           "mini-batches)") if result["replays_checked"] else ""
                 print(f"round {r + 1} {kind}: {result['seconds_per_step']:.2f} s/step (median step "
                       f"{result['median_step_seconds']:.2f} s{compiled}), {result['samples_per_s']:.2f} samples/s, "
-                      f"padding {result['padding_share']:.3f}, GradCache replays {result['replay_max_difference']:.2g}"
-                      f" at most from their first pass (embeddings up to {result['embedding_max_value']:.2g}, "
-                      f"{result['replays_checked']} mini-batches)", flush=True)
+                      f"padding {result['padding_share']:.3f}{replays}", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(runs, indent=2))  # each finished run survives a later crash
     print(f"config {args.config} | base {args.model or 'tiny random Qwen2 (128-d, 2 layers)'} | {args.device} | "

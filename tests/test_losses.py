@@ -11,7 +11,8 @@ from sentence_transformers.sentence_transformer.losses import CachedMultipleNega
 import st_code
 from st_code.modules.code_transformer import PACKED_ROWS
 from st_code.training.losses import (
-    LengthSortedCachedMNRL, cheapest_ranges, length_aware_ranges, merge_columns, mini_batch_overhead, trim_padding,
+    LengthSortedCachedMNRL, LengthSortedMNRL, cheapest_ranges, length_aware_ranges, merge_columns, mini_batch_overhead,
+    sorts_without_gradcache, stage_loss, trim_padding,
 )
 
 
@@ -118,6 +119,70 @@ def test_packed_columns_under_matryoshka_give_the_stock_loss(tiny_qwen_path):
     assert packed_loss == pytest.approx(stock_loss, rel=1e-5)
     for name in stock_grads:
         torch.testing.assert_close(packed_grads[name], stock_grads[name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["encoder", "decoder"])
+def test_without_gradcache_sorted_chunks_give_the_stock_loss_and_gradients_with_less_padding(
+        tiny_qwen_path, minilm_path, backbone):
+    """``gradcache: false`` on a CPU: each column embedded longest rows first in chunks of <= 10% padding,
+    one forward with gradients, the embeddings back in batch order: sentence-transformers' own in-batch
+    InfoNCE (plain and under MatryoshkaLoss) to float32 summation order, far fewer padding slots."""
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+
+    torch.manual_seed(0)
+    model = (st_code.build_model(minilm_path, pooling="mean", device="cpu", max_seq_length=64) if backbone == "encoder"
+             else st_code.build_model(tiny_qwen_path, pooling="pma", lora={"r": 4, "alpha": 8, "dropout": 0.0},
+                                      device="cpu", max_seq_length=64))
+    model.train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0  # the two losses draw dropout masks for other row groupings
+    columns = _columns(model)
+    meter = PaddingMeter(model)
+    dims = [model.get_embedding_dimension(), 16]
+    results = {}
+    for name, make in (("stock", lambda: MultipleNegativesRankingLoss(model, scale=20.0)),
+                       ("sorted", lambda: LengthSortedMNRL(model, scale=20.0)),
+                       ("stock matryoshka", lambda: MatryoshkaLoss(model, MultipleNegativesRankingLoss(model, scale=20.0),
+                                                                   matryoshka_dims=dims)),
+                       ("sorted matryoshka", lambda: MatryoshkaLoss(model, LengthSortedMNRL(model, scale=20.0),
+                                                                    matryoshka_dims=dims))):
+        model.zero_grad()
+        meter.slots = meter.real = 0
+        value = make()([dict(c) for c in columns], None)
+        value.backward()
+        results[name] = (value.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+                         meter.padding_share, meter.slots)
+    for stock, ours in (("stock", "sorted"), ("stock matryoshka", "sorted matryoshka")):
+        assert results[ours][0] == pytest.approx(results[stock][0], rel=1e-5)
+        assert results[ours][1].keys() == results[stock][1].keys() and results[stock][1]
+        for name in results[stock][1]:
+            torch.testing.assert_close(results[ours][1][name], results[stock][1][name], rtol=1e-4, atol=1e-5)
+    assert results["stock"][2] > 0.4 and results["sorted"][2] <= 0.1, (results["stock"][2], results["sorted"][2])
+    assert results["sorted matryoshka"][3] == results["sorted"][3]  # Matryoshka reuses the chunks' embeddings
+
+
+def test_stages_without_gradcache_sort_on_a_cpu_only(minilm_path):
+    """``gradcache: false`` with ``length_sorted`` (the default) sorts on a CPU, where compute is the cost,
+    and keeps one pass per column on a GPU (a chunk's kernel launches cost more there); ``length_sorted:
+    false`` is sentence-transformers' own loss."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from st_code.training.config import StageConfig
+
+    stage = StageConfig(name="s", datasets=["d"], gradcache=False)
+    assert sorts_without_gradcache(stage, "cpu") and not sorts_without_gradcache(stage, "cuda:0")
+    model = st_code.build_model(minilm_path, pooling="mean", device="cpu")
+    said = []
+    loss = stage_loss(model, stage, log=said.append)
+    assert type(loss) is LengthSortedMNRL and loss.max_padding == stage.mini_batch_padding
+    assert loss.scale == pytest.approx(1 / stage.temperature) and any("at most 10% padding" in s for s in said)
+    stage.length_sorted = False
+    assert type(stage_loss(model, stage)) is MultipleNegativesRankingLoss
+    stage.gradcache, stage.length_sorted = True, True
+    assert not sorts_without_gradcache(stage, "cpu")
+    with pytest.raises(ValueError, match="max_padding"):
+        LengthSortedMNRL(model, max_padding=1.0)
 
 
 def test_columns_merge_only_when_they_carry_token_rows_alone(tiny_qwen_path):

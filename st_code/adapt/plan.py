@@ -48,15 +48,18 @@ class TrainingPlan:
 def seconds_per_step(model: SentenceTransformer, samples: list[Sample], batch_size: int, max_seq_length: int,
                      repeats: int = 2) -> float:
     """Wall seconds of one training step (query, positive and one negative column of ``batch_size`` real
-    rows through the model, InfoNCE, backward), measured after one warm-up step; the weights are untouched."""
+    rows through the model, InfoNCE, backward), measured after one warm-up step; the weights are untouched.
+    On a CPU with the loss the stage trains with there (length-sorted chunks, st_code.training.losses)."""
     import torch
     from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    from st_code.training.losses import LengthSortedMNRL
 
     rows = samples[:batch_size]
     shift = samples[batch_size:batch_size * 2] or samples[1:batch_size + 1] or rows
     columns = [[s.query for s in rows], [s.positive for s in rows],
                [shift[i % len(shift)].positive for i in range(len(rows))]]
-    loss = MultipleNegativesRankingLoss(model)
+    loss = MultipleNegativesRankingLoss(model) if model.device.type == "cuda" else LengthSortedMNRL(model)
     saved_length, was_training = model.max_seq_length, model.training
     model.max_seq_length = max_seq_length
     model.train()

@@ -151,7 +151,9 @@ class StageConfig:
     max_seq_length: int | None = None  # training truncation; None = the model's
     gradcache: bool = True  # CachedMultipleNegativesRankingLoss; False = the same InfoNCE without caching
     # GradCache embeds each column longest rows first, every mini-batch at its own width (the same loss,
-    # far less padding: st_code.training.losses); false = sentence-transformers' own order
+    # far less padding: st_code.training.losses); without GradCache, on a CPU, each column is embedded in
+    # length-sorted chunks of at most mini_batch_padding padding (LengthSortedMNRL); false =
+    # sentence-transformers' own order
     length_sorted: bool = True
     # Matryoshka (MatryoshkaLoss around the stage's loss): the embedding stays useful truncated to each of
     # these dimensions, e.g. [896, 512, 256, 128]; the report scores every one; load with truncate_dim=

@@ -27,6 +27,10 @@ batch's real tokens fit one budget, a step is one mini-batch instead of one per 
 record CUDA graphs, the packed shapes are rounded up so that they recur (``shape_multiple``,
 :class:`st_code.training.packing.ShapeMultiple`).
 
+Without GradCache (``gradcache: false``, where memory is no issue), :class:`LengthSortedMNRL` does the same
+on a CPU in its single forward pass with gradients: each column in length-sorted chunks of little padding,
+the embeddings back in batch order before sentence-transformers' own in-batch InfoNCE.
+
 Flattened inputs (flash attention's variable-length kernels, ``unpad_inputs``) have no padding to
 remove: they go through sentence-transformers' own loss untouched, token budget included.
 """
@@ -288,16 +292,72 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
         return loss
 
 
+def embed_length_sorted(model, feature: dict[str, Tensor], max_padding: float = DEFAULT_MAX_PADDING) -> Tensor:
+    """A column's embeddings, with gradients, computed longest rows first in chunks of similar length (each
+    ends before its padding passes ``max_padding``, each at its own width), returned in the column's order."""
+    lengths = feature["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    ordered = _reorder(feature, order)
+    ranges = length_aware_ranges(lengths[order].tolist(), len(order), None, max_padding)
+    if len(ranges) == 1:
+        return model(trim_padding(feature))["sentence_embedding"]
+    parts = [model(trim_padding(_create_minibatch(ordered, begin, end)))["sentence_embedding"]
+             for begin, end in ranges]
+    return torch.cat(parts)[torch.argsort(order)]
+
+
+class LengthSortedMNRL(MultipleNegativesRankingLoss):
+    """In-batch InfoNCE without GradCache (one forward pass with gradients) that embeds each column in
+    length-sorted chunks, each at its own width (:func:`embed_length_sorted`); the same loss and gradients.
+
+    Why: the collator pads a column to its longest row, and sentence-transformers' loss embeds the
+    candidate columns merged, padded to the longest of them all; on the offline default's batches 42% of
+    the token slots of its columns were padding. On a CPU, where compute is the cost, chunks of at most 10%
+    padding made a training step 1.3x as fast (docs/benchmarks.md). On a GPU one pass per column is kept:
+    each extra chunk costs a round of kernel launches there.
+
+    Args:
+        max_padding: the largest share of padding a chunk may hold.
+        **kwargs: those of ``MultipleNegativesRankingLoss``.
+    """
+
+    def __init__(self, model, *args, max_padding: float = DEFAULT_MAX_PADDING, **kwargs) -> None:
+        super().__init__(model, *args, **kwargs)
+        if not 0 <= max_padding < 1:
+            raise ValueError(f"max_padding must be in [0, 1), got {max_padding}")
+        self.max_padding = max_padding
+
+    def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor) -> Tensor:
+        features = list(sentence_features)
+        if len(features) < 2 or any(not isinstance(f.get("attention_mask"), Tensor) or f["attention_mask"].ndim != 2
+                                    for f in features):
+            return super().forward(features, labels)  # flattened inputs, or sentence-transformers' own error
+        embeddings = [embed_length_sorted(self.model, f, self.max_padding) for f in features]
+        return self.compute_loss_from_embeddings(embeddings, labels)
+
+
+def sorts_without_gradcache(stage, device: str) -> bool:
+    """Whether a stage without GradCache embeds in length-sorted chunks (:class:`LengthSortedMNRL`): with
+    ``length_sorted`` on a CPU, where compute is the cost; on a GPU a chunk's kernel launches cost more
+    than its padding saves."""
+    return not stage.gradcache and stage.length_sorted and not str(device).startswith("cuda")
+
+
 def stage_loss(model, stage, gather_across_devices: bool = False,
                log: Callable[[str], None] = lambda message: None,
                shape_multiple: ShapeMultiple | None = None) -> torch.nn.Module:
     """The InfoNCE loss a curriculum stage trains with (scale = 1 / temperature): length-sorted GradCache,
     sentence-transformers' own GradCache (``length_sorted: false``), or plain in-batch InfoNCE
-    (``gradcache: false``: no second forward pass, where memory is no issue); inside
+    (``gradcache: false``: no second forward pass, where memory is no issue; on a CPU in length-sorted
+    chunks, :class:`LengthSortedMNRL`); inside
     sentence-transformers' ``MatryoshkaLoss`` when the stage names ``matryoshka_dims``. ``shape_multiple``:
     packed mini-batches' shapes rounded up (the run's resolved ``packed_shape_multiple``)."""
     scale = 1.0 / stage.temperature
-    if not stage.gradcache:
+    if sorts_without_gradcache(stage, str(next(model.parameters()).device)):
+        log(f"  forward: each column longest rows first, in chunks of at most {stage.mini_batch_padding:.0%} padding")
+        loss = LengthSortedMNRL(model, scale=scale, gather_across_devices=gather_across_devices,
+                                max_padding=stage.mini_batch_padding)
+    elif not stage.gradcache:
         loss = MultipleNegativesRankingLoss(model, scale=scale, gather_across_devices=gather_across_devices)
     else:
         rows, tokens = mini_batch_limits(model, stage, log)
@@ -359,5 +419,5 @@ def mini_batch_limits(model, stage, log: Callable[[str], None] = lambda message:
     return stage.batch_size, tokens
 
 
-__all__ = ["LengthSortedCachedMNRL", "length_aware_ranges", "cheapest_ranges", "merge_columns", "trim_padding",
+__all__ = ["LengthSortedCachedMNRL", "LengthSortedMNRL", "embed_length_sorted", "sorts_without_gradcache", "length_aware_ranges", "cheapest_ranges", "merge_columns", "trim_padding",
            "stage_loss", "mini_batch_limits", "mini_batch_overhead", "DEFAULT_MAX_PADDING"]
