@@ -62,7 +62,7 @@ def seconds_per_step(model: SentenceTransformer, samples: list[Sample], batch_si
     shift = samples[batch_size:batch_size * 2] or samples[1:batch_size + 1] or rows
     columns = [[s.query for s in rows], [s.positive for s in rows],
                [shift[i % len(shift)].positive for i in range(len(rows))]]
-    loss = MultipleNegativesRankingLoss(model) if model.device.type == "cuda" else LengthSortedMNRL(model)
+    loss = LengthSortedMNRL(model) if model.device.type == "cpu" else MultipleNegativesRankingLoss(model)
     saved_length, was_training = model.max_seq_length, model.training
     model.max_seq_length = max_seq_length
     model.train()

@@ -338,9 +338,9 @@ class LengthSortedMNRL(MultipleNegativesRankingLoss):
 
 def sorts_without_gradcache(stage, device: str) -> bool:
     """Whether a stage without GradCache embeds in length-sorted chunks (:class:`LengthSortedMNRL`): with
-    ``length_sorted`` on a CPU, where compute is the cost; on a GPU a chunk's kernel launches cost more
-    than its padding saves."""
-    return not stage.gradcache and stage.length_sorted and not str(device).startswith("cuda")
+    ``length_sorted`` on a CPU, where compute is the cost; on an accelerator (CUDA, MPS, XPU, ...) a chunk's
+    kernel launches cost more than its padding saves."""
+    return not stage.gradcache and stage.length_sorted and str(device).startswith("cpu")
 
 
 def stage_loss(model, stage, gather_across_devices: bool = False,
