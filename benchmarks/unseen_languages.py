@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--node-modules", type=Path, help="a node_modules folder (default: the system npm's)")
     parser.add_argument("--json", help="also write the scores here")
     args = parser.parse_args(argv)
+    if args.jdk_src is not None and not args.jdk_src.is_file():
+        raise SystemExit(f"--jdk-src {args.jdk_src}: no such file (a JDK's lib/src.zip)")
+    if args.node_modules is not None and not args.node_modules.is_dir():
+        raise SystemExit(f"--node-modules {args.node_modules}: no such folder")
     for name in args.models:
         if name != "base" and name.startswith(("runs/", "/", ".")) and not Path(name).exists():
             raise SystemExit(f"model folder {name} does not exist (python recipes/annealing.py writes runs/annealing/final)")

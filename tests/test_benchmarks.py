@@ -213,3 +213,5 @@ def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path,
     assert json.loads((tmp_path / "scores.json").read_text())["scores"] == scores
     with pytest.raises(SystemExit, match="runs/annealing/final"):
         unseen_languages.main(["--models", "runs/no-such-run/final", "--jdk-src", str(jdk)])
+    with pytest.raises(SystemExit, match="no such file"):
+        unseen_languages.main(["--jdk-src", str(tmp_path / "missing.zip")])
