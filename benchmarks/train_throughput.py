@@ -485,6 +485,9 @@ def main() -> None:
             print(f"ratio {kind}/previous: samples/s "
                   f"{median[kind]['samples_per_s'] / median['previous']['samples_per_s']:.2f}x, real tokens/s "
                   f"{median[kind]['real_tokens_per_s'] / median['previous']['real_tokens_per_s']:.2f}x")
+    if {"now", "unsorted"} <= set(median):  # what the sorting alone buys (a gradcache: false stage's baseline)
+        print(f"ratio now/unsorted: samples/s {median['now']['samples_per_s'] / median['unsorted']['samples_per_s']:.2f}x,"
+              f" real tokens/s {median['now']['real_tokens_per_s'] / median['unsorted']['real_tokens_per_s']:.2f}x")
     for kind in kinds:
         print(f"loss curve, round 1, {kind}: " + ", ".join(f"{x:.4f}" for x in runs[kind][0]["losses"]))
     for other in [k for k in ("unsorted", "packed") if {"now", k} <= set(kinds)]:  # the maths must not change
