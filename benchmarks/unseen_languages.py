@@ -27,35 +27,29 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-JAVA_PACKAGES = ("java.base/java/util/", "java.base/java/io/", "java.base/java/net/", "java.base/java/time/",
-                 "java.base/java/text/")
 SUFFIXES = ("doc2code", "code2doc", "code-context")
 
 
 def jdk_sources() -> Path | None:
-    """The installed JDK's ``src.zip`` (``javac``'s JDK first, then the newest under /usr/lib/jvm), or None."""
-    candidates = []
-    javac = shutil.which("javac")
-    if javac:
-        candidates.append(Path(javac).resolve().parents[1] / "lib" / "src.zip")
-    candidates += sorted(Path("/usr/lib/jvm").glob("*/lib/src.zip"), reverse=True)
-    return next((c for c in candidates if c.is_file()), None)
+    """The installed JDK's ``src.zip``, or None (:func:`st_code.data.jdk_sources.find_jdk_sources`)."""
+    from st_code.data.jdk_sources import find_jdk_sources
+
+    return find_jdk_sources()
 
 
 def java_tree(folder: Path, source: Path | None) -> Path | None:
-    """The :data:`JAVA_PACKAGES` of a JDK's ``src.zip`` extracted into ``folder``."""
+    """The JDK's held-out packages (:data:`st_code.data.jdk_sources.HELDOUT_PACKAGES`, never trained on)
+    extracted into ``folder``."""
+    from st_code.data.jdk_sources import HELDOUT_PACKAGES, extract_packages
+
     if source is None:
         return None
-    with zipfile.ZipFile(source) as archive:
-        for name in archive.namelist():
-            if name.endswith(".java") and name.startswith(JAVA_PACKAGES):
-                archive.extract(name, folder)
+    extract_packages(source, HELDOUT_PACKAGES, folder)
     return folder if folder.exists() else None
 
 

@@ -45,6 +45,8 @@ def test_valid_minimal_config():
         ({"stages__0__filters": [{"type": "llm_judge"}]}, r"needs a litellm model name"),
         ({"evaluation": {"sets": ["MyBench"]}}, r"unknown set 'MyBench'"),
         ({"data__offline__code_dirs": ["/no/such/code"]}, r"code_dirs\[0\]: folder /no/such/code does not exist"),
+        ({"data__offline__jdk_sources": "/no/src.zip"}, r"data\.offline\.jdk_sources: /no/src\.zip is no file"),
+        ({"data__offline__jdk_sources": 3}, r"data\.offline\.jdk_sources: expected a string"),
         ({"dataloader_workers": -1}, r"dataloader_workers: a whole number >= 0 or auto, got -1"),
         ({"dataloader_workers": "many"}, r"dataloader_workers: a whole number >= 0 or auto, got 'many'"),
     ],

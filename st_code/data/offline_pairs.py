@@ -26,6 +26,7 @@ import json
 import random
 import re
 import site
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,13 +56,15 @@ class OfflineData:
     heldout: dict[str, RetrievalSet] = field(default_factory=dict)
     #: ``{task: [(query, positive, programming language), ...]}`` in languages other than Python.
     other_languages: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    #: What a source asked for could not give (no JDK found, say): said once in the run's log.
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         train = ", ".join(f"{task}: {len(pairs)}" for task, pairs in self.train.items())
         other = ", ".join(f"{task}: {len(rows)}" for task, rows in self.other_languages.items())
         held = ", ".join(f"{name}: {len(s.queries)}q/{len(s.corpus)}d" for name, s in self.heldout.items())
         return (f"train pairs [{train}]" + (f"; other languages [{other}]" if other else "")
-                + f"; held-out [{held}]")
+                + f"; held-out [{held}]" + "".join(f"; {note}" for note in self.notes))
 
 
 def _is_heldout(module_key: str, seed: int, heldout_percent: int) -> bool:
@@ -123,6 +126,7 @@ def build_offline_data(
     max_code_lines: int = MAX_CODE_LINES,
     include_package_docs: bool = True,
     other_languages: bool = False,
+    jdk_sources: bool | str | Path = False,
 ) -> OfflineData:
     """Build training pairs and held-out sets from Python code folders (default: the standard library).
 
@@ -135,6 +139,10 @@ def build_offline_data(
         include_package_docs: add README heading -> section pairs of installed packages to the text task.
         other_languages: add the documented non-Python code of installed packages (``max_pairs_per_task``
             then caps each task per language) and its held-out ``packages-*`` sets.
+        jdk_sources: add Java from a JDK's ``src.zip`` (:data:`st_code.data.jdk_sources.TRAIN_PACKAGES` only;
+            ``max_pairs_per_task`` caps each task): ``True`` finds the installed JDK's (none found: a note,
+            no Java), a path names one. Training only: the held-out Java packages are
+            ``benchmarks/unseen_languages.py``'s.
     """
     rng = random.Random(seed)
     dirs = [Path(d) for d in (code_dirs or [stdlib_dir()])]
@@ -195,7 +203,30 @@ def build_offline_data(
     data = OfflineData(train=train, heldout=heldout)
     if other_languages:
         _add_other_languages(data, seed, heldout_percent, max_pairs_per_task, max_code_lines)
+    if jdk_sources:
+        _add_jdk_sources(data, jdk_sources, seed, max_pairs_per_task, max_code_lines)
     return data
+
+
+def _add_jdk_sources(data: OfflineData, jdk_sources: bool | str | Path, seed: int, max_pairs_per_task: int | None,
+                     max_code_lines: int) -> None:
+    from st_code.data.jdk_sources import TRAIN_PACKAGES, extract_packages, find_jdk_sources
+
+    source = find_jdk_sources() if jdk_sources is True else Path(jdk_sources)
+    if source is None:
+        data.notes.append("no JDK sources found (lib/src.zip of an installed JDK): no Java pairs")
+        return
+    with tempfile.TemporaryDirectory(prefix="st-code-jdk-") as folder:
+        extract_packages(source, TRAIN_PACKAGES, folder)
+        found = build_repository_pairs(folder, heldout_percent=0, seed=seed, max_code_lines=max_code_lines,
+                                       languages={"Java"})
+    per_task: dict[str, list[tuple[str, str, str]]] = {}
+    for pair in found.train:
+        per_task.setdefault(pair.task, []).append((pair.query, pair.positive, pair.language))
+    rng = random.Random(f"{seed}:jdk")
+    for task, rows in sorted(per_task.items()):
+        rng.shuffle(rows)
+        data.other_languages.setdefault(task, []).extend(rows[:max_pairs_per_task])
 
 
 def _add_other_languages(data: OfflineData, seed: int, heldout_percent: int, max_pairs_per_task: int | None,

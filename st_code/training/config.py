@@ -47,6 +47,9 @@ class OfflineDataConfig:
     include_package_docs: bool = True
     #: also the documented C/C++/JS/Go/Rust... code that installed packages ship (found at run time)
     other_languages: bool = False
+    #: also Java from the installed JDK's own sources (its training packages; st_code.data.jdk_sources):
+    #: true finds the JDK (none: a note in the log, no Java), a path names a src.zip
+    jdk_sources: bool | str = False
 
 
 @dataclass
@@ -440,6 +443,10 @@ def validate(config: CurriculumConfig) -> None:
         for i, folder in enumerate(config.data.offline.code_dirs or []):
             if not Path(folder).is_dir():
                 raise ConfigError(f"data.offline.code_dirs[{i}]: folder {folder} does not exist")
+        jdk = config.data.offline.jdk_sources
+        if isinstance(jdk, str) and not Path(jdk).is_file():
+            raise ConfigError(f"data.offline.jdk_sources: {jdk} is no file; give a JDK's lib/src.zip, or true to find "
+                              "the installed JDK's")
     from st_code.prompts import INSTRUCTION_SETS
 
     if config.model.instruction_set not in INSTRUCTION_SETS:

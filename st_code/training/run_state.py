@@ -43,7 +43,13 @@ def data_fingerprints(config: CurriculumConfig) -> dict[str, str]:
             from st_code.data.offline_pairs import _metadata_files
 
             packages = sorted(p.parent.name for p in _metadata_files())
-        prints["data.offline"] = stable_hash({"code": dirs, "packages": packages})
+        jdk = None
+        if offline.jdk_sources:
+            from st_code.data.jdk_sources import find_jdk_sources
+
+            source = find_jdk_sources() if offline.jdk_sources is True else Path(offline.jdk_sources)
+            jdk = path_fingerprint(source) if source is not None else "none found"
+        prints["data.offline"] = stable_hash({"code": dirs, "packages": packages, **({"jdk": jdk} if jdk else {})})
     return prints
 
 

@@ -52,13 +52,14 @@ def read_sources(config: CurriculumConfig, log: Callable[[str], None]) -> tuple[
         log("building the offline data from code on this machine ...")
         offline = build_offline_data(o.code_dirs, seed=o.seed, heldout_percent=o.heldout_percent,
                                      max_pairs_per_task=o.max_pairs_per_task, max_code_lines=o.max_code_lines,
-                                     include_package_docs=o.include_package_docs, other_languages=other)
+                                     include_package_docs=o.include_package_docs, other_languages=other,
+                                     jdk_sources=o.jdk_sources)
         log("  " + offline.summary())
         if cfg.offline is not None:
             for task, pairs in offline.train.items():
                 code_language = None if task == TEXT_ONLY else "Python"
                 sources[f"offline:{task}"] = [Sample(q, p, [], task, "English", code_language) for q, p in pairs]
-            if o.other_languages:  # each language is a dataset of its own in training (Sample.group)
+            if o.other_languages or o.jdk_sources:  # each language is a dataset of its own in training (Sample.group)
                 for task, rows in offline.other_languages.items():
                     sources[f"offline:{task}"].extend(Sample(q, p, [], task, "English", lang) for q, p, lang in rows)
         heldout.update(offline.heldout)

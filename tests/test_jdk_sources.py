@@ -1,0 +1,114 @@
+"""Java from a JDK's own sources: the offline default's training packages, never the held-out ones."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from st_code.data import jdk_sources
+from st_code.data.jdk_sources import HELDOUT_PACKAGES, TRAIN_PACKAGES, extract_packages, find_jdk_sources
+from st_code.data.offline_pairs import build_offline_data
+from st_code.data.python_functions import stdlib_dir
+from st_code.data.repo_pairs import CODE2TEXT, CODE_CONTEXT, TEXT2CODE
+from st_code.errors import MissingPathError
+
+VERBS = ["copy", "merge", "split", "sort", "count", "flush", "parse", "print", "clear", "shrink", "grow", "scan"]
+
+
+def _java_class(package: str, name: str, verbs: list[str]) -> str:
+    methods = "".join(
+        f"    /**\n     * {verb.capitalize()}s every {name} entry kept in the {package} registry.\n"
+        f"     * @param limit the most entries to {verb}\n     * @return how many were handled\n     */\n"
+        f"    public int {verb}{name}(int limit) {{\n        int total = limit * {i + 2};\n"
+        f"        total += {verb}Count;\n        return total + {i};\n    }}\n" for i, verb in enumerate(verbs))
+    return f"package {package};\n\npublic class {name} {{\n{methods}}}\n"
+
+
+def _src_zip(path: Path) -> Path:
+    """A JDK src.zip in miniature: classes in two training packages, one held-out and one in neither."""
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("java.base/java/lang/Ledger.java", _java_class("java.lang", "Ledger", VERBS))
+        archive.writestr("java.sql/java/sql/Roster.java", _java_class("java.sql", "Roster", VERBS[:6]))
+        archive.writestr("java.base/java/util/Journal.java", _java_class("java.util", "Journal", VERBS))
+        archive.writestr("jdk.jshell/jdk/jshell/Shell.java", _java_class("jdk.jshell", "Shell", VERBS))
+        archive.writestr("java.base/java/lang/package-info.txt", "not java")
+    return path
+
+
+def test_training_and_heldout_packages_never_overlap():
+    """No training package lies inside a held-out one, or holds one: the split is by package."""
+    overlap = [(a, b) for a in TRAIN_PACKAGES for b in HELDOUT_PACKAGES if a.startswith(b) or b.startswith(a)]
+    assert not overlap
+    assert all(p.endswith("/") for p in TRAIN_PACKAGES + HELDOUT_PACKAGES)  # java/net/ is not java/nethttp/
+
+
+def test_extract_takes_only_the_named_packages(tmp_path):
+    source = _src_zip(tmp_path / "src.zip")
+    assert extract_packages(source, TRAIN_PACKAGES, tmp_path / "train") == 2
+    assert sorted(p.name for p in (tmp_path / "train").rglob("*") if p.is_file()) == ["Ledger.java", "Roster.java"]
+    assert extract_packages(source, HELDOUT_PACKAGES, tmp_path / "held") == 1
+    with pytest.raises(MissingPathError, match="lib/src.zip"):
+        extract_packages(tmp_path / "missing.zip", TRAIN_PACKAGES, tmp_path / "x")
+
+
+def test_offline_data_adds_java_from_the_training_packages_only(tmp_path):
+    """``jdk_sources`` gives Java rows for the three code tasks, capped per task, from the training packages:
+    no row comes from the held-out java.util class or from a package in neither list."""
+    source = _src_zip(tmp_path / "src.zip")
+    data = build_offline_data([stdlib_dir() / "json"], heldout_percent=30, include_package_docs=False,
+                              jdk_sources=source, max_pairs_per_task=100)
+    java = {task: [row for row in rows if row[2] == "Java"] for task, rows in data.other_languages.items()}
+    assert set(java) == {TEXT2CODE, CODE2TEXT, CODE_CONTEXT}
+    assert len(java[TEXT2CODE]) == len(VERBS) + 6  # every documented method of Ledger and Roster, once
+    queries = {query for query, _, _ in java[TEXT2CODE]}
+    assert any("Ledger" in q for q in queries) and any("Roster" in q for q in queries)
+    everything = " ".join(q + p for rows in java.values() for q, p, _ in rows)
+    assert "Journal" not in everything and "Shell" not in everything
+    assert not [name for name in data.heldout if "java" in name.lower()]  # training only: the benchmark holds out
+    capped = build_offline_data([stdlib_dir() / "json"], heldout_percent=30, include_package_docs=False,
+                                jdk_sources=source, max_pairs_per_task=5)
+    assert [len(capped.other_languages[task]) for task in (TEXT2CODE, CODE2TEXT)] == [5, 5]
+    assert len(capped.other_languages[CODE_CONTEXT]) <= 5
+    again = build_offline_data([stdlib_dir() / "json"], heldout_percent=30, include_package_docs=False,
+                               jdk_sources=source, max_pairs_per_task=5)
+    assert again.other_languages == capped.other_languages  # seeded
+
+
+def test_no_jdk_on_the_machine_is_a_note_not_a_failure(monkeypatch):
+    """``jdk_sources: true`` on a machine without a JDK builds the rest and says so in the summary (the
+    machine without a JDK is simulated: this one has one)."""
+    monkeypatch.setattr(jdk_sources, "find_jdk_sources", lambda: None)
+    data = build_offline_data([stdlib_dir() / "json"], heldout_percent=30, include_package_docs=False,
+                              jdk_sources=True, max_pairs_per_task=20)
+    assert not data.other_languages
+    assert "no JDK sources found" in data.summary()
+
+
+def test_this_machine_kind_has_jdk_sources_with_both_sides():
+    """The offline default's Java needs an installed JDK with its src.zip; this machine kind has one."""
+    source = find_jdk_sources()
+    if source is None:
+        pytest.skip("no JDK with lib/src.zip installed here")
+    with zipfile.ZipFile(source) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".java")]
+    for packages in (TRAIN_PACKAGES, HELDOUT_PACKAGES):
+        assert all(any(n.startswith(p) for n in names) for p in packages), packages
+
+
+def test_the_run_fingerprint_follows_the_jdk_sources(tmp_path):
+    """A run or data cache built with one JDK's sources is not reused for another's, or for none."""
+    from st_code.training import config_from_dict
+    from st_code.training.run_state import data_fingerprints
+
+    def fingerprint(jdk):
+        offline = {"code_dirs": [str(stdlib_dir() / "json")], "include_package_docs": False, "jdk_sources": jdk}
+        return data_fingerprints(config_from_dict({"data": {"offline": offline},
+                                                   "stages": [{"name": "s", "datasets": ["offline:Text Retrieval"]}]}))
+    source = _src_zip(tmp_path / "src.zip")
+    first = fingerprint(str(source))
+    assert first == fingerprint(str(source)) and first != fingerprint(False)
+    with zipfile.ZipFile(source, "a") as archive:
+        archive.writestr("java.base/java/lang/Extra.java", _java_class("java.lang", "Extra", VERBS[:2]))
+    assert fingerprint(str(source)) != first
