@@ -1,16 +1,21 @@
-"""Does a model trained by the offline default carry over to programming languages it never saw?
+"""Does a model trained by the offline default carry over to code it never saw, in languages it never saw?
 
     python benchmarks/unseen_languages.py [--models MODEL ...] [--max-queries 400] [--json out.json]
 
-The offline default trains on Python and on the C, C++ and Fortran that installed packages ship; the
-retrieval sets a trained model is judged on elsewhere come in other languages too. This builds held-out
-sets, with the same LLM-free tasks and the same code as ``st-code adapt`` (st_code.data.repo_pairs: doc
-summary -> code, code -> summary, first part -> rest), from source trees in languages the default never
-trains on, found on this machine kind (nothing downloaded), and scores each model on them with mteb:
+The offline default trains on Python, on the C, C++ and Fortran that installed packages ship, and on
+Java from part of the JDK's own sources; the retrieval sets a trained model is judged on elsewhere come in
+other languages too. This builds held-out sets, with the same LLM-free tasks and the same code as ``st-code
+adapt`` (st_code.data.repo_pairs: doc summary -> code, code -> summary, first part -> rest), from source
+trees found on this machine kind (nothing downloaded), and scores each model on them with mteb:
 
-* ``java``: the JDK's own sources (``lib/src.zip`` of an installed JDK; java.util, java.io, java.net,
-  java.time and java.text of java.base), Javadoc on nearly every public method;
-* ``javascript``: the packages npm bundles (``node_modules`` of the system's npm), JSDoc comments.
+* ``java``: the JDK's held-out packages (``lib/src.zip``; java.util, java.io, java.net, java.time and
+  java.text of java.base: :data:`st_code.data.jdk_sources.HELDOUT_PACKAGES`, which no config trains on;
+  the default trains on other packages), Javadoc on nearly every public method;
+* ``javascript``: the packages npm bundles (``node_modules`` of the system's npm), JSDoc comments; a
+  language the default never trains on;
+* ``rust``: the Rust standard library (core, alloc, std) as rustup's ``rust-docs`` component ships its
+  source pages (``share/doc/rust/html/src``; the code is taken back out of the HTML), ``///`` comments;
+  a language the default never trains on.
 
 Every file is held out (none of it is training data for anything), so every documented unit is a query;
 each set keeps a seeded sample of ``--max-queries``. Models: any folder or name ``st_code.load_model``
@@ -22,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import html
+import re
 import shutil
 import subprocess
 import sys
@@ -68,8 +75,48 @@ def npm_modules() -> Path | None:
     return next((r for r in roots if r.is_dir()), None)
 
 
-def build_sets(work: Path, max_queries: int, jdk_zip: Path | None, node_modules: Path | None) -> tuple[dict, dict]:
-    """Held-out sets ``unseen-{java,javascript}-{doc2code,code2doc,code-context}``, and per language what
+#: The crates of the Rust standard library whose source pages become the Rust sets.
+RUST_CRATES = ("core", "alloc", "std")
+_RUSTDOC_CODE = re.compile(r'<pre class="rust"><code>(.*?)</code></pre>', re.S)
+_RUSTDOC_LINE_NUMBER = re.compile(r"<a href=#\d+ id=\d+ data-nosnippet>\d+</a>")
+
+
+def rust_docs() -> Path | None:
+    """The ``src`` folder of rustup's rust-docs (the standard library's source pages), or None."""
+    roots = []
+    rustc = shutil.which("rustc")
+    if rustc:
+        try:
+            sysroot = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True,
+                                     timeout=60).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            sysroot = ""
+        if sysroot:
+            roots.append(Path(sysroot) / "share" / "doc" / "rust" / "html" / "src")
+    roots += sorted(Path.home().glob(".rustup/toolchains/*/share/doc/rust/html/src"))
+    return next((r for r in roots if any((r / crate).is_dir() for crate in RUST_CRATES)), None)
+
+
+def rust_tree(folder: Path, docs: Path | None) -> Path | None:
+    """The Rust source of :data:`RUST_CRATES`' rustdoc source pages (``*.rs.html``) written as ``.rs`` files
+    into ``folder``: the code block of each page, line-number links and highlighting tags dropped."""
+    if docs is None:
+        return None
+    for crate in RUST_CRATES:
+        for page in sorted((docs / crate).rglob("*.rs.html")):
+            found = _RUSTDOC_CODE.search(page.read_text(encoding="utf-8", errors="replace"))
+            if found is None:
+                continue
+            code = html.unescape(re.sub(r"<[^>]+>", "", _RUSTDOC_LINE_NUMBER.sub("", found.group(1))))
+            target = folder / page.relative_to(docs).with_suffix("")  # core/cmp.rs.html -> core/cmp.rs
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(code, encoding="utf-8")
+    return folder if folder.exists() else None
+
+
+def build_sets(work: Path, max_queries: int, jdk_zip: Path | None, node_modules: Path | None,
+               rust_src: Path | None = None) -> tuple[dict, dict]:
+    """Held-out sets ``unseen-{java,javascript,rust}-{doc2code,code2doc,code-context}``, and per language what
     was found (files, units, documented units, queries and corpus size per set)."""
     from st_code.data.repo_pairs import build_repository_pairs
 
@@ -79,6 +126,9 @@ def build_sets(work: Path, max_queries: int, jdk_zip: Path | None, node_modules:
         trees["Java"] = java
     if node_modules is not None:
         trees["JavaScript"] = node_modules  # a walk skips folders named node_modules below its root, not the root
+    rust = rust_tree(work / "rust", rust_src)
+    if rust is not None:
+        trees["Rust"] = rust
     sets, counts = {}, {}
     for language, root in trees.items():
         pairs = build_repository_pairs(root, languages={language}, heldout_paths=["*"], set_prefix="unseen")
@@ -98,12 +148,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--max-queries", type=int, default=400, help="queries per set at most (a seeded sample)")
     parser.add_argument("--jdk-src", type=Path, help="a JDK's src.zip (default: the installed JDK's)")
     parser.add_argument("--node-modules", type=Path, help="a node_modules folder (default: the system npm's)")
+    parser.add_argument("--rust-docs", type=Path, help="rustup's share/doc/rust/html/src (default: the installed "
+                        "toolchain's); 'none' leaves Rust out")
     parser.add_argument("--json", help="also write the scores here")
     args = parser.parse_args(argv)
     if args.jdk_src is not None and not args.jdk_src.is_file():
         raise SystemExit(f"--jdk-src {args.jdk_src}: no such file (a JDK's lib/src.zip)")
     if args.node_modules is not None and not args.node_modules.is_dir():
         raise SystemExit(f"--node-modules {args.node_modules}: no such folder")
+    if args.rust_docs is not None and str(args.rust_docs) != "none" and not args.rust_docs.is_dir():
+        raise SystemExit(f"--rust-docs {args.rust_docs}: no such folder (rustup's share/doc/rust/html/src)")
     for name in args.models:
         if name != "base" and name.startswith(("runs/", "/", ".")) and not Path(name).exists():
             raise SystemExit(f"model folder {name} does not exist (python recipes/annealing.py writes runs/annealing/final)")
@@ -114,11 +168,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()
+        rust = None if str(args.rust_docs) == "none" else (args.rust_docs or rust_docs())
         sets, counts = build_sets(Path(tmp), args.max_queries, args.jdk_src or jdk_sources(),
-                                  args.node_modules or npm_modules())
+                                  args.node_modules or npm_modules(), rust)
         if not sets:
-            raise SystemExit("no JDK sources (lib/src.zip) and no npm node_modules found, or too few documented "
-                             "units in them: nothing to build the sets from (--jdk-src, --node-modules)")
+            raise SystemExit("no JDK sources (lib/src.zip), npm node_modules or Rust source pages found, or too few "
+                             "documented units in them: nothing to build the sets from (--jdk-src, --node-modules, "
+                             "--rust-docs)")
         print(f"sets built in {time.time() - start:.0f} s:")
         for language, row in counts.items():
             print(f"  {language}: {json.dumps(row)}")

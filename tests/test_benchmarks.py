@@ -179,10 +179,24 @@ def _js_module(name: str, verbs: list[str]) -> str:
         f"  return found.map(entry => entry.{verb})\n}}\n" for i, verb in enumerate(verbs))
 
 
+def _rustdoc_page(name: str, verbs: list[str]) -> str:
+    """A rustdoc source page as rust-docs ships it: numbered lines, highlighting spans, HTML escapes."""
+    lines = []
+    for i, verb in enumerate(verbs):
+        lines += [f'<span class="doccomment">/// {verb.capitalize()}s every {name} entry &amp; its children in the arena.</span>',
+                  f'<span class="kw">pub fn </span>{verb}_{name}(limit: usize) -&gt; Vec&lt;u8&gt; {{',
+                  f"    <span class=\"kw\">let </span>total = limit * {i + 2};",
+                  f"    <span class=\"kw\">let </span>more = total + {i};", "    vec![0; more]", "}"]
+    numbered = "\n".join(f"<a href=#{n} id={n} data-nosnippet>{n}</a>{line}" for n, line in enumerate(lines, 1))
+    return (f'<html><body><div class="example-wrap"><pre class="rust"><code>{numbered}</code></pre></div>'
+            '<pre class="rust"><code>not this block</code></pre></body></html>')
+
+
 def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path, minilm_path):
-    """benchmarks/unseen_languages.py: Java from a JDK's src.zip (its chosen packages only) and JavaScript from
-    a node_modules folder (scoped packages too; bundled node_modules below it are skipped) become
-    doc -> code, code -> doc and code-context sets with every file held out, scored per model."""
+    """benchmarks/unseen_languages.py: Java from a JDK's src.zip (its held-out packages only), JavaScript from
+    a node_modules folder (scoped packages too; bundled node_modules below it are skipped) and Rust from
+    rustdoc source pages become doc -> code, code -> doc and code-context sets with every file held out,
+    scored per model."""
     import zipfile
 
     import unseen_languages
@@ -200,13 +214,27 @@ def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path,
     (modules / "glob" / "node_modules" / "minimatch").mkdir(parents=True)  # a package's own bundled copy: skipped
     (modules / "glob" / "node_modules" / "minimatch" / "index.js").write_text(_js_module("minimatch", verbs))
 
+    docs = tmp_path / "html" / "src"
+    for i, (crate, name) in enumerate([("core", "slab"), ("alloc", "heap"), ("std", "arena")]):
+        (docs / crate / "mem").mkdir(parents=True)
+        (docs / crate / "mem" / f"{name}.rs.html").write_text(_rustdoc_page(name, verbs[i * 4:i * 4 + 4]))
+    (docs / "test").mkdir()
+    (docs / "test" / "bench.rs.html").write_text(_rustdoc_page("bench", verbs))  # not a chosen crate
+
     result = unseen_languages.main(["--models", "base", minilm_path, "--jdk-src", str(jdk),
-                                    "--node-modules", str(modules), "--json", str(tmp_path / "scores.json")])
+                                    "--node-modules", str(modules), "--rust-docs", str(docs),
+                                    "--json", str(tmp_path / "scores.json")])
     counts, scores = result["counts"], result["scores"]
     assert counts["Java"]["files"] == 3 and counts["JavaScript"]["files"] == 3  # Widget.java was not extracted
+    assert counts["Rust"]["files"] == 3 and counts["Rust"]["unseen-rust-doc2code"] == 12  # test/ was not read
+    tree = unseen_languages.rust_tree(tmp_path / "rust", docs)
+    code = (tree / "core" / "mem" / "slab.rs").read_text()
+    assert code.startswith("/// Copys every slab entry & its children in the arena.\npub fn copy_slab(limit: usize) -> Vec<u8> {")
+    assert "<" not in code.replace("Vec<u8>", "") and "not this block" not in code
     assert counts["Java"]["train_doc2code"] == 0 and counts["JavaScript"]["train_code2doc"] == 0
     assert counts["Java"]["unseen-java-doc2code"] == 18 and counts["JavaScript"]["unseen-javascript-code2doc"] == 12
-    names = {f"unseen-{language}-{suffix}" for language in ("java", "javascript") for suffix in ("doc2code", "code2doc")}
+    names = {f"unseen-{language}-{suffix}" for language in ("java", "javascript", "rust")
+             for suffix in ("doc2code", "code2doc")}
     assert names <= set(scores["base"])
     assert all(0 < value <= 100 for value in scores["base"].values())
     assert scores[minilm_path] == scores["base"]  # the same model, the same numbers
@@ -215,3 +243,5 @@ def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path,
         unseen_languages.main(["--models", "runs/no-such-run/final", "--jdk-src", str(jdk)])
     with pytest.raises(SystemExit, match="no such file"):
         unseen_languages.main(["--jdk-src", str(tmp_path / "missing.zip")])
+    with pytest.raises(SystemExit, match="rust-docs"):
+        unseen_languages.main(["--rust-docs", str(tmp_path / "missing")])
