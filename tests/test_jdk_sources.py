@@ -112,3 +112,22 @@ def test_the_run_fingerprint_follows_the_jdk_sources(tmp_path):
     with zipfile.ZipFile(source, "a") as archive:
         archive.writestr("java.base/java/lang/Extra.java", _java_class("java.lang", "Extra", VERBS[:2]))
     assert fingerprint(str(source)) != first
+
+
+def test_a_config_with_only_jdk_sources_trains_on_java(tmp_path):
+    """The seam to training: a config asking for the JDK's Java (and no other languages) gets Java samples,
+    each row labelled with its language so batches stay one language each."""
+    from st_code.training import config_from_dict
+    from st_code.training.sources import read_sources
+
+    source = _src_zip(tmp_path / "src.zip")
+    offline = {"code_dirs": [str(stdlib_dir() / "json")], "include_package_docs": False, "jdk_sources": str(source),
+               "max_pairs_per_task": 50}
+    config = config_from_dict({"data": {"offline": offline}, "evaluation": {"sets": []},
+                               "stages": [{"name": "s", "datasets": [f"offline:{TEXT2CODE}"]}]})
+    logged: list[str] = []
+    sources, _ = read_sources(config, logged.append)
+    java = [s for s in sources[f"offline:{TEXT2CODE}"] if s.code_language == "Java"]
+    assert len(java) == len(VERBS) + 6 and all(s.task == TEXT2CODE for s in java)
+    assert {s.group for s in java}.isdisjoint({s.group for s in sources[f"offline:{TEXT2CODE}"] if s.code_language == "Python"})
+    assert "other languages" in " ".join(logged)
