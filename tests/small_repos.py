@@ -101,3 +101,13 @@ def write_repository(root: Path, languages: tuple[str, ...] = ("Python", "Go", "
                                    documented and slot != 4))
             (root / f"{language.lower()}_module_{number}{suffix}").write_text("\n".join(parts), encoding="utf-8")
     return root
+
+
+def java_class(name: str, verbs: list[str], package: str = "java.util") -> str:
+    """A Java class of one Javadoc-commented method per verb, as a JDK source file holds them."""
+    methods = "\n".join(
+        f"    /**\n     * {verb.capitalize()} the entries of the {name.lower()} table into a new buffer.\n"
+        f"     * @param limit the most entries\n     */\n"
+        f"    public int {verb}{name}(int limit) {{\n        int total = limit * {i + 2};\n"
+        f"        return total + {verb}Count;\n    }}\n" for i, verb in enumerate(verbs))
+    return f"package {package};\n\npublic class {name} {{\n{methods}}}\n"

@@ -17,6 +17,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import train_throughput  # noqa: E402
 
+from tests.small_repos import java_class  # noqa: E402
+
 
 @pytest.mark.parametrize("shape, total, without_embedding", [
     ("qwen2.5-coder-0.5b", 494_032_768, 357_898_112),  # the model card's 0.49B / 0.36B
@@ -163,15 +165,6 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
 
 
-def _java_class(name: str, verbs: list[str]) -> str:
-    methods = "\n".join(
-        f"    /**\n     * {verb.capitalize()} the entries of the {name.lower()} table into a new buffer.\n"
-        f"     * @param limit the most entries\n     */\n"
-        f"    public int {verb}{name}(int limit) {{\n        int total = limit * {i + 2};\n"
-        f"        return total + {verb}Count;\n    }}\n" for i, verb in enumerate(verbs))
-    return f"package java.util;\n\npublic class {name} {{\n{methods}}}\n"
-
-
 def _js_module(name: str, verbs: list[str]) -> str:
     return "\n".join(
         f"/**\n * {verb.capitalize()} every {name} entry found in the registry cache.\n * @param {{string}} key\n */\n"
@@ -205,8 +198,8 @@ def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path,
     jdk = tmp_path / "src.zip"
     with zipfile.ZipFile(jdk, "w") as archive:
         for i, name in enumerate(["Ledger", "Roster", "Journal"]):
-            archive.writestr(f"java.base/java/util/{name}.java", _java_class(name, [verbs[(i * 4 + k) % 12] for k in range(6)]))
-        archive.writestr("java.desktop/javax/swing/Widget.java", _java_class("Widget", verbs))  # not a chosen package
+            archive.writestr(f"java.base/java/util/{name}.java", java_class(name, [verbs[(i * 4 + k) % 12] for k in range(6)]))
+        archive.writestr("java.desktop/javax/swing/Widget.java", java_class("Widget", verbs))  # not a chosen package
     modules = tmp_path / "node_modules"
     for i, package in enumerate(["cacache", "@npmcli/config", "glob"]):
         (modules / package / "lib").mkdir(parents=True)
