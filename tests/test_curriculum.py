@@ -62,6 +62,11 @@ def test_run_writes_stages_model_and_report(finished_run):
     for name in ("metrics.md", "metrics.json", "scores.png", "loss.png"):
         assert (out / "report" / name).stat().st_size > 0
     assert "| code |" in (out / "report" / "metrics.md").read_text()
+    card = (out / "final" / "README.md").read_text()
+    saved = {json.loads(p.with_suffix(".json").read_text())["name"]: len(p.read_text().splitlines())
+             for p in (out / "data").glob("source-*.jsonl")}
+    code_rows = saved["offline:Code Summary Retrieval"] + saved["offline:Code Context Retrieval"]  # what stages use
+    assert f"programming languages (training rows): Python ({code_rows:,})" in card
     assert any("mining 1 hard negative" in line for line in logs)
     # a raw decoder under a fresh PMA head embeds at random: the packaged MiniLM mines instead
     assert any(line.startswith("mining hard negatives with minilm (the base") for line in logs)

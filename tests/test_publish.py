@@ -60,8 +60,10 @@ def test_matryoshka_run_publishes_a_truncatable_model_with_its_card(tiny_qwen_pa
     card = (final / "README.md").read_text()
     for needed in ("license: apache-2.0", 'SentenceTransformer("me/tiny-code", trust_remote_code=True)',
                    "## Training", "| text | offline:Text Retrieval |", "## Evaluation", "| text @8 |",
-                   "![scores](assets/scores.png)", "Matryoshka dimensions | 32, 16, 8"):
+                   "![scores](assets/scores.png)", "Matryoshka dimensions | 32, 16, 8",
+                   "offline: pairs built from Python code under 2 folder(s) (st_code.data.offline_pairs)"):
         assert needed in card, needed
+    assert "programming languages" not in card  # its one stage trained on text only
     assert (final / "assets" / "loss.png").stat().st_size > 0 and (final / "training_config.yaml").is_file()
 
     assert hub.calls[0] == ("create_repo", {"repo_id": "me/tiny-code", "repo_type": "model", "private": True,
@@ -97,3 +99,21 @@ def test_recipe_flag_sets_the_hub_repository(capsys):
     assert "hub_model_id: me/code-embedder" in capsys.readouterr().out
     assert recipe.main(["--push-to-hub", "not-a-repo", "--print-config"]) == 2
     assert "publish.hub_model_id" in capsys.readouterr().err
+
+
+def test_the_card_says_what_the_default_trained_on(tmp_path):
+    """The offline default's card names every kind of data it was built from and the rows per programming
+    language, most first (what a reader of the hub page needs to judge where the model will do well)."""
+    from pathlib import Path
+
+    from st_code.training import load_config
+    from st_code.training.publish import card_details
+
+    config = load_config(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "minilm-cpu.yaml")
+    details = card_details(config, {}, {}, tmp_path, ["English"], {"Python": 2198, "Java": 2139, "Fortran": 72})
+    [offline, languages] = details["data"]
+    for part in ("the Python standard library", "installed packages' READMEs", "other languages that installed "
+                 "packages ship", "Java from the JDK's own sources"):
+        assert part in offline, part
+    assert languages == "programming languages (training rows): Python (2,198), Java (2,139), Fortran (72)"
+    assert details["languages"] == ["en"]

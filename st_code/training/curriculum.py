@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 import warnings
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -398,7 +399,11 @@ class CurriculumRunner:
             final = merged_copy(model) if has_lora(model) else model
             table = write_report(self.out / "report", scores, losses)
             languages = {sample.language for rows in sources.values() for sample in rows}
-            final.card_details = card_details(self.config, records, scores, self.out / "report", languages)
+            trained = {name for stage in self.config.stages for name in stage.datasets}
+            code_languages = Counter(sample.code_language for name in trained for sample in sources.get(name, ())
+                                     if sample.code_language)
+            final.card_details = card_details(self.config, records, scores, self.out / "report", languages,
+                                              dict(code_languages))
             final.save(str(self.out / "final"))
             shutil.copyfile(self.out / "config.yaml", self.out / "final" / "training_config.yaml")
             result["table"] = table

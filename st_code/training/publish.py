@@ -18,9 +18,28 @@ from st_code.training.config import CurriculumConfig
 LANGUAGE_CODES = {"English": "en", "Chinese": "zh"}
 
 
+def offline_data_line(config: CurriculumConfig) -> str | None:
+    """What the run's offline data was built from, as the card says it (None: no offline data)."""
+    o = config.data.offline
+    if o is None:
+        return None
+    parts = [f"Python code under {len(o.code_dirs)} folder(s)" if o.code_dirs else "the Python standard library"]
+    if o.include_package_docs:
+        parts.append("installed packages' READMEs")
+    if o.other_languages:
+        parts.append("the documented code in other languages that installed packages ship")
+    if o.jdk_sources:
+        parts.append("Java from the JDK's own sources (its training packages, st_code.data.jdk_sources)")
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return (f"offline: pairs built from {listed} (st_code.data.offline_pairs); held-out modules and files kept out "
+            "of training")
+
+
 def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], scores: dict[str, Any],
-                 report_dir: Path, languages: Iterable[str] = ()) -> dict[str, Any]:
-    """The model card's training and evaluation sections for a finished run."""
+                 report_dir: Path, languages: Iterable[str] = (),
+                 code_languages: dict[str, int] | None = None) -> dict[str, Any]:
+    """The model card's training and evaluation sections for a finished run (``code_languages``: the
+    training rows per programming language)."""
     m = config.model
     stages = []
     for stage in config.stages:
@@ -42,9 +61,12 @@ def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], s
         stages.append(row)
     data = [f"{name}: {source.path}" + (f" (task {source.task})" if source.task else "")
             for name, source in config.data.sources.items()]
-    if config.data.offline is not None:
-        data.append("offline: pairs built from the Python standard library and installed packages' READMEs "
-                    "(st_code.data.offline_pairs), held-out modules kept out of training")
+    offline = offline_data_line(config)
+    if offline:
+        data.append(offline)
+    if code_languages:
+        data.append("programming languages (training rows): " + ", ".join(
+            f"{language} ({count:,})" for language, count in sorted(code_languages.items(), key=lambda kv: -kv[1])))
     return {
         "model_id": config.publish.hub_model_id,
         "base": m.base,
@@ -69,4 +91,4 @@ def prune_checkpoints(stage_dir: Path, log: Callable[[str], None] = print) -> in
     return freed
 
 
-__all__ = ["card_details", "prune_checkpoints"]
+__all__ = ["card_details", "offline_data_line", "prune_checkpoints"]
