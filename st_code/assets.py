@@ -15,6 +15,8 @@ from st_code.errors import MissingPathError
 
 #: The name st-code's configs and CLIs accept for the packaged all-MiniLM-L6-v2.
 MINILM = "minilm"
+#: The hub id of the same model: what a model card names as its base (``base_model`` links it on the hub).
+MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def package_dir(name: str) -> Path:
@@ -41,4 +43,4 @@ def resolve_model_name(name: str) -> str:
     return minilm_path() if name == MINILM else name
 
 
-__all__ = ["MINILM", "minilm_path", "qwen_tokenizer_dir", "package_dir", "resolve_model_name"]
+__all__ = ["MINILM", "MINILM_HUB_ID", "minilm_path", "qwen_tokenizer_dir", "package_dir", "resolve_model_name"]

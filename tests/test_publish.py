@@ -117,3 +117,4 @@ def test_the_card_says_what_the_default_trained_on(tmp_path):
         assert part in offline, part
     assert languages == "programming languages (training rows): Python (2,198), Java (2,139), Fortran (72)"
     assert details["languages"] == ["en"]
+    assert details["base"] == "sentence-transformers/all-MiniLM-L6-v2"  # base_model: the hub id, not "minilm"

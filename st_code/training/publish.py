@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from st_code.assets import MINILM, MINILM_HUB_ID
 from st_code.training.config import CurriculumConfig
 
 LANGUAGE_CODES = {"English": "en", "Chinese": "zh"}
@@ -69,7 +70,7 @@ def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], s
             f"{language} ({count:,})" for language, count in sorted(code_languages.items(), key=lambda kv: -kv[1])))
     return {
         "model_id": config.publish.hub_model_id,
-        "base": m.base,
+        "base": MINILM_HUB_ID if m.base == MINILM else m.base,  # the hub id, not st-code's alias
         "license": config.publish.license,
         "languages": sorted({LANGUAGE_CODES.get(language, language) for language in languages if language}),
         "recipe": "python recipes/annealing.py --config training_config.yaml",
