@@ -43,6 +43,12 @@ def find_jdk_sources() -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def resolve_jdk_sources(setting: bool | str | Path) -> Path | None:
+    """The ``src.zip`` a ``jdk_sources`` setting means: ``True`` the installed JDK's (None if there is none),
+    a path itself."""
+    return find_jdk_sources() if setting is True else Path(setting)
+
+
 def extract_packages(source: str | Path, packages: tuple[str, ...], folder: str | Path) -> int:
     """Extract the ``.java`` files under ``packages`` (``module/path/`` prefixes) of a JDK ``src.zip`` into
     ``folder``; returns how many."""
@@ -58,4 +64,4 @@ def extract_packages(source: str | Path, packages: tuple[str, ...], folder: str 
     return count
 
 
-__all__ = ["HELDOUT_PACKAGES", "TRAIN_PACKAGES", "find_jdk_sources", "extract_packages"]
+__all__ = ["HELDOUT_PACKAGES", "TRAIN_PACKAGES", "find_jdk_sources", "resolve_jdk_sources", "extract_packages"]

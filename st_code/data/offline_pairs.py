@@ -210,9 +210,9 @@ def build_offline_data(
 
 def _add_jdk_sources(data: OfflineData, jdk_sources: bool | str | Path, seed: int, max_pairs_per_task: int | None,
                      max_code_lines: int) -> None:
-    from st_code.data.jdk_sources import TRAIN_PACKAGES, extract_packages, find_jdk_sources
+    from st_code.data.jdk_sources import TRAIN_PACKAGES, extract_packages, resolve_jdk_sources
 
-    source = find_jdk_sources() if jdk_sources is True else Path(jdk_sources)
+    source = resolve_jdk_sources(jdk_sources)
     if source is None:
         data.notes.append("no JDK sources found (lib/src.zip of an installed JDK): no Java pairs")
         return

@@ -45,9 +45,9 @@ def data_fingerprints(config: CurriculumConfig) -> dict[str, str]:
             packages = sorted(p.parent.name for p in _metadata_files())
         jdk = None
         if offline.jdk_sources:
-            from st_code.data.jdk_sources import find_jdk_sources
+            from st_code.data.jdk_sources import resolve_jdk_sources
 
-            source = find_jdk_sources() if offline.jdk_sources is True else Path(offline.jdk_sources)
+            source = resolve_jdk_sources(offline.jdk_sources)
             jdk = path_fingerprint(source) if source is not None else "none found"
         prints["data.offline"] = stable_hash({"code": dirs, "packages": packages, **({"jdk": jdk} if jdk else {})})
     return prints
