@@ -113,7 +113,7 @@ def test_the_card_says_what_the_default_trained_on(tmp_path):
     details = card_details(config, {}, {}, tmp_path, ["English"], {"Python": 2198, "Java": 2139, "Fortran": 72})
     [offline, languages] = details["data"]
     for part in ("the Python standard library", "installed packages' READMEs", "other languages that installed "
-                 "packages ship", "Java from the JDK's own sources"):
+                 "packages ship", "Java from the training packages of the JDK's own sources (st_code.data.offline_pairs, st_code.data.jdk_sources)"):
         assert part in offline, part
     assert languages == "programming languages (training rows): Python (2,198), Java (2,139), Fortran (72)"
     assert details["languages"] == ["en"]

@@ -30,10 +30,10 @@ def offline_data_line(config: CurriculumConfig) -> str | None:
     if o.other_languages:
         parts.append("the documented code in other languages that installed packages ship")
     if o.jdk_sources:
-        parts.append("Java from the JDK's own sources (its training packages, st_code.data.jdk_sources)")
+        parts.append("Java from the training packages of the JDK's own sources")
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
-    return (f"offline: pairs built from {listed} (st_code.data.offline_pairs); held-out modules and files kept out "
-            "of training")
+    modules = "st_code.data.offline_pairs" + (", st_code.data.jdk_sources" if o.jdk_sources else "")
+    return f"offline: pairs built from {listed} ({modules}); held-out modules and files kept out of training"
 
 
 def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], scores: dict[str, Any],
