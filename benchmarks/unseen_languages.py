@@ -42,13 +42,6 @@ sys.path.insert(0, str(ROOT))
 SUFFIXES = ("doc2code", "code2doc", "code-context")
 
 
-def jdk_sources() -> Path | None:
-    """The installed JDK's ``src.zip``, or None (:func:`st_code.data.jdk_sources.find_jdk_sources`)."""
-    from st_code.data.jdk_sources import find_jdk_sources
-
-    return find_jdk_sources()
-
-
 def java_tree(folder: Path, source: Path | None) -> Path | None:
     """The JDK's held-out packages (:data:`st_code.data.jdk_sources.HELDOUT_PACKAGES`, never trained on)
     extracted into ``folder``."""
@@ -164,12 +157,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     import st_code
     from st_code.assets import minilm_path
+    from st_code.data.jdk_sources import find_jdk_sources
     from st_code.training.evaluate import evaluate_sets
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.time()
         rust = None if str(args.rust_docs) == "none" else (args.rust_docs or rust_docs())
-        sets, counts = build_sets(Path(tmp), args.max_queries, args.jdk_src or jdk_sources(),
+        sets, counts = build_sets(Path(tmp), args.max_queries, args.jdk_src or find_jdk_sources(),
                                   args.node_modules or npm_modules(), rust)
         if not sets:
             raise SystemExit("no JDK sources (lib/src.zip), npm node_modules or Rust source pages found, or too few "

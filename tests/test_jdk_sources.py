@@ -12,7 +12,7 @@ from st_code.data.jdk_sources import HELDOUT_PACKAGES, TRAIN_PACKAGES, extract_p
 from st_code.data.offline_pairs import build_offline_data
 from st_code.data.python_functions import stdlib_dir
 from st_code.data.repo_pairs import CODE2TEXT, CODE_CONTEXT, TEXT2CODE
-from st_code.errors import MissingPathError
+from st_code.errors import MissingPathError, UsageError
 from tests.small_repos import java_class
 
 VERBS = ["copy", "merge", "split", "sort", "count", "flush", "parse", "print", "clear", "shrink", "grow", "scan"]
@@ -43,6 +43,9 @@ def test_extract_takes_only_the_named_packages(tmp_path):
     assert extract_packages(source, HELDOUT_PACKAGES, tmp_path / "held") == 1
     with pytest.raises(MissingPathError, match="lib/src.zip"):
         extract_packages(tmp_path / "missing.zip", TRAIN_PACKAGES, tmp_path / "x")
+    (tmp_path / "notes.txt").write_text("not a zip")
+    with pytest.raises(UsageError, match="notes.txt: not a zip archive"):
+        extract_packages(tmp_path / "notes.txt", TRAIN_PACKAGES, tmp_path / "x")
 
 
 def test_offline_data_adds_java_from_the_training_packages_only(tmp_path):
@@ -76,6 +79,17 @@ def test_no_jdk_on_the_machine_is_a_note_not_a_failure(monkeypatch):
                               jdk_sources=True, max_pairs_per_task=20)
     assert not data.other_languages
     assert "no JDK sources found" in data.summary()
+
+
+def test_a_src_zip_without_the_training_packages_says_so(tmp_path):
+    """A JDK 8 src.zip (java/lang/..., no module folders) holds none of the training packages: a note, no Java."""
+    old_layout = tmp_path / "src.zip"
+    with zipfile.ZipFile(old_layout, "w") as archive:
+        archive.writestr("java/lang/Ledger.java", java_class("Ledger", package="java.lang", verbs=VERBS))
+    data = build_offline_data([stdlib_dir() / "json"], heldout_percent=30, include_package_docs=False,
+                              jdk_sources=old_layout, max_pairs_per_task=20)
+    assert not data.other_languages
+    assert "no training packages in" in data.summary() and "module/package" in data.summary()
 
 
 def test_this_machine_kind_has_jdk_sources_with_both_sides():

@@ -17,7 +17,7 @@ import shutil
 import zipfile
 from pathlib import Path
 
-from st_code.errors import MissingPathError
+from st_code.errors import MissingPathError, UsageError
 
 #: Held out for evaluation: java.util (with java.util.concurrent, function, stream, regex...), java.io,
 #: java.net, java.time and java.text of java.base.
@@ -56,11 +56,14 @@ def extract_packages(source: str | Path, packages: tuple[str, ...], folder: str 
     if not source.is_file():
         raise MissingPathError(f"JDK sources {source}: no such file (a JDK's lib/src.zip)")
     count = 0
-    with zipfile.ZipFile(source) as archive:
-        for name in archive.namelist():
-            if name.endswith(".java") and name.startswith(packages):
-                archive.extract(name, folder)
-                count += 1
+    try:
+        with zipfile.ZipFile(source) as archive:
+            for name in archive.namelist():
+                if name.endswith(".java") and name.startswith(packages):
+                    archive.extract(name, folder)
+                    count += 1
+    except zipfile.BadZipFile:
+        raise UsageError(f"JDK sources {source}: not a zip archive (give a JDK's lib/src.zip)") from None
     return count
 
 

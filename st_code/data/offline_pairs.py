@@ -217,7 +217,10 @@ def _add_jdk_sources(data: OfflineData, jdk_sources: bool | str | Path, seed: in
         data.notes.append("no JDK sources found (lib/src.zip of an installed JDK): no Java pairs")
         return
     with tempfile.TemporaryDirectory(prefix="st-code-jdk-") as folder:
-        extract_packages(source, TRAIN_PACKAGES, folder)
+        if not extract_packages(source, TRAIN_PACKAGES, folder):
+            data.notes.append(f"no training packages in {source} (a JDK 9+ src.zip, laid out as module/package/...): "
+                              "no Java pairs")
+            return
         found = build_repository_pairs(folder, heldout_percent=0, seed=seed, max_code_lines=max_code_lines,
                                        languages={"Java"})
     per_task: dict[str, list[tuple[str, str, str]]] = {}
