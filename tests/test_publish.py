@@ -118,3 +118,5 @@ def test_the_card_says_what_the_default_trained_on(tmp_path):
     assert languages == "programming languages (training rows): Python (2,198), Java (2,139), Fortran (72)"
     assert details["languages"] == ["en"]
     assert details["base"] == "sentence-transformers/all-MiniLM-L6-v2"  # base_model: the hub id, not "minilm"
+    no_jdk = card_details(config, {}, {}, tmp_path, ["English"], {"Python": 2198, "C": 1264})["data"][0]
+    assert "Java" not in no_jdk and "jdk_sources" not in no_jdk  # asked for, but no JDK on that machine

@@ -19,8 +19,10 @@ from st_code.training.config import CurriculumConfig
 LANGUAGE_CODES = {"English": "en", "Chinese": "zh"}
 
 
-def offline_data_line(config: CurriculumConfig) -> str | None:
-    """What the run's offline data was built from, as the card says it (None: no offline data)."""
+def offline_data_line(config: CurriculumConfig, code_languages: dict[str, int] | None = None) -> str | None:
+    """What the run's offline data was built from, as the card says it (None: no offline data). With the
+    training rows per language given, the JDK's Java is named only if Java rows were trained on (a machine
+    without a JDK trains without it)."""
     o = config.data.offline
     if o is None:
         return None
@@ -29,10 +31,11 @@ def offline_data_line(config: CurriculumConfig) -> str | None:
         parts.append("installed packages' READMEs")
     if o.other_languages:
         parts.append("the documented code in other languages that installed packages ship")
-    if o.jdk_sources:
+    jdk_used = bool(o.jdk_sources) and (code_languages is None or "Java" in code_languages)
+    if jdk_used:
         parts.append("Java from the training packages of the JDK's own sources")
     listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
-    modules = "st_code.data.offline_pairs" + (", st_code.data.jdk_sources" if o.jdk_sources else "")
+    modules = "st_code.data.offline_pairs" + (", st_code.data.jdk_sources" if jdk_used else "")
     return f"offline: pairs built from {listed} ({modules}); held-out modules and files kept out of training"
 
 
@@ -62,7 +65,7 @@ def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], s
         stages.append(row)
     data = [f"{name}: {source.path}" + (f" (task {source.task})" if source.task else "")
             for name, source in config.data.sources.items()]
-    offline = offline_data_line(config)
+    offline = offline_data_line(config, code_languages)
     if offline:
         data.append(offline)
     if code_languages:
