@@ -16,7 +16,10 @@
 # cudagraphs (compile with inductor's reduce-overhead mode: CUDA graphs, one recorded per layer function and
 # input shape, counted, the packed shapes rounded up to 8 rows x 128 tokens as packed_shape_multiple: auto
 # does), cudagraphs-exact (the same with exact shapes) or rounded (no compile, the shapes rounded: what the
-# rounding's padding costs); the compile extras and rounded are not run by default. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
+# rounding's padding costs); the compile extras and rounded are not run by default. st-code refuses CUDA graphs
+# with GradCache (on an H200 with torch 2.11 both cudagraphs extras died of a segmentation fault in GradCache's
+# replayed backward); the two extras set ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=1 to measure them on another
+# PyTorch. Every step ends by $DEADLINE seconds after the start (a later one is skipped or
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
 # batch's loss under the GPU's cut, packed and without peft's LoRA input cast (step_anatomy.py) in what is left. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
@@ -112,13 +115,15 @@ scratch=$(mktemp -d)  # each extra's config and figures before they join $OUT/ex
 rm -f "$OUT/extras.json" "$OUT/extras.log"  # this call's extras only
 IFS=, read -ra extras <<< "$EXTRAS"
 for extra in "${extras[@]}"; do
+  allow_cuda_graphs=0
   case "$extra" in
     checkpointing) change="gradient_checkpointing: true"; run=now ;;
     workers0) change="dataloader_workers: 0"; run=now ;;
     compile) change="{compile: true, compile_backend: $COMPILE_BACKEND}"; run=packed ;;
-    cudagraphs) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead}"; run=packed ;;
+    cudagraphs) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead}"; run=packed
+       allow_cuda_graphs=1 ;;
     cudagraphs-exact) change="{compile: true, compile_backend: inductor, compile_mode: reduce-overhead, packed_shape_multiple: null}"
-       run=packed ;;
+       run=packed; allow_cuda_graphs=1 ;;
     rounded) change="packed_shape_multiple: [8, 128]"; run=packed ;;
     *) echo "unknown extra '$extra' (known: checkpointing, workers0, compile, cudagraphs, cudagraphs-exact, rounded)" \
          | tee -a "$OUT/extras.log"
@@ -130,6 +135,7 @@ for extra in "${extras[@]}"; do
   "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c.update(yaml.safe_load(sys.argv[2]));
 yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
   echo "extra $extra ($run with $change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
+  ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=$allow_cuda_graphs \
   timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
     --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$EXTRA_STEPS" \
     --rounds 1 --runs "$run" --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"

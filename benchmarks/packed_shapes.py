@@ -12,7 +12,8 @@ then plans every step's packed mini-batches with the loss's own code (columns me
 token budget, packed; ``LengthSortedCachedMNRL``), and counts the distinct shapes, how many first
 appear after the first ``--settle`` steps (what a long run keeps paying), the padding share and the
 mini-batches per step. No forward pass is run: what a shape costs to record is a GPU figure
-(``EXTRAS=cudagraphs,cudagraphs-exact`` in benchmarks/gpu_training_check.sh).
+(``EXTRAS=cudagraphs,cudagraphs-exact`` in benchmarks/gpu_training_check.sh; on an H200 with torch 2.11
+both crashed in GradCache's replayed backward, so st-code refuses CUDA graphs with GradCache).
 
 The default budget, 65,536 token slots, is what ``mini_batch_size: auto`` found on an H200 for the
 C2LLM-0.5B shape at 1,024 tokens (64 rows; docs/benchmarks.md).

@@ -75,6 +75,7 @@ def main() -> None:
     import torch
     from train_throughput import cuda_graphs_recorded, load_or_make_pairs
 
+    from st_code.training.compiling import check_cuda_graphs_with_gradcache, records_cuda_graphs
     from st_code.training.config import ModelConfig, StageConfig
     from st_code.training.losses import LengthSortedCachedMNRL, mini_batch_limits
     from st_code.training.models import build_training_model
@@ -103,6 +104,8 @@ def main() -> None:
                            if k in {"name", "datasets", "batch_size", "max_seq_length"}})
     stage.batch_size = args.batch_size or stage.batch_size
     stage.max_seq_length = args.max_seq_length or stage.max_seq_length
+    if args.compile:  # every cut timed here is GradCache: refused as the curriculum refuses it, before any timing
+        check_cuda_graphs_with_gradcache(records_cuda_graphs(True, args.compile_mode, args.device), stage)
     chosen = random.Random(0).sample(rows, stage.batch_size)
 
     def on_device(feature: dict) -> dict:

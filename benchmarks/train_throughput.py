@@ -274,7 +274,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
 
     from st_code.lora import skip_lora_input_cast_under_autocast
     from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
-    from st_code.training.compiling import records_cuda_graphs
+    from st_code.training.compiling import check_cuda_graphs_with_gradcache, records_cuda_graphs
     from st_code.training.losses import stage_loss
     from st_code.training.packing import resolve_shape_multiple
     from st_code.training.models import build_training_model, enable_activation_checkpointing
@@ -297,8 +297,9 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
         stage.length_sorted = kind in ("now", "packed")
         stage.pack_sequences = kind == "packed"
         # packed shapes rounded up where the layers record CUDA graphs, as the curriculum does
-        shape_multiple = resolve_shape_multiple(config.get("packed_shape_multiple", "auto"), records_cuda_graphs(
-            config.get("compile", False), config.get("compile_mode"), device))
+        cuda_graphs = records_cuda_graphs(config.get("compile", False), config.get("compile_mode"), device)
+        check_cuda_graphs_with_gradcache(cuda_graphs, stage)  # refused as the curriculum refuses it
+        shape_multiple = resolve_shape_multiple(config.get("packed_shape_multiple", "auto"), cuda_graphs)
         loss = stage_loss(model, stage, log=print, shape_multiple=shape_multiple)
         if config.get("compile"):  # as the curriculum compiles: each layer in place
             from st_code.training.compiling import compile_blocks

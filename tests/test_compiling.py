@@ -248,3 +248,35 @@ def test_cuda_graph_modes_keep_a_layers_output_for_the_next_layer_without_gradie
 
 def _keeps_outputs(layer) -> bool:
     return layer._compiled_call_impl.__qualname__.startswith("outputs_kept_past_the_next_call")
+
+
+def test_cuda_graphs_with_gradcache_are_refused_before_any_data_is_read(tiny_qwen_path, tmp_path, monkeypatch):
+    """On an H200 (torch 2.11) layers compiled as CUDA graphs died of a segmentation fault in the backward of
+    GradCache's replay, so a run that would combine them stops when its model is built, naming the stage and
+    the fix. No GPU exists here: the curriculum's device is named a CUDA one to ``records_cuda_graphs``."""
+    from st_code.errors import UsageError
+    from st_code.training import CurriculumRunner, config_from_dict
+    from st_code.training import compiling, curriculum
+    from st_code.training.config import StageConfig
+    from tests.test_curriculum import tiny_config
+
+    monkeypatch.delenv(compiling.ALLOW_CUDA_GRAPHS_WITH_GRADCACHE, raising=False)
+    monkeypatch.setattr(curriculum, "records_cuda_graphs",
+                        lambda compile, mode, device: compiling.records_cuda_graphs(compile, mode, "cuda:0"))
+    config = {**tiny_config(tiny_qwen_path, tmp_path / "run"), "compile": True, "compile_backend": "inductor",
+              "compile_mode": "reduce-overhead"}
+    with pytest.raises(UsageError, match="stage 'text': compile_mode runs the compiled layers as CUDA graphs, and this "
+                                         "stage trains with GradCache.*Use compile_mode: default"):
+        CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
+    assert not (tmp_path / "run" / "data").exists()
+    # compiled without CUDA graphs passes the check (the run is not taken further here: inductor takes minutes)
+    for mode in ("default", "max-autotune-no-cudagraphs", None):
+        assert not compiling.records_cuda_graphs(True, mode, "cuda:0")
+    # the check itself: only CUDA graphs and GradCache together, unless a measurement asks for it
+    with_gradcache, without = StageConfig(name="g", datasets=["x"]), StageConfig(name="p", datasets=["x"], gradcache=False)
+    compiling.check_cuda_graphs_with_gradcache(False, with_gradcache)
+    compiling.check_cuda_graphs_with_gradcache(True, without)
+    with pytest.raises(UsageError, match="stage 'g'.*ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=1"):
+        compiling.check_cuda_graphs_with_gradcache(True, with_gradcache)
+    monkeypatch.setenv(compiling.ALLOW_CUDA_GRAPHS_WITH_GRADCACHE, "1")
+    compiling.check_cuda_graphs_with_gradcache(True, with_gradcache)

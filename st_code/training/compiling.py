@@ -31,11 +31,15 @@ each its own kernel; docs/benchmarks.md), so those are what is compiled, each bl
 * CUDA graphs (``compile_mode: reduce-overhead`` or ``max-autotune`` on a GPU): a layer's outputs that
   no backward will read are copied out of the graphs' memory before the next layer runs
   (:func:`outputs_kept_past_the_next_call`), because PyTorch would otherwise free them as the next
-  layer's call begins, and they are that layer's input.
+  layer's call begins, and they are that layer's input. With GradCache they are refused
+  (:func:`check_cuda_graphs_with_gradcache`): measured on an H200 with torch 2.11, the process died
+  of a segmentation fault in the compiled backward of GradCache's replay, with rounded and with exact
+  packed shapes alike.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -51,6 +55,8 @@ COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotu
 #: The modes in which inductor runs compiled layers as CUDA graphs (on a CUDA device): one graph recorded
 #: per input shape, which is why packed shapes are then rounded up (``packed_shape_multiple``).
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")
+#: Set to 1 to train CUDA graph modes with GradCache anyway: to measure them again on another PyTorch.
+ALLOW_CUDA_GRAPHS_WITH_GRADCACHE = "ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE"
 #: Graphs one block may hold before PyTorch falls back to eager for it: 2 grad modes x 2 input kinds x
 #: mask or none x rows of one or many is 16; PyTorch's default of 8 would silently run the rest eager.
 RECOMPILE_LIMIT = 32
@@ -141,6 +147,26 @@ def records_cuda_graphs(compile: bool, mode: str | None, device: str) -> bool:
     return bool(compile) and mode in CUDA_GRAPH_MODES and str(device).startswith("cuda")
 
 
+def check_cuda_graphs_with_gradcache(cuda_graphs: bool, stage: Any) -> None:
+    """Refuse layers running as CUDA graphs (``cuda_graphs``: :func:`records_cuda_graphs`) for a stage that
+    trains with GradCache, before any data is read.
+
+    Why: GradCache replays each mini-batch's forward pass and runs its backward from a hook inside the step's
+    own backward pass, which PyTorch's CUDA graph trees do not survive: on an NVIDIA H200 with torch 2.11
+    (docs/benchmarks.md) every such run died of a segmentation fault in the compiled backward of the first
+    replay, with the packed shapes rounded up or exact (a known class of crash: pytorch/pytorch#105169,
+    dynamic shapes with a backward). Setting :data:`ALLOW_CUDA_GRAPHS_WITH_GRADCACHE` to 1 lets it run, to
+    measure it again on another PyTorch."""
+    if not (cuda_graphs and stage.gradcache) or os.environ.get(ALLOW_CUDA_GRAPHS_WITH_GRADCACHE) == "1":
+        return
+    raise UsageError(
+        f"stage {stage.name!r}: compile_mode runs the compiled layers as CUDA graphs, and this stage trains with "
+        "GradCache, whose replayed backward runs inside the step's backward: that crashed the process (a "
+        "segmentation fault) on an H200 with torch 2.11 (docs/benchmarks.md). Use compile_mode: default or "
+        "max-autotune-no-cudagraphs (compiled layers without CUDA graphs), or leave compile off; to measure "
+        f"CUDA graphs on another PyTorch anyway, set {ALLOW_CUDA_GRAPHS_WITH_GRADCACHE}=1")
+
+
 def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool = False) -> None:
     """A clear error for an unknown backend or mode, or for a backend that gets checkpointing wrong,
     before any training starts."""
@@ -162,6 +188,7 @@ def check_compile_settings(backend: Any, mode: Any, gradient_checkpointing: bool
                          "or turn gradient_checkpointing off")
 
 
-__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "records_cuda_graphs", "repeated_blocks",
+__all__ = ["COMPILE_MODES", "CUDA_GRAPH_MODES", "RECOMPILE_LIMIT", "ALLOW_CUDA_GRAPHS_WITH_GRADCACHE",
+           "records_cuda_graphs", "check_cuda_graphs_with_gradcache", "repeated_blocks",
            "backbone_blocks", "compile_blocks", "outputs_kept_past_the_next_call", "compiled_layers",
            "check_compile_settings"]

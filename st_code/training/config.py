@@ -201,6 +201,7 @@ class CurriculumConfig:
     compile_mode: str | None = None  # torch.compile's mode, e.g. max-autotune-no-cudagraphs; None: the default
     # packed mini-batches' shapes rounded up to [rows, width] multiples, so that CUDA graphs (one recorded per
     # shape) recur: "auto" = [8, 128] where compile_mode records CUDA graphs on a GPU, exact elsewhere; null: exact
+    # (CUDA graphs are refused with GradCache: they crashed on an H200, docs/benchmarks.md)
     packed_shape_multiple: list[int] | str | None = "auto"
     logging_steps: int = 5
     # per_stage: a fresh optimizer and schedule every stage (CodeR). continuous: one AdamW whose state

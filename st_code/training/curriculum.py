@@ -41,7 +41,7 @@ from st_code.lora import (
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
-from st_code.training.compiling import compiled_layers, records_cuda_graphs
+from st_code.training.compiling import check_cuda_graphs_with_gradcache, compiled_layers, records_cuda_graphs
 from st_code.training.config import CurriculumConfig, StageConfig
 from st_code.training.data import StageDatasets, build_stage_datasets
 from st_code.training.evaluate import evaluate_sets
@@ -322,8 +322,11 @@ class CurriculumRunner:
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.state.wait_for_everyone()
         model = self.build_initial_model()
+        cuda_graphs = records_cuda_graphs(self.config.compile, self.config.compile_mode,
+                                          str(next(model.parameters()).device))
         for stage in self.config.stages:  # before minutes of data preparation, not at that stage's start
             check_stage_packing(model, stage)
+            check_cuda_graphs_with_gradcache(cuda_graphs, stage)
         sources, heldout = self.prepare_data(mining_model=model)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}

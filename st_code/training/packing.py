@@ -16,7 +16,9 @@ A packed mini-batch's shape (packed rows x width) follows its texts, so it chang
 budget, 26 of them first seen after step 10). Where the layers run as CUDA graphs (``compile_mode:
 reduce-overhead``), each new shape records new graphs; a :class:`ShapeMultiple` rounds the rows and the
 width up so that a few shapes recur (3 in those 50 steps at 8 rows x 128 tokens, none after step 10,
-for 7.9% padding instead of 1.1%; benchmarks/packed_shapes.py).
+for 7.9% padding instead of 1.1%; benchmarks/packed_shapes.py). CUDA graphs are refused with GradCache
+(a segmentation fault on an H200 with torch 2.11: :func:`st_code.training.compiling.check_cuda_graphs_with_gradcache`),
+so for now rounding serves only a run that lets them through.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ def stage_packs(model: Any, stage: Any, log: Callable[[str], None] = lambda mess
     """Whether a stage's GradCache mini-batches are packed. ``true``: yes (refused where the model
     cannot); ``false``: no; ``auto`` (the default): on a CUDA device, for length-sorted GradCache and a
     model that can. Measured on an H200 (C2LLM-0.5B shape, batch 128, docs/benchmarks.md): 1.29 s a
-    step packed against 2.12 s for the unpacked cut, the same loss curve over 50 steps; on 2 CPU
+    step packed against 2.12 s for the unpacked cut, the same loss curve over 50 steps, and 0.96 s since
+    the columns are packed together (one mini-batch a step, 1.0% padding); on 2 CPU
     cores, where compute is the cost, packing gains nothing at the 0.5B's width (1.01x) and loses with
     a small model (0.45x), so ``auto`` leaves a CPU unpacked. ``device``: where the model trains (default:
     where its parameters are)."""
