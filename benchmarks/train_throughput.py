@@ -358,6 +358,8 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     result = {"mini_batch": mini, "timed_steps": timed_steps, "seconds": seconds, "total_seconds": total,
               "seconds_per_step": seconds / timed_steps, "samples_per_s": timed_steps * batch / seconds,
               "median_step_seconds": statistics.median(step_seconds),
+              # each timed step's seconds, first timed step first: runs of different lengths compared step by step
+              "step_seconds": step_seconds,
               "graphs_compiled": clock.graphs[-1] - graphs_at_start,
               "graphs_compiled_while_timed": clock.graphs[-1] - graphs_before,
               "cuda_graphs_recorded": None if cuda_graphs_at_start is None

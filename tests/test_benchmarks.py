@@ -160,6 +160,9 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     # CUDA graphs (compile_mode: reduce-overhead, a GPU's) are counted too: none recorded here
     compiled_run = extras["compile"]["packed"][0]
     assert compiled_run["graphs_compiled"] > 0 and compiled_run["median_step_seconds"] > 0
+    # every timed step's own seconds, so that runs of different lengths compare step by step
+    assert len(compiled_run["step_seconds"]) == compiled_run["timed_steps"]
+    assert sum(compiled_run["step_seconds"]) == pytest.approx(compiled_run["seconds"])
     assert compiled_run["cuda_graphs_recorded"] == 0
     assert all(r[0]["graphs_compiled"] == 0 for r in runs.values())
     assert len(list((tmp_path / "out").iterdir())) <= 8  # what the device tool brings back
