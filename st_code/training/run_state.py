@@ -25,6 +25,9 @@ RUN_FILE = "run.json"
 #: Everything a curriculum run writes into its folder (``overwrite`` removes these and nothing else).
 RUN_OUTPUTS = ("stages", "data", "final", "report", "base_scores.json", "schedule.json", RUN_FILE, "config.yaml")
 EXISTING_RUN_MODES = ("refuse", "overwrite", "resume")
+#: What a run writes before it trains: its setup record and the data cache, which is stamped with its data's
+#: fingerprint and rebuilt on any change. A folder holding nothing else has nothing a new setup could mix with.
+BEFORE_TRAINING = (RUN_FILE, "config.yaml", "data")
 
 
 def data_fingerprints(config: CurriculumConfig) -> dict[str, str]:
@@ -94,8 +97,9 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
                    log: Callable[[str], None] = print) -> bool:
     """Check ``out`` against ``identity`` and record it; returns whether the run starts fresh.
 
-    ``mode``: ``refuse`` (a differing or unrecorded earlier run is an error), ``overwrite`` (remove
-    the earlier run's outputs first) or ``resume`` (keep them and go on)."""
+    ``mode``: ``refuse`` (a differing or unrecorded earlier run is an error, unless it stopped before
+    training anything: :data:`BEFORE_TRAINING`), ``overwrite`` (remove the earlier run's outputs first) or
+    ``resume`` (keep them and go on)."""
     if mode not in EXISTING_RUN_MODES:
         raise UsageError(f"existing_run must be one of {EXISTING_RUN_MODES}, got {mode!r}")
     if out.exists() and not out.is_dir():
@@ -105,6 +109,10 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
     record = json.loads(record_file.read_text()) if record_file.is_file() else None
     if record is not None and record.get("identity") == identity and mode != "overwrite":
         return False
+    if earlier and mode == "refuse" and all(name in BEFORE_TRAINING for name in earlier):
+        # the earlier run stopped before training (bad data, a refused setting): its corrected rerun starts here
+        log(f"{out}: the run recorded there stopped before training anything; this run takes its place")
+        record, earlier = None, []
     if earlier and mode == "refuse":
         if record is None:
             changes = ["the earlier run recorded no setup (run.json): it was started by an older st-code"]
@@ -131,4 +139,5 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
     return not (out / "stages").exists()
 
 
-__all__ = ["run_identity", "data_fingerprints", "differences", "prepare_output", "RUN_OUTPUTS", "EXISTING_RUN_MODES"]
+__all__ = ["run_identity", "data_fingerprints", "differences", "prepare_output", "RUN_OUTPUTS", "EXISTING_RUN_MODES",
+           "BEFORE_TRAINING"]

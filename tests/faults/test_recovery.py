@@ -139,6 +139,33 @@ def test_overwrite_starts_fresh_and_resume_anyway_keeps_finished_stages(tiny_qwe
     assert json.loads((tmp_path / "run" / "run.json").read_text())["history"] == []
 
 
+def test_a_run_that_stopped_before_training_gives_way_to_its_corrected_rerun(tiny_qwen_path, tmp_path):
+    """A run whose data could not be read had recorded its setup: the corrected rerun was refused as "a
+    different setup" and needed --overwrite, though nothing had been trained. Once a stage has trained,
+    a changed setup is refused again."""
+    from st_code.data.readers import DataError
+    from st_code.errors import RunConflictError
+    from st_code.training import CurriculumRunner, config_from_dict
+
+    extra = tmp_path / "extra.jsonl"
+    rows = "".join(json.dumps({"query": f"q{i}", "positive": f"p{i}"}) + "\n" for i in range(8))
+    extra.write_text(rows + "{not json\n")
+    config = tiny_config(_assets(tiny_qwen_path), tmp_path / "run")
+    config["data"]["sources"] = {"extra": {"path": str(extra)}}
+    with pytest.raises(DataError, match="extra.jsonl:9: not valid JSON"):
+        CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
+    assert (tmp_path / "run" / "run.json").is_file()  # its setup was recorded, nothing trained
+    extra.write_text(rows)
+    said: list[str] = []
+    CurriculumRunner(config_from_dict(config), log=said.append).run()
+    assert any(line.endswith("stopped before training anything; this run takes its place") for line in said)
+    assert (tmp_path / "run" / "final" / "modules.json").is_file()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["history"] == []
+    config["stages"][0]["learning_rate"] = 2e-3
+    with pytest.raises(RunConflictError, match="holds a run started with a different setup"):
+        CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
+
+
 def test_an_incomplete_checkpoint_is_set_aside_and_the_previous_one_resumed(tiny_qwen_path, tmp_path):
     """SIGKILL while the trainer wrote checkpoint-3 left it without trainer_state.json: every rerun failed."""
     import shutil
