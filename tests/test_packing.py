@@ -115,10 +115,14 @@ def test_a_run_that_cannot_pack_stops_before_reading_data(tiny_qwen_path, tmp_pa
     config["model"]["bidirectional"] = True  # the mixed stage packs: refused for bidirectional attention
     with pytest.raises(UsageError, match="stage 'mixed': pack_sequences: true, but bidirectional attention"):
         CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
-    # nothing recorded either: the corrected config's run is not refused as a conflicting setup
-    from st_code.training.run_state import RUN_OUTPUTS
+    assert not (tmp_path / "run" / "data").exists()
+    # the setup it recorded does not stand in the way of the corrected config's run (no --overwrite needed)
+    from st_code.training.run_state import prepare_output, run_identity
 
-    assert not [name for name in RUN_OUTPUTS if (tmp_path / "run" / name).exists()]
+    config["model"]["bidirectional"] = False
+    said: list[str] = []
+    assert prepare_output(tmp_path / "run", run_identity(config_from_dict(config)), log=said.append)
+    assert said and said[0].endswith("stopped before training anything; this run takes its place")
 
 
 def test_the_default_packs_on_a_gpu_where_the_model_can(tiny_qwen_path, minilm_path):

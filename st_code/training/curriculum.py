@@ -317,18 +317,18 @@ class CurriculumRunner:
 
     def _run(self) -> dict[str, Any]:
         self.identity = run_identity(self.config)
-        model = self.build_initial_model()
-        cuda_graphs = records_cuda_graphs(self.config.compile, self.config.compile_mode,
-                                          str(next(model.parameters()).device))
-        # before minutes of data preparation, not at that stage's start; and before the run's setup is recorded
-        # in its folder, which would make the corrected config's run a conflicting one (--overwrite to start)
-        for stage in self.config.stages:
-            check_stage_packing(model, stage)
-            check_cuda_graphs_with_gradcache(cuda_graphs, stage)
-        if self.state.is_main_process:
+        if self.state.is_main_process:  # a conflicting folder is refused before the model loads
             prepare_output(self.out, self.identity, self.existing_run, self.log)
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.state.wait_for_everyone()
+        model = self.build_initial_model()
+        cuda_graphs = records_cuda_graphs(self.config.compile, self.config.compile_mode,
+                                          str(next(model.parameters()).device))
+        # before minutes of data preparation, not at that stage's start (the setup it recorded does not stand in
+        # the way of the corrected config's run: prepare_output lets a run that trained nothing be replaced)
+        for stage in self.config.stages:
+            check_stage_packing(model, stage)
+            check_cuda_graphs_with_gradcache(cuda_graphs, stage)
         sources, heldout = self.prepare_data(mining_model=model)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}
