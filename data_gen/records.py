@@ -34,12 +34,12 @@ class Pair:
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """All rows or nothing: written to a temporary file, then renamed over ``path``."""
+    from st_code.outputs import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ journals, stage files and checkpoints. :class:`FolderLock` takes an exclusive ``
 holder. The kernel drops the lock when its process dies, however it dies, so a lock left by a
 killed run is simply taken over (and said so).
 
-Inside one run, several processes (DDP ranks) read files one of them writes: :func:`write_text_atomic`
-makes a reader see the old file or the new one, never a half-written one (nor a crash leave one).
+Inside one run, several processes (DDP ranks) read files one of them writes:
+:func:`st_code.outputs.write_text_atomic` makes a reader see the old file or the new one, never a
+half-written one (nor a crash leave one).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from st_code.errors import RunConflictError, UsageError
+from st_code.outputs import write_text_atomic  # noqa: F401 - its old home; the one atomic write lives in outputs
 
 LOCK_NAME = ".st-code.lock"
 
@@ -81,13 +83,6 @@ def _read(handle) -> dict[str, Any]:
         return json.loads(handle.read() or "{}")
     except ValueError:
         return {}
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 __all__ = ["FolderLock", "LOCK_NAME", "write_text_atomic"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 
-from st_code.locking import write_text_atomic
+from st_code.outputs import write_text_atomic
 
 
 def _rewrite(path: str, rounds: int) -> None:

@@ -34,7 +34,8 @@ from st_code.data.records import RetrievalSet, Sample
 from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
 from st_code.hub import push_folder
-from st_code.locking import FolderLock, write_text_atomic
+from st_code.locking import FolderLock
+from st_code.outputs import write_text_atomic
 from st_code.lora import (
     LoraSettings, add_lora, has_lora, merge_lora, merged_copy, skip_lora_input_cast_under_autocast,
 )
@@ -60,6 +61,7 @@ from st_code.training.models import (
 from st_code.training.sources import resolve_base, stage_samples
 from st_code.training.stage_trainer import (
     LinearSchedule, StageTrainer, load_optimizer_state, optimizer_state_by_name, save_optimizer_state, stage_schedule,
+    warmup_steps_of,
 )
 
 OPTIMIZER_STATE = "optimizer_state.pt"  # a finished stage's AdamW state, for a continuous optimizer
@@ -171,7 +173,7 @@ class CurriculumRunner:
             self.log("continuous optimizer: the stages' schedule settings changed (--resume-anyway); planning again")
         first, last = self.config.stages[0], self.config.stages[-1]
         total = sum(self.planned_steps(stage, sources) for stage in self.config.stages)
-        warmup = first.warmup_steps if first.warmup_steps is not None else math.ceil(first.warmup_ratio * total)
+        warmup = warmup_steps_of(first.warmup_steps, first.warmup_ratio, total)
         schedule = LinearSchedule(first.learning_rate, last.end_learning_rate, warmup, total)
         if self.state.is_main_process:
             write_text_atomic(path, json.dumps({"schedule": asdict(schedule), "planned_from": planned_from}))

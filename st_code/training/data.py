@@ -90,11 +90,11 @@ def group_samples(samples: list[Sample], num_negatives: int) -> dict[str, Datase
 
 def save_samples(samples: list[Sample], path: Path) -> None:
     """Write samples as JSONL atomically (a crash never leaves half a file)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    from st_code.outputs import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for s in samples:
             handle.write(json.dumps(s.__dict__, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def read_samples(path: Path) -> list[Sample]:

@@ -192,15 +192,23 @@ class StageTrainer(SentenceTransformerTrainer):
 def stage_schedule(learning_rate: float, end_learning_rate: float, warmup_steps: int | None,
                    warmup_ratio: float, num_training_steps: int) -> LinearSchedule:
     """The schedule of a stage trained alone."""
+    return LinearSchedule(learning_rate, end_learning_rate,
+                          warmup_steps_of(warmup_steps, warmup_ratio, num_training_steps), num_training_steps)
+
+
+def warmup_steps_of(warmup_steps: int | None, warmup_ratio: float, num_training_steps: int) -> int:
+    """The warmup length, always short of the whole run: warmup starts at learning rate 0, so a run of
+    one step (or one no longer than its warmup) would otherwise train nothing at all."""
     warmup = warmup_steps if warmup_steps is not None else math.ceil(warmup_ratio * num_training_steps)
-    return LinearSchedule(learning_rate, end_learning_rate, warmup, num_training_steps)
+    return max(0, min(warmup, num_training_steps - 1))
 
 
 def save_optimizer_state(path: Path, states: dict[str, dict], global_step: int) -> None:
     """Atomically write the hand-over state of a finished stage."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"states": states, "global_step": global_step}, tmp)
-    tmp.replace(path)
+    from st_code.outputs import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save({"states": states, "global_step": global_step}, tmp)
 
 
 def load_optimizer_state(path: Path) -> tuple[dict[str, dict], int]:
