@@ -62,9 +62,16 @@ def _search(args: argparse.Namespace) -> int:
         raise UsageError('pass one query ("...") or --queries FILE (one query a line)')
     if args.queries is not None:
         path = Path(args.queries)
-        if not path.is_file():
+        if not path.exists():
             raise MissingPathError(f"--queries {path} does not exist")
-        queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not path.is_file():
+            raise UsageError(f"--queries {path} is not a regular file: pass a text file, one query a line")
+        try:
+            queries = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"--queries {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+        if not queries:
+            raise UsageError(f"--queries {path} holds no query: write one query a line")
     else:
         queries = [args.query]
     searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
@@ -162,7 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "JavaScript, TypeScript, Go, Rust, Java, C, C++, Verilog; line windows for other languages), "
                     "embed them with the model's document prompt and store a faiss index with a metadata table.")
     index.add_argument("path", help="the repository (or one file)")
-    index.add_argument("--out", default=".st-code-index", help="the index folder (default: %(default)s)")
+    index.add_argument("--out", default=".st-code-index",
+                       help="the index folder: new, empty or an earlier index, which is replaced only once the new one "
+                            "is complete; never the repository or a folder of other files (default: %(default)s)")
     index.add_argument("--model", help="an st-code model folder, any sentence-transformers model or hub id "
                                        "(default: the packaged all-MiniLM-L6-v2, offline)")
     index.add_argument("--index-type", choices=INDEX_TYPES, default="auto",
@@ -170,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--precision", choices=PRECISIONS, default="float32",
                        help="int8 / binary: sentence-transformers' quantization, 4x / 32x smaller to search; "
                             "the top candidates are rescored with the float vectors")
-    index.add_argument("--batch-size", type=int, default=32)
+    index.add_argument("--batch-size", type=positive_int, default=32)
     index.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
     index.set_defaults(run=_index)
 
@@ -181,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "are not the ones the index was built with.")
     update.add_argument("index", help="the index folder")
     update.add_argument("--path", help="the repository (default: the one the index was built from)")
-    update.add_argument("--batch-size", type=int, default=32)
+    update.add_argument("--batch-size", type=positive_int, default=32)
     update.add_argument("--device")
     update.set_defaults(run=_update)
 
@@ -192,13 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "answers one query a line in one process.")
     search.add_argument("index", help="the index folder")
     search.add_argument("query", nargs="?", help="what to look for")
-    search.add_argument("-k", type=int, default=10, help="hits per query (default: %(default)s)")
+    search.add_argument("-k", type=positive_int, default=10, help="hits per query (default: %(default)s)")
     search.add_argument("--task", default=DEFAULT_TASK, help="the registered task whose query instruction the "
                                                              "query gets (default: %(default)s)")
     search.add_argument("--queries", help="a file of queries, one a line; prints one JSON line each")
     search.add_argument("--json", action="store_true", help="print JSON lines")
-    search.add_argument("--lines", type=int, default=6, help="snippet lines per hit (default: %(default)s)")
-    search.add_argument("--rescore-multiplier", type=int, default=4,
+    search.add_argument("--lines", type=positive_int, default=6, help="snippet lines per hit (default: %(default)s)")
+    search.add_argument("--rescore-multiplier", type=positive_int, default=4,
                         help="int8/binary indexes: candidates fetched per hit for float rescoring")
     search.add_argument("--device")
     search.set_defaults(run=_search)
@@ -216,11 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--minutes", type=float, default=20.0,
                        help="wall-time budget for the whole command; training gets what reading, mining and "
                             "scoring leave (default: %(default)s)")
-    adapt.add_argument("--max-steps", type=int, help="train exactly this many steps instead of filling --minutes")
+    adapt.add_argument("--max-steps", type=positive_int, help="train exactly this many steps instead of filling --minutes")
     adapt.add_argument("--learning-rate", type=float, default=5e-5, help="(default: %(default)s)")
-    adapt.add_argument("--batch-size", type=int, default=32, help="pairs per step, one hard negative each "
+    adapt.add_argument("--batch-size", type=positive_int, default=32, help="pairs per step, one hard negative each "
                                                                   "(default: %(default)s)")
-    adapt.add_argument("--train-seq-length", type=int, default=128,
+    adapt.add_argument("--train-seq-length", type=positive_int, default=128,
                        help="tokens per text in training (evaluation uses the model's own; default: %(default)s)")
     adapt.add_argument("--heldout-percent", type=float, default=15.0,
                        help="share of each language's files held out to judge the result (default: %(default)s)")
@@ -235,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--llm", help="also write queries for undocumented units with this litellm model "
                                      "through data_gen (e.g. hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct)")
     adapt.add_argument("--api-base", nargs="*", default=[], help="OpenAI-compatible endpoint(s) for --llm")
-    adapt.add_argument("--llm-max-units", type=int, default=500, help="undocumented units sent to the LLM "
+    adapt.add_argument("--llm-max-units", type=positive_int, default=500, help="undocumented units sent to the LLM "
                                                                       "(default: %(default)s)")
     adapt.add_argument("--index", help="the repository's code-search index (default: REPO/.st-code-index or "
                                        "./.st-code-index when built from REPO)")
@@ -252,15 +261,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1, told at once (``--batch-size 0`` would fail deep inside)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    from st_code.errors import StCodeError
+    from st_code.errors import run_command
 
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except StCodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    return run_command(lambda: args.run(args))
 
 
 __all__ = ["main", "build_parser"]

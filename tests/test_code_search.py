@@ -182,3 +182,48 @@ def test_a_saved_st_code_model_indexes_and_updates_from_another_folder(repo, tmp
     (repo / "extra.py").write_text("def extra():\n    return 2\n")
     assert update_index(tmp_path / "index", log=lambda _: None, progress=False).embedded == 1
     assert CodeSearcher(tmp_path / "index").search(["extra"], k=1)[0][0].path
+
+
+def test_a_moved_repository_still_updates_but_another_one_is_refused(repo, tmp_path, minilm):
+    """update --path: the same files in a new place (a renamed checkout) keep their vectors; a repository
+    sharing under half of the indexed files would replace the index whole, so it is refused untouched."""
+    index = tmp_path / "index"
+    build_index(repo, index, _loaded=minilm, log=lambda _: None, progress=False)
+    moved = tmp_path / "moved"
+    repo.rename(moved)
+    report = update_index(index, root=moved, log=lambda _: None, progress=False)
+    assert report.embedded == 0 and report.reused == report.units
+    assert read_manifest(index)["root"] == str(moved.resolve())
+    before = (index / "manifest.json").read_bytes()
+    other = write_repo(tmp_path / "other", {"x.py": "def other():\n    return 2\n"})
+    with pytest.raises(UsageError, match=r"shares 0 of the \d+ files .*another repository"):
+        update_index(index, root=other, log=lambda _: None, progress=False)
+    assert (index / "manifest.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index", "moved", "other"]  # no staging left
+
+
+def test_a_build_that_fails_on_a_full_disk_keeps_the_old_index_whole(repo, tmp_path, minilm):
+    """A real full disk (a small tmpfs; root only) during a rebuild: the staging folder is removed and the
+    earlier index stays searchable, byte for byte."""
+    from tests.faults.cases import CaseSkipped
+    from tests.faults.user_cases import small_disk
+
+    try:
+        disk_context = small_disk(tmp_path / "disk", "160k")
+        disk = disk_context.__enter__()
+    except CaseSkipped as exc:
+        pytest.skip(str(exc))
+    try:
+        index = disk / "index"
+        build_index(repo, index, _loaded=minilm, log=lambda _: None, progress=False)
+        before = {p.name: p.read_bytes() for p in index.iterdir()}
+        for i in range(60):
+            (repo / f"more_{i}.py").write_text("".join(f'def f{i}_{j}(x):\n    """Step {j} of {i}."""\n    return x\n\n\n'
+                                                       for j in range(5)))
+        with pytest.raises(OSError, match="No space left"):
+            build_index(repo, index, _loaded=minilm, log=lambda _: None, progress=False)
+        assert {p.name: p.read_bytes() for p in index.iterdir()} == before
+        assert sorted(p.name for p in disk.iterdir()) == ["index"]
+        assert CodeSearcher(index, model=minilm[0]).search(["Compute the square."], k=1)[0][0].symbol == "square"
+    finally:
+        disk_context.__exit__(None, None, None)

@@ -3,13 +3,15 @@
 Shared by ``st-code index`` and data_gen's corpus stage. ``.gitignore`` files are honoured at every
 level (through ``pathspec``, git's own pattern rules); vendored and build folders are skipped by name;
 binary, non-UTF-8, generated, minified and oversized files are dropped with a reason, so a walk ends
-with a count of what was skipped and why. One file is in memory at a time.
+with a count of what was skipped and why. Only regular files are read (a named pipe or a device would
+block the walk forever), their size checked first. One file is in memory at a time.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -149,11 +151,11 @@ def walk_repository(root: str | Path, report: WalkReport | None = None, max_byte
                     report.skipped["gitignored"] += 1
                 continue
             try:
-                if path.is_symlink() and not path.resolve().is_relative_to(top):
+                if path.is_symlink() and not path.resolve(strict=True).is_relative_to(top):
                     report.skipped["outside_repository"] += 1
                     yield RepoFile(relative, language_of(name), skipped="outside_repository")
                     continue
-            except OSError:
+            except (OSError, RuntimeError):  # a broken link, or a loop (RuntimeError before Python 3.13)
                 report.skipped["unreadable"] += 1
                 continue
             yield _read(path, relative, report, max_bytes, min_chars, languages)
@@ -172,11 +174,14 @@ def _read(path: Path, relative: str, report: WalkReport, max_bytes: int, min_cha
         reason = "minified"
     else:
         try:
-            if path.stat().st_size > max_bytes:
+            info = path.stat()
+            if not stat.S_ISREG(info.st_mode):
+                reason = "not_a_regular_file"
+            elif info.st_size > max_bytes:
                 reason = "oversized"
             else:
                 text, reason = check_text(path.read_bytes(), max_bytes, min_chars)
-        except OSError:
+        except (OSError, RuntimeError):
             reason = "unreadable"
     if reason:
         report.skipped[reason] += 1

@@ -14,15 +14,17 @@ An index is a folder:
 
 Building streams: units go to disk as they are split, then are embedded a chunk at a time into a
 memory-mapped ``vectors.npy``, so no more than one chunk of texts is in memory. A build or an update
-writes a new folder beside the old one and swaps it in at the end: a crash leaves the old index whole.
+writes a new folder beside the old one and swaps it in at the end (:mod:`st_code.outputs`): a crash or
+a full disk leaves the old index whole. ``--out`` must be new, empty or an index: a folder of other
+files, the repository itself or a folder containing it is refused before any work.
 An update re-embeds only units whose content hash is new; the rest keep their vectors.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,8 +36,11 @@ import numpy as np
 from st_code.data.code_units import CodeUnit, split_units
 from st_code.data.repository import WalkReport, walk_repository
 from st_code.errors import MissingPathError, UsageError
+from st_code.outputs import staged_folder
+from st_code.search.manifest import (
+    FORMAT, check_batch_size, check_index_files, check_index_folder, check_same_repository, read_manifest,
+)
 
-FORMAT = 1
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 PRECISIONS = ("float32", "int8", "binary")
 #: ``auto`` switches from an exact flat index to HNSW at this many vectors.
@@ -103,14 +108,29 @@ def build_index(root: str | Path, out: str | Path, model: str | None = None, ind
         raise UsageError(f"index type {index_type!r}: use one of {', '.join(INDEX_TYPES)}")
     if precision not in PRECISIONS:
         raise UsageError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    check_batch_size(batch_size)
     root = Path(root)
     if not root.exists():
         raise MissingPathError(f"{root} does not exist: pass the repository to index")
-    out = Path(out)
+    if not (root.is_dir() or root.is_file()):
+        raise UsageError(f"{root} is neither a folder nor a regular file: pass the repository to index")
+    out = check_index_folder(out, root)
+    if _loaded is None:
+        from st_code.devices import check_device
+
+        check_device(device)
     from st_code.locking import FolderLock
 
-    with FolderLock(out.parent / f".{out.name}.lock-folder", "index build", log=log):
-        return _build(root, out, model, index_type, precision, batch_size, device, log, progress, _loaded, _previous)
+    lock_folder = out.parent / f".{out.name}.lock-folder"
+    try:
+        with FolderLock(lock_folder, "index build", log=log):
+            return _build(root, out, model, index_type, precision, batch_size, device, log, progress, _loaded,
+                          _previous)
+    finally:
+        try:
+            lock_folder.rmdir()  # only once empty: a concurrent build's lock stays
+        except OSError:
+            pass
 
 
 def _build(root: Path, out: Path, model_name: str | None, index_type: str, precision: str, batch_size: int,
@@ -118,10 +138,17 @@ def _build(root: Path, out: Path, model_name: str | None, index_type: str, preci
            previous: Path | None) -> IndexReport:
     started = time.perf_counter()
     model, name, fingerprint = loaded or load_search_model(model_name, device)
+    with staged_folder(out) as staging:  # removed on any failure; the old index stays whole
+        report = _build_into(staging, root, model, name, fingerprint, index_type, precision, batch_size, log,
+                             progress, previous)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: str, index_type: str,
+                precision: str, batch_size: int, log: Callable[[str], None], progress: bool,
+                previous: Path | None) -> IndexReport:
     prompt = _document_prompt(model, DEFAULT_TASK)
-    staging = out.with_name(f"{out.name}.building-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     report = IndexReport()
     walk = WalkReport()
     file_hashes: dict[str, str] = {}
@@ -136,7 +163,6 @@ def _build(root: Path, out: Path, model_name: str | None, index_type: str, preci
             hashes.append(unit.hash)
     np.save(staging / "units.offsets.npy", np.asarray(offsets, dtype=np.int64))
     if not hashes:
-        shutil.rmtree(staging)
         raise UsageError(f"no code found under {root} ({walk.line()}); pass a folder with source files")
     report.units = len(hashes)
     report.walk = {"files": walk.files, "skipped": dict(walk.skipped), "languages": dict(walk.per_language)}
@@ -148,7 +174,9 @@ def _build(root: Path, out: Path, model_name: str | None, index_type: str, preci
         old_vectors = np.load(previous / "vectors.npy", mmap_mode="r")
         for row_number, row in enumerate(_read_rows(previous / "units.jsonl")):
             old_rows.setdefault(row["hash"], row_number)
-        old_files = json.loads((previous / "manifest.json").read_text())["files"]
+        old_manifest = read_manifest(previous)
+        old_files = old_manifest["files"]
+        check_same_repository(previous, old_manifest, root, file_hashes)
         report.files_added = len(set(file_hashes) - set(old_files))
         report.files_deleted = len(set(old_files) - set(file_hashes))
         report.files_changed = sum(1 for p, h in file_hashes.items() if p in old_files and old_files[p] != h)
@@ -171,8 +199,6 @@ def _build(root: Path, out: Path, model_name: str | None, index_type: str, preci
     manifest.update(_write_search_structure(staging, vectors, index_type, precision))
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     del vectors, old_vectors
-    _swap_in(staging, out)
-    report.seconds = time.perf_counter() - started
     return report
 
 
@@ -244,7 +270,7 @@ def _write_search_structure(folder: Path, vectors: np.ndarray, index_type: str, 
         index = faiss.IndexBinaryFlat(dim) if chosen in ("flat", "ivf") else faiss.IndexBinaryHNSW(dim, 32)
         for start in range(0, n, 65536):
             index.add(quantize_embeddings(np.asarray(vectors[start:start + 65536]), precision="ubinary"))
-        faiss.write_index_binary(index, str(folder / "index.binary.faiss"))
+        _write_faiss(index, folder / "index.binary.faiss", binary=True)
         return {"index_type": "flat" if chosen in ("flat", "ivf") else "hnsw"}
     if chosen == "flat":
         index = faiss.IndexFlatIP(dim)
@@ -258,29 +284,21 @@ def _write_search_structure(folder: Path, vectors: np.ndarray, index_type: str, 
         index.train(np.asarray(vectors[np.sort(sample)]))
     for start in range(0, n, 65536):
         index.add(np.asarray(vectors[start:start + 65536]))
-    faiss.write_index(index, str(folder / "index.faiss"))
+    _write_faiss(index, folder / "index.faiss")
     return {"index_type": chosen}
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` so that a crash at any point leaves one whole index."""
-    old = out.with_name(f"{out.name}.old-{os.getpid()}")
-    if out.exists():
-        out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+def _write_faiss(index: Any, path: Path, binary: bool = False) -> None:
+    """faiss's writer, with its disk errors (a RuntimeError naming the C error) raised as the OSError they are."""
+    import faiss
 
-
-def read_manifest(index: str | Path) -> dict[str, Any]:
-    """An index's manifest, or a clear error when the folder holds none."""
-    path = Path(index) / "manifest.json"
-    if not path.is_file():
-        raise MissingPathError(f"no index at {index} (no manifest.json): build one with st-code index REPO --out {index}")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise UsageError(f"{index} was written by another st-code (index format {manifest.get('format')}); "
-                         "rebuild it with st-code index")
-    return manifest
+    try:
+        (faiss.write_index_binary if binary else faiss.write_index)(index, str(path))
+    except RuntimeError as exc:
+        for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            if os.strerror(code) in str(exc):
+                raise OSError(code, os.strerror(code), str(path)) from exc
+        raise
 
 
 def update_index(index: str | Path, root: str | Path | None = None, model: str | None = None,
@@ -291,6 +309,13 @@ def update_index(index: str | Path, root: str | Path | None = None, model: str |
     is not the one the index was built with."""
     index = Path(index)
     manifest = read_manifest(index)
+    check_batch_size(batch_size)
+    if root is not None and not Path(root).exists():
+        raise MissingPathError(f"--path {root} does not exist: pass the repository the index was built from")
+    from st_code.devices import check_device
+
+    check_device(device)
+    check_index_files(index, manifest)
     loaded = load_search_model(model or manifest["model"], device)
     _, name, fingerprint = loaded
     prompt = _document_prompt(loaded[0], DEFAULT_TASK)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from st_code.errors import UsageError
-from st_code.search.index import DEFAULT_TASK, load_search_model, read_manifest
+from st_code.search.index import DEFAULT_TASK, load_search_model
+from st_code.search.manifest import check_index_files, damaged, read_manifest
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,16 @@ class CodeSearcher:
         from st_code.retrieval.score import resolve_prompts
 
         _check_task(task)
+        if not isinstance(rescore_multiplier, int) or rescore_multiplier < 1:
+            raise UsageError(f"--rescore-multiplier must be a whole number >= 1 (candidates fetched per hit), got "
+                             f"{rescore_multiplier!r}")
         self.folder = Path(index)
         self.manifest = read_manifest(self.folder)
+        check_index_files(self.folder, self.manifest)
         if model is None:
+            from st_code.devices import check_device
+
+            check_device(device)
             model, _, fingerprint = load_search_model(self.manifest["model"], device)
             if fingerprint != self.manifest["model_fingerprint"]:
                 raise UsageError(f"the weights of {self.manifest['model']!r} changed since {index} was built: its "
@@ -80,6 +88,14 @@ class CodeSearcher:
         self._load_structure()
 
     def _load_structure(self) -> None:
+        try:
+            self._read_structure()
+        except (RuntimeError, ValueError, KeyError) as exc:  # faiss reports a garbage file as a RuntimeError
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise damaged(self.folder, f"its search structure cannot be read: {first[:200]}",
+                          self.manifest.get("root")) from None
+
+    def _read_structure(self) -> None:
         import faiss
 
         if self.precision == "int8":
@@ -164,7 +180,11 @@ class CodeSearcher:
         """The stored unit of one row (read from disk by its offset)."""
         with (self.folder / "units.jsonl").open("rb") as handle:
             handle.seek(int(self.offsets[row]))
-            return json.loads(handle.readline())
+            line = handle.readline()
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise damaged(self.folder, f"units.jsonl has no whole unit at row {row}", self.manifest.get("root")) from None
 
     def _hit(self, row: int, score: float) -> Hit:
         unit = self.unit(row)
