@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from st_code.errors import run_command
+
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from data_gen.pipeline import Pipeline, PipelineConfig
     from st_code.errors import StCodeError
 
@@ -98,9 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             num_negatives=args.num_negatives, skip_difficulty=args.skip_difficulty,
         )
         Pipeline(config).run(args.stage)
-    except StCodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except StCodeError:
+        raise
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from data_gen.corpus import CodeFile, read_corpus, snippet
 from st_code.errors import ServiceUnreachable, UsageError
-from st_code.locking import FolderLock
+from st_code.locking import LOCK_NAME, FolderLock
+from st_code.outputs import check_output_folder
 from st_code.llm import Journal, LLMClient
 from data_gen.records import read_jsonl, read_pairs, write_jsonl
 
@@ -95,12 +96,21 @@ class Summary:
         return "\n".join(lines)
 
 
+#: What data_gen writes in its output folder: one of these marks the folder as its own.
+STAGE_FILES = ("journal.jsonl", "corpus.jsonl", "generated.jsonl", "annotated.jsonl", "mined.jsonl", "labeled.jsonl",
+               "triplets.jsonl", "summary.json", "dataset", "brainstormed_tasks.yaml")
+
+
+def is_data_gen_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier data_gen run's files (stages run one at a time read each other's)."""
+    return any((folder / name).exists() for name in STAGE_FILES)
+
+
 class Pipeline:
     def __init__(self, config: PipelineConfig, log=print) -> None:
         self.config = config
-        self.out = Path(config.out)
-        if self.out.exists() and not self.out.is_dir():
-            raise UsageError(f"--out {self.out} is a file; pass a folder (it is created if missing)")
+        self.out = check_output_folder(config.out, flag="--out", what="data_gen output", owned=is_data_gen_folder,
+                                       inputs=list(config.corpus or []), ignore=(LOCK_NAME,))
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.summary = Summary()

@@ -87,7 +87,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item}: expected KEY=VALUE, e.g. stages.0.max_steps=100")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({problem}); quote it, e.g. "
+                              f"--set '{key}=[1, 2]' or '{key}={{r: 8, alpha: 16}}'") from None
         node, parts = data, key.split(".")
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
@@ -145,12 +150,17 @@ def load_raw(path: str | None) -> dict:
     from st_code.training import ConfigError
 
     path = path or DEFAULT_CONFIG_FILE
+    if Path(path).is_dir():
+        raise ConfigError(f"--config {path} is a folder; pass the YAML file itself (e.g. recipes/configs/minilm-cpu.yaml)")
     if not Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist" if not Path(path).exists()
+                          else f"config file {path} is not a regular file; pass a YAML file")
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping of config keys")
     return data
@@ -158,6 +168,15 @@ def load_raw(path: str | None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from st_code.errors import run_command
+
+    return run_command(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The recipe for parsed arguments (``main`` adds the one-line errors)."""
+    import copy
+
     import yaml
 
     from st_code.training import ConfigError, config_from_dict
@@ -166,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         data = apply_overrides(load_raw(args.config), args.overrides)
         if args.push_to_hub:
             data.setdefault("publish", {})["hub_model_id"] = args.push_to_hub
-        if args.dry_run:
+        if args.dry_run:  # the dry run checks the config the real run would get, then shrinks it
+            config_from_dict(copy.deepcopy(data))
             data = dry_run(data)
         config = config_from_dict(data)
     except ConfigError as exc:
@@ -185,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(config.to_dict(), sort_keys=False))
         return 0
 
-    from st_code.errors import StCodeError
     from st_code.training import CurriculumRunner
     from st_code.training.process_group import close_process_group
 
@@ -193,9 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     existing = "overwrite" if args.overwrite else "resume" if args.resume_anyway else "refuse"
     try:
         result = CurriculumRunner(config, existing_run=existing).run()
-    except StCodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume (finished stages and checkpoints are kept)",
               file=sys.stderr)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from st_code.errors import MissingPathError, UsageError
+from st_code.outputs import check_output_folder, staged_files
 
 EXPORT_TARGETS = ("onnx", "openvino")
 ONNX_FILE = "onnx/model.onnx"
@@ -84,24 +85,35 @@ def export_model(model_path: str | Path, to: str = "onnx", quantize: str | None 
                          "int8 ONNX file too: --to onnx --quantize int8")
     folder = Path(model_path)
     _check_exportable(folder)
-    target = Path(out) if out is not None else folder
-    onnx_path = target / ONNX_FILE
-    written = [_export_onnx(folder, onnx_path, opset, log)]
-    if quantize == "int8":
-        quantization = _requires("onnxruntime.quantization", "export")
-        int8_path = target / ONNX_INT8_FILE
-        quantization.quantize_dynamic(str(onnx_path), str(int8_path), weight_type=quantization.QuantType.QInt8,
-                                      per_channel=True)  # per-tensor scales cost MiniLM up to 0.09 cosine
-        log(f"wrote {int8_path} (int8 weights, {int8_path.stat().st_size / 2**20:.1f} MB)")
-        written.append(int8_path)
-    if to == "openvino":
-        openvino = _requires("openvino", "openvino")
-        xml = target / OPENVINO_FILE
-        xml.parent.mkdir(parents=True, exist_ok=True)
-        openvino.save_model(openvino.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
-        log(f"wrote {xml}")
-        written.append(xml)
+    target = folder if out is None else check_output_folder(out, flag="--out", what="export", owned=_holds_export)
+    target.mkdir(parents=True, exist_ok=True)
+    # every file is written into a staging folder and moved into place only when all are complete: a full
+    # disk or a failed conversion leaves the earlier export (or none), never a truncated model.onnx
+    with staged_files(target) as staging:
+        onnx_path = staging / ONNX_FILE
+        names = [_export_onnx(folder, onnx_path, opset, log)]
+        if quantize == "int8":
+            quantization = _requires("onnxruntime.quantization", "export")
+            int8_path = staging / ONNX_INT8_FILE
+            quantization.quantize_dynamic(str(onnx_path), str(int8_path), weight_type=quantization.QuantType.QInt8,
+                                          per_channel=True)  # per-tensor scales cost MiniLM up to 0.09 cosine
+            names.append(int8_path)
+        if to == "openvino":
+            openvino = _requires("openvino", "openvino")
+            xml = staging / OPENVINO_FILE
+            xml.parent.mkdir(parents=True, exist_ok=True)
+            openvino.save_model(openvino.convert_model(str(onnx_path)), str(xml), compress_to_fp16=False)
+            names.append(xml)
+        names = [path.relative_to(staging) for path in names]
+    written = [target / name for name in names]
+    for path in written:
+        log(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB)")
     return written
+
+
+def _holds_export(folder: Path) -> bool:
+    """An ``--out`` that may be written: an earlier export, or a saved model folder (exports go beside it)."""
+    return any((folder / name).exists() for name in ("onnx", "openvino", "modules.json"))
 
 
 def _export_onnx(folder: Path, onnx_path: Path, opset: int, log: Callable[[str], None]) -> Path:
@@ -131,7 +143,7 @@ def _export_onnx(folder: Path, onnx_path: Path, opset: int, log: Callable[[str],
     with torch.no_grad():
         torch.onnx.export(Graph(), tuple(example[name] for name in names), str(onnx_path), input_names=names,
                           output_names=list(OUTPUTS), dynamic_axes=axes, opset_version=opset, dynamo=False)
-    log(f"wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MB; inputs {', '.join(names)})")
+    log(f"traced {ONNX_FILE} (inputs {', '.join(names)})")
     return onnx_path
 
 

@@ -30,7 +30,7 @@ from sentence_transformers import SentenceTransformer
 
 import st_code
 from st_code.adapt.gate import GENERAL_SETS, GateDecision, decide, write_report  # noqa: F401 - GENERAL_SETS re-exported
-from st_code.adapt.options import AdaptOptions
+from st_code.adapt.options import ADAPT_OUTPUTS, MARKER, REPORT_FILES, AdaptOptions
 from st_code.adapt.plan import TrainingPlan, adapt_config, plan_steps, seconds_per_step
 from st_code.assets import resolve_model_name
 from st_code.data.python_functions import content_hash
@@ -39,7 +39,8 @@ from st_code.data.records import RetrievalSet, sample_to_row
 from st_code.data.repo_pairs import TEXT2CODE, RepositoryPairs, build_repository_pairs
 from st_code.errors import MissingPathError, UsageError
 from st_code.fingerprint import model_fingerprint, path_fingerprint, stable_hash
-from st_code.locking import FolderLock, write_text_atomic
+from st_code.locking import FolderLock
+from st_code.outputs import remove_owned, staged_folder, write_text_atomic
 
 #: Fewer documented training pairs than this (and no --llm) is no basis for training.
 MIN_DOCUMENTED_PAIRS = 20
@@ -72,6 +73,7 @@ def adapt_repository(options: AdaptOptions, log: Callable[[str], None] = print,
     """Adapt ``options.model`` to ``options.repository``; see the module docstring. ``confirm`` answers
     the index-rebuild question (default: ask on an interactive terminal, else only print the command)."""
     out = options.out_dir()
+    options.check()  # before the lock creates OUT: a folder of the user's files is refused untouched
     with FolderLock(out, "st-code adapt", log):
         return _adapt(options, out, log, confirm)
 
@@ -80,10 +82,10 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
            confirm: Callable[[str], bool] | None) -> AdaptResult:
     start = time.time()
     repo = options.check()
-    if options.overwrite:
-        for name in ("run", "scores", "plan.json", "report", "model", "llm"):
-            target = out / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+    write_text_atomic(out / MARKER, json.dumps({"tool": "st-code adapt", "repository": str(repo.resolve())}))
+    if options.overwrite:  # only what adapt wrote: a user's files in OUT (or notes in OUT/report) stay
+        removed = remove_owned(out, ADAPT_OUTPUTS) + remove_owned(out / "report", REPORT_FILES)
+        log(f"--overwrite: removed {', '.join(removed) or 'nothing (no earlier run)'} from {out}")
 
     log(f"[1/6] reading {repo} ...")
     pairs = build_repository_pairs(repo, heldout_percent=options.heldout_percent, seed=options.seed,
@@ -113,7 +115,7 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
                           plan.max_steps, options.learning_rate, options.batch_size, base.max_seq_length,
                           min(options.train_seq_length, base.max_seq_length), options.seed,
                           gradcache=base.device.type == "cuda", extra_sources=extra_sources)
-    (out / "adapt_config.yaml").write_text(_yaml(config), encoding="utf-8")
+    write_text_atomic(out / "adapt_config.yaml", _yaml(config))
     del base
     result = _train(config, base_name, log)
     adapted_dir = Path(result["final"])
@@ -126,11 +128,8 @@ def _adapt(options: AdaptOptions, out: Path, log: Callable[[str], None],
                       max_general_loss=options.max_general_loss)
     installed = out / "model"
     if decision.accepted:  # copied beside, then swapped in: a crash never leaves half a model folder
-        staging = out / "model.tmp"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(adapted_dir, staging)
-        shutil.rmtree(installed, ignore_errors=True)
-        staging.rename(installed)
+        with staged_folder(installed) as staging:
+            shutil.copytree(adapted_dir, staging, dirs_exist_ok=True)
     else:
         shutil.rmtree(installed, ignore_errors=True)
     seconds = time.time() - start
@@ -295,7 +294,7 @@ def _scores(path: Path, model: SentenceTransformer, fingerprint: str, sets: dict
     scores = evaluate_sets(model, sets, log=log)
     seconds = time.time() - start
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"key": key, "scores": scores, "seconds": seconds}, indent=2), encoding="utf-8")
+    write_text_atomic(path, json.dumps({"key": key, "scores": scores, "seconds": seconds}, indent=2))
     return scores, seconds
 
 
@@ -325,7 +324,7 @@ def _plan(path: Path, options: AdaptOptions, pairs: RepositoryPairs, model: Sent
         plan.epochs = round(plan.max_steps * options.batch_size / max(rows, 1), 2)
     if plan.note:
         log(f"  {plan.note}")
-    path.write_text(json.dumps({"key": key, "plan": plan.to_json()}, indent=2), encoding="utf-8")
+    write_text_atomic(path, json.dumps({"key": key, "plan": plan.to_json()}, indent=2))
     return plan
 
 

@@ -135,15 +135,29 @@ def read_beir(path: str | Path, split: str = "test") -> RetrievalSet:
     qrels_file = path / "qrels" / f"{split}.tsv"
     if not qrels_file.is_file():
         raise DataError(f"{path}: missing qrels/{split}.tsv (BEIR layout: corpus.jsonl, queries.jsonl, qrels/)")
-    corpus = {}
-    for record in read_jsonl(path / "corpus.jsonl"):
-        if "_id" not in record:
-            raise DataError(f"{path}/corpus.jsonl: a record has no '_id'")
-        title = record.get("title") or ""
-        corpus[str(record["_id"])] = (title + "\n" + record.get("text", "")).strip()
-    queries = {str(r["_id"]): r.get("text", "") for r in read_jsonl(path / "queries.jsonl")}
+    corpus = _beir_table(path / "corpus.jsonl", "document", lambda r: ((r.get("title") or "") + "\n" +
+                                                                      (r.get("text") or "")).strip())
+    queries = _beir_table(path / "queries.jsonl", "query", lambda r: r.get("text") or "")
     relevant = _read_qrels_rows(_tsv_rows(qrels_file), queries, corpus, str(qrels_file))
     return RetrievalSet(path.name, "", queries, corpus, relevant)
+
+
+def _beir_table(file: Path, role: str, text_of) -> dict[str, str]:
+    """``{_id: text}`` of a BEIR JSONL file; an empty file, a record without ``_id`` or an id given twice
+    (the second would silently replace the first) is an error naming the file and line."""
+    if not file.is_file():
+        raise DataError(f"{file.parent}: missing {file.name} (BEIR layout: corpus.jsonl, queries.jsonl, qrels/)")
+    table: dict[str, str] = {}
+    for number, record in enumerate(read_jsonl(file), 1):
+        if "_id" not in record:
+            raise DataError(f"{file}: {role} record {number} has no '_id'")
+        key = str(record["_id"])
+        if key in table:
+            raise DataError(f"{file}: {role} id {key!r} appears twice (record {number}); each {role} needs its own id")
+        table[key] = text_of(record)
+    if not table:
+        raise DataError(f"{file}: no {role}s; a BEIR folder needs at least one")
+    return table
 
 
 def write_beir(rs: RetrievalSet, folder: str | Path, split: str = "test") -> Path:

@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="Matryoshka models: also score the embeddings truncated to each of these dimensions")
     args = parser.parse_args(argv)
 
+    from st_code.errors import run_command
+
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     from st_code.data.readers import require_sources
     from st_code.errors import StCodeError
 
@@ -60,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(args.models, benchmark=args.benchmark, tasks=args.tasks, local=args.local,
                           builtin=args.builtin, instructions=args.instructions, output_dir=args.output_dir,
                           batch_size=args.batch_size, dims=args.dims)
-    except StCodeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+    except StCodeError:
+        raise
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

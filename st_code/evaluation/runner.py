@@ -12,7 +12,7 @@ from sentence_transformers import SentenceTransformer
 
 from st_code.data.offline_pairs import HELDOUT_SET_NAMES, RetrievalSet
 from st_code.errors import UsageError
-from st_code.locking import write_text_atomic
+from st_code.outputs import atomic_path, check_output_folder, write_text_atomic
 from st_code.reporting import METRICS, markdown_table, pyplot_agg  # noqa: F401 - METRICS was defined here
 from st_code.retrieval import make_local_task, quiet_mteb, resolve_prompts, score_set, scores_of
 
@@ -173,10 +173,11 @@ def evaluate(models: list[Any], benchmark: str | None = None, tasks: list[str] |
     """
     from contextlib import nullcontext
 
-    from st_code.locking import FolderLock
+    from st_code.locking import LOCK_NAME, FolderLock
 
-    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise UsageError(f"--output-dir {output_dir} is a file; pass a folder (it is created if missing)")
+    if output_dir is not None:
+        check_output_folder(output_dir, flag="--output-dir", what="evaluation report", owned=is_report_folder,
+                            ignore=(LOCK_NAME,), inputs=[*(m for m in models if isinstance(m, (str, Path))), *(local or [])])
     task_objects = resolve_tasks(benchmark, tasks, local, builtin)  # bad input fails before any folder is made
     with FolderLock(output_dir, "evaluation run", log) if output_dir else nullcontext():
         return _evaluate(models, task_objects, instructions, output_dir, cache_dir, batch_size, dims or [], log)
@@ -249,18 +250,24 @@ def _each_dimension(models: list[Any], dims: list[int]):
         model.truncate_dim = None
 
 
+def is_report_folder(folder: Path) -> bool:
+    """Whether ``folder`` is an earlier evaluation's output (its report or its score cache)."""
+    return (folder / "results.json").is_file() or (folder / "cache").is_dir()
+
+
 def write_report(result: EvaluationResult, output_dir: Path) -> None:
     """``results.json``, ``results.md`` (with paper references where tasks match) and ``results.png``."""
     from st_code.evaluation.references import REFERENCE_SCORES
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "results.json").write_text(json.dumps({"scores": result.scores, "skipped": result.skipped,
-                                                         "prompts": result.prompts}, indent=2))
+    write_text_atomic(output_dir / "results.json", json.dumps({"scores": result.scores, "skipped": result.skipped,
+                                                               "prompts": result.prompts}, indent=2))
     notes = "\n".join(f"- skipped {t}: {why}" for t, why in result.skipped.items())
     markdown = result.table(references=REFERENCE_SCORES)
-    (output_dir / "results.md").write_text(
-        markdown + "\n\nReference rows: C2LLM Table 2 (MTEB-Code leaderboard, mteb harness).\n" + (notes + "\n" if notes else ""))
-    _bar_chart(result, output_dir / "results.png")
+    write_text_atomic(output_dir / "results.md", markdown + "\n\nReference rows: C2LLM Table 2 (MTEB-Code leaderboard, "
+                      "mteb harness).\n" + (notes + "\n" if notes else ""))
+    with atomic_path(output_dir / "results.png") as tmp:
+        _bar_chart(result, tmp)
 
 
 def _bar_chart(result: EvaluationResult, path: Path, metric: str = "ndcg_at_10") -> None:
@@ -280,5 +287,5 @@ def _bar_chart(result: EvaluationResult, path: Path, metric: str = "ndcg_at_10")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

@@ -194,7 +194,9 @@ def get_task(name: str) -> Task:
         import difflib
 
         close = difflib.get_close_matches(name, tasks, n=3)
-        raise KeyError(f"unknown CodeR-Pile task {name!r}; did you mean {close}? (st_code.tasks.coder_pile_tasks())")
+        if close:
+            raise KeyError(f"unknown CodeR-Pile task {name!r}; did you mean {close}? (st_code.tasks.coder_pile_tasks())")
+        raise KeyError(f"unknown CodeR-Pile task {name!r}; the {len(tasks)} tasks are: {', '.join(sorted(tasks))}")
     return tasks[name]
 
 

@@ -385,6 +385,9 @@ def _check_numbers(config: CurriculumConfig) -> None:
         r = lora.get("r", 32)
         if isinstance(r, bool) or not isinstance(r, int) or r < 1:
             raise ConfigError(f"model.lora.r: the LoRA rank must be an integer >= 1, got {r!r}")
+        for key in ("alpha", "dropout"):
+            if lora.get(key) is not None and (isinstance(lora[key], bool) or not isinstance(lora[key], (int, float))):
+                raise ConfigError(f"model.lora.{key}: expected a number, got {lora[key]!r}")
         if lora.get("alpha") is not None and not lora["alpha"] > 0:
             raise ConfigError(f"model.lora.alpha: must be > 0, got {lora['alpha']!r}")
         if lora.get("dropout") is not None and not 0 <= lora["dropout"] < 1:
@@ -407,6 +410,8 @@ def _check_numbers(config: CurriculumConfig) -> None:
         _at_least(stage.max_steps, 1, f"{where}.max_steps")
         _in_range(stage.warmup_ratio, 0, 1, f"{where}.warmup_ratio")
         _at_least(stage.warmup_steps, 0, f"{where}.warmup_steps")
+        if isinstance(stage.learning_rate, (int, float)) and not stage.learning_rate > 0:
+            raise ConfigError(f"{where}.learning_rate: must be > 0, got {stage.learning_rate}")
         _in_range(stage.end_learning_rate, 0, stage.learning_rate, f"{where}.end_learning_rate")
         _at_least(stage.weight_decay, 0, f"{where}.weight_decay", optional=False)
         _at_least(stage.save_steps, 1, f"{where}.save_steps", optional=False)

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 from st_code.errors import RunConflictError, UsageError
 from st_code.fingerprint import code_fingerprint, path_fingerprint, stable_hash
-from st_code.locking import write_text_atomic
+from st_code.locking import LOCK_NAME
+from st_code.outputs import check_output_folder, write_text_atomic
 from st_code.training.config import CurriculumConfig
 
 RUN_FILE = "run.json"
@@ -93,6 +94,11 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return lines
 
 
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a curriculum run (its setup record, or an older run's stages)."""
+    return (folder / RUN_FILE).is_file() or (folder / "stages").is_dir()
+
+
 def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
                    log: Callable[[str], None] = print) -> bool:
     """Check ``out`` against ``identity`` and record it; returns whether the run starts fresh.
@@ -104,6 +110,7 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
         raise UsageError(f"existing_run must be one of {EXISTING_RUN_MODES}, got {mode!r}")
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file; pass a folder (it is created if missing)")
+    check_output_folder(out, flag="--output-dir", what="training run", owned=is_run_folder, ignore=(LOCK_NAME,))
     record_file = out / RUN_FILE
     earlier = [name for name in RUN_OUTPUTS if (out / name).exists()]
     record = json.loads(record_file.read_text()) if record_file.is_file() else None
@@ -139,5 +146,5 @@ def prepare_output(out: Path, identity: dict[str, Any], mode: str = "refuse",
     return not (out / "stages").exists()
 
 
-__all__ = ["run_identity", "data_fingerprints", "differences", "prepare_output", "RUN_OUTPUTS", "EXISTING_RUN_MODES",
+__all__ = ["is_run_folder", "run_identity", "data_fingerprints", "differences", "prepare_output", "RUN_OUTPUTS", "EXISTING_RUN_MODES",
            "BEFORE_TRAINING"]
