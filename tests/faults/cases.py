@@ -26,20 +26,27 @@ STDLIB = Path(os.__file__).parent
 @dataclass
 class Setup:
     """What a case runs: ``argv`` for its tool's command line, or ``code`` (Python) for an API case;
-    ``protect``: files whose bytes must be the same afterwards (finished work)."""
+    ``protect``: files or whole folders whose content must be the same afterwards (finished work, a
+    user's own files); ``clean``: folders where no staging or temporary file may be left behind."""
 
     argv: list[str] | None = None
     code: str | None = None
     protect: list[Path] = field(default_factory=list)
+    clean: list[Path] = field(default_factory=list)
+
+
+class CaseSkipped(Exception):
+    """This machine cannot stage the case (no permission to mount a small file system, a GPU present)."""
 
 
 @dataclass
 class Case:
     id: str
-    tool: str  # recipe | data_gen | evaluation | api
+    tool: str  # recipe | data_gen | evaluation | cli (st-code) | api
     build: Callable[[Path, "Assets"], "contextmanager[Setup]"]
-    expect: str  # a regular expression the error must match
+    expect: str  # a regular expression the error must match (with exit_code 0: the output)
     exit_code: int = 2
+    timeout: int = 300  # seconds before the case counts as hung
 
 
 @dataclass
@@ -54,10 +61,10 @@ class Assets:
 CASES: list[Case] = []
 
 
-def case(tool: str, expect: str, exit_code: int = 2):
+def case(tool: str, expect: str, exit_code: int = 2, timeout: int = 300):
     def register(build):
         CASES.append(Case(build.__name__.removeprefix("case_").replace("_", "-"), tool, contextmanager(build),
-                          expect, exit_code))
+                          expect, exit_code, timeout))
         return build
     return register
 
@@ -519,4 +526,6 @@ def case_api_llm_client_concurrency_zero(tmp, assets):
     yield Setup(code="from st_code.llm import LLMClient\nLLMClient('openai/x', ['http://127.0.0.1:9/v1'], concurrency=0)")
 
 
-__all__ = ["CASES", "Case", "Setup", "Assets", "tiny_config"]
+from tests.faults import user_cases  # noqa: E402,F401 - registers the cases of user's folders, flags and files
+
+__all__ = ["CASES", "Case", "CaseSkipped", "Setup", "Assets", "tiny_config"]

@@ -5,7 +5,12 @@
 * ``unclear``: it stopped, without a traceback, but without saying what went wrong;
 * ``traceback``: a raw traceback reached the user;
 * ``silent``: it went through (exit 0) as if nothing were wrong;
-* ``lost``: a file holding finished work changed or disappeared.
+* ``hung``: it was still running after the case's time limit (a named pipe read forever, say);
+* ``lost``: a file holding finished work (or a user's own file) changed or disappeared, or a failed run
+  left its staging files behind.
+
+A case whose right answer is to go on (exit 0, e.g. a named pipe skipped with a count) says so with
+``exit_code=0``; it is ``clear`` when it exits 0 and prints what it expects.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ import importlib.util
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.faults.cases import ROOT, Assets, Case
+from tests.faults.cases import ROOT, Assets, Case, CaseSkipped
 
-KINDS = ("clear", "unclear", "traceback", "silent", "lost")
+KINDS = ("clear", "unclear", "traceback", "silent", "hung", "lost", "skipped")
 
 
 @dataclass
@@ -34,12 +41,29 @@ class Outcome:
 
 
 def _digest(path: Path) -> str | None:
-    return hashlib.sha1(path.read_bytes()).hexdigest() if path.is_file() else None
+    """A file's content hash; for a folder, every file in it by relative path (a user's tree must survive whole)."""
+    if path.is_file():
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+        return hashlib.sha1("".join(f"{p.relative_to(path)}:{_digest(p)}\n" for p in files).encode()).hexdigest()
+    return None
+
+
+def _debris(folders: list[Path]) -> list[str]:
+    """Staging and temporary files a failed run left behind (they keep a full disk full)."""
+    marks = (".staging-", ".building-", ".tmp")
+    return [str(p) for folder in folders if folder.is_dir() for p in folder.rglob("*") if any(m in p.name for m in marks)]
 
 
 def classify(case: Case, returncode: int | None, output: str, raised: str | None, changed: list[str]) -> Outcome:
     if changed:
-        return Outcome("lost", f"finished work changed: {changed}")
+        return Outcome("lost", f"finished work changed or staging left behind: {changed}")
+    if returncode == "hung":
+        return Outcome("hung", f"still running after {case.timeout}s: {output[-300:]}")
+    if case.exit_code == 0:  # the right answer is to go on, and say what was passed over
+        ok = returncode == 0 and raised is None and re.search(case.expect, output, re.DOTALL)
+        return Outcome("clear" if ok else "traceback" if raised else "unclear", (raised or output)[-500:])
     expect = re.compile(case.expect, re.DOTALL)
     if case.tool == "api":
         if raised is None:
@@ -68,57 +92,94 @@ def _main(tool: str):
     if tool == "data_gen":
         from data_gen.__main__ import main
         return main
+    if tool == "cli":
+        from st_code.cli import main
+        return main
     from st_code.evaluation.__main__ import main
     return main
 
 
+class _Hung(BaseException):
+    """Raised by the alarm in a case that outlives its time limit."""
+
+
+def _on_alarm(signum, frame):
+    raise _Hung()
+
+
 def run_in_process(case: Case, tmp: Path, assets: Assets) -> Outcome:
-    """The case's command line called as a function in this process (or its API code executed)."""
-    with case.build(tmp, assets) as setup:
-        before = {str(p): _digest(p) for p in setup.protect}
-        out = io.StringIO()
-        returncode, raised = None, None
-        cwd = os.getcwd()
-        try:
-            with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
-                if setup.code is not None:
-                    exec(compile(setup.code, f"<{case.id}>", "exec"), {"__name__": "__case__"})
-                    returncode = 0
-                else:
-                    returncode = _main(case.tool)(setup.argv)
-        except SystemExit as exc:  # argparse
-            returncode = exc.code if isinstance(exc.code, int) else 2
-        except Exception as exc:  # noqa: BLE001 - what escapes is what a user would see
-            raised = f"{type(exc).__name__}: {exc}" if case.tool == "api" else traceback.format_exc()
-        finally:
-            os.chdir(cwd)
-        changed = [p for p, digest in before.items() if _digest(Path(p)) != digest]
+    """The case's command line called as a function in this process (or its API code executed), stopped
+    by an alarm after ``case.timeout`` seconds."""
+    try:
+        with case.build(tmp, assets) as setup:
+            before = {str(p): _digest(p) for p in setup.protect}
+            out = io.StringIO()
+            returncode, raised = None, None
+            cwd = os.getcwd()
+            timed = threading.current_thread() is threading.main_thread()
+            if timed:
+                previous = signal.signal(signal.SIGALRM, _on_alarm)
+                signal.alarm(case.timeout)
+            try:
+                with contextlib.redirect_stderr(out), contextlib.redirect_stdout(out):
+                    if setup.code is not None:
+                        exec(compile(setup.code, f"<{case.id}>", "exec"), {"__name__": "__case__"})
+                        returncode = 0
+                    else:
+                        returncode = _main(case.tool)(setup.argv)
+            except _Hung:
+                returncode = "hung"
+            except SystemExit as exc:  # argparse
+                returncode = exc.code if isinstance(exc.code, int) else 2
+            except Exception as exc:  # noqa: BLE001 - what escapes is what a user would see
+                raised = f"{type(exc).__name__}: {exc}" if case.tool == "api" else traceback.format_exc()
+            finally:
+                if timed:
+                    signal.alarm(0)
+                    signal.signal(signal.SIGALRM, previous)
+                os.chdir(cwd)
+            changed = [p for p, digest in before.items() if _digest(Path(p)) != digest] + _debris(setup.clean)
+    except CaseSkipped as exc:
+        return Outcome("skipped", str(exc))
+    except AssertionError as exc:  # the case's own check after the run: a user's file or the disk was left wrong
+        return Outcome("lost", str(exc))
     return classify(case, returncode, out.getvalue(), raised, changed)
 
 
 def run_in_subprocess(case: Case, tmp: Path, assets: Assets, checkout: Path = ROOT,
                       python: str = sys.executable) -> Outcome:
     """The case as a user types it, against the code in ``checkout`` (to measure an older version too)."""
-    with case.build(tmp, assets) as setup:
-        before = {str(p): _digest(p) for p in setup.protect}
-        if setup.code is not None:
-            command = [python, "-c", setup.code]
-        elif case.tool == "recipe":
-            command = [python, str(checkout / "recipes" / "annealing.py"), *setup.argv]
-        elif case.tool == "data_gen":
-            command = [python, "-m", "data_gen", *setup.argv]
-        else:
-            command = [python, "-m", "st_code.evaluation", *setup.argv]
-        env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-               "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-        result = subprocess.run(command, cwd=checkout, capture_output=True, text=True, env=env, timeout=900)
-        changed = [p for p, digest in before.items() if _digest(Path(p)) != digest]
-    output = result.stdout + result.stderr
+    try:
+        with case.build(tmp, assets) as setup:
+            before = {str(p): _digest(p) for p in setup.protect}
+            if setup.code is not None:
+                command = [python, "-c", setup.code]
+            elif case.tool == "recipe":
+                command = [python, str(checkout / "recipes" / "annealing.py"), *setup.argv]
+            elif case.tool == "data_gen":
+                command = [python, "-m", "data_gen", *setup.argv]
+            elif case.tool == "cli":
+                command = [python, "-m", "st_code", *setup.argv]
+            else:
+                command = [python, "-m", "st_code.evaluation", *setup.argv]
+            env = {**os.environ, "PYTHONPATH": str(checkout), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                   "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+            try:
+                result = subprocess.run(command, cwd=checkout, capture_output=True, text=True, env=env,
+                                        timeout=case.timeout, stdin=subprocess.DEVNULL)
+                returncode, output = result.returncode, result.stdout + result.stderr
+            except subprocess.TimeoutExpired as exc:
+                returncode, output = "hung", str(exc.stderr or "")
+            changed = [p for p, digest in before.items() if _digest(Path(p)) != digest] + _debris(setup.clean)
+    except CaseSkipped as exc:
+        return Outcome("skipped", str(exc))
+    except AssertionError as exc:
+        return Outcome("lost", str(exc))
     raised = None
-    if case.tool == "api" and result.returncode != 0:
-        last = [line for line in result.stderr.strip().splitlines() if line.strip()]
-        raised = last[-1] if last else f"exit {result.returncode}"
-    return classify(case, result.returncode, output, raised, changed)
+    if case.tool == "api" and returncode not in (0, "hung"):
+        last = [line for line in output.strip().splitlines() if line.strip()]
+        raised = last[-1] if last else f"exit {returncode}"
+    return classify(case, returncode, output, raised, changed)
 
 
 __all__ = ["KINDS", "Outcome", "classify", "run_in_process", "run_in_subprocess"]

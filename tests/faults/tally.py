@@ -5,12 +5,14 @@ measure an older version with the same cases.
 
     python tests/faults/tally.py                          # this checkout, every case (~10 min on 2 cores)
     python tests/faults/tally.py --checkout /tmp/old --only recipe
+    python tests/faults/tally.py --only cli --match 'index|search'    # some cases
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
 import time
@@ -26,7 +28,8 @@ from tests.faults.runner import KINDS, run_in_subprocess  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkout", type=Path, default=ROOT, help="the working tree whose code runs the cases")
-    parser.add_argument("--only", nargs="*", help="tools to run: recipe data_gen evaluation api")
+    parser.add_argument("--only", nargs="*", help="tools to run: recipe data_gen evaluation cli api")
+    parser.add_argument("--match", help="only the cases whose id matches this regular expression")
     parser.add_argument("--json", type=Path, help="also write the outcome of every case here")
     args = parser.parse_args(argv)
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         outcomes: dict[str, dict] = {}
         start = time.time()
         for case in CASES:
-            if args.only and case.tool not in args.only:
+            if (args.only and case.tool not in args.only) or (args.match and not re.search(args.match, case.id)):
                 continue
             folder = scratch / case.id
             folder.mkdir()
