@@ -12,7 +12,7 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 import st_code
-from st_code.training import AnnealingTrainer, CurriculumRunner, config_from_dict
+from st_code.training import CurriculumRunner, config_from_dict
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 
@@ -45,7 +45,7 @@ def tiny_config(base: str, output_dir: Path) -> dict:
 def finished_run(tiny_qwen_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     logs: list[str] = []
-    result = AnnealingTrainer(config_from_dict(tiny_config(tiny_qwen_path, out)), log=logs.append).run()
+    result = CurriculumRunner(config_from_dict(tiny_config(tiny_qwen_path, out)), log=logs.append).run()
     return out, result, logs
 
 
@@ -118,7 +118,7 @@ def test_rerun_skips_finished_stages_and_resumes_an_interrupted_one(finished_run
     shutil.rmtree(checkpoints[-1])  # the crash happened before step 2 was saved
 
     logs: list[str] = []
-    trainer = AnnealingTrainer(config_from_dict(tiny_config(_base_of(out), resumed)), log=logs.append)
+    trainer = CurriculumRunner(config_from_dict(tiny_config(_base_of(out), resumed)), log=logs.append)
     result = trainer.run()
     assert any("stage 1 'text' already finished" in line for line in logs)
     assert any("stage 2 'mixed' already finished" in line for line in logs)
@@ -276,7 +276,7 @@ def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwe
     config["evaluation"] = {"sets": ["stdlib-doc2code"], "max_queries": 5, "batch_size": 16}
     config["dataloader_workers"] = 1
     logs: list[str] = []
-    result = AnnealingTrainer(config_from_dict(config), log=logs.append).run()
+    result = CurriculumRunner(config_from_dict(config), log=logs.append).run()
     assert "1 worker processes tokenize the next batches" in " ".join(logs)
     losses = json.loads((tmp_path / "workers" / "stages" / "1-text" / "DONE.json").read_text())["losses"]
     assert len(losses) == 1 and 1 < losses[0][0] < 50  # logged once, at the stage's last step
@@ -288,9 +288,18 @@ def test_worker_processes_feed_the_trainer_and_step_aside_for_recording(tiny_qwe
     config["output_dir"] = str(tmp_path / "recorded")
     config["record_batches"] = 2
     logs.clear()
-    AnnealingTrainer(config_from_dict(config), log=logs.append).run()
+    CurriculumRunner(config_from_dict(config), log=logs.append).run()
     assert any("record_batches is set, so batches are tokenized in this process" in line for line in logs)
     assert set(collated_in.read_text().split()) == {str(os.getpid())}
     from st_code.training.batch_record import read_batches
 
     assert [b["batch"] for b in read_batches(tmp_path / "recorded" / "stages" / "1-text" / "batches.jsonl")] == [0, 1]
+
+
+def test_the_01_name_annealing_trainer_still_runs_the_curriculum_with_a_warning(tiny_qwen_path, tmp_path):
+    from st_code.training import AnnealingTrainer
+
+    config = config_from_dict(tiny_config(tiny_qwen_path, tmp_path / "run"))
+    with pytest.warns(DeprecationWarning, match="AnnealingTrainer is now CurriculumRunner"):
+        runner = AnnealingTrainer(config, log=lambda _: None)
+    assert isinstance(runner, CurriculumRunner)

@@ -12,7 +12,7 @@ import pytest
 
 import st_code
 from st_code.evaluation import apply_instructions, evaluate, load_local_set, make_local_task
-from st_code.training.data import DataError
+from st_code.data.readers import DataError
 from tests.retrieval_check import ndcg_at_10
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sentence_transformers import SentenceTransformer
 
-from st_code.training.data import Sample
-from st_code.training.filters import difficulty_filter, embedder_topk_filter, llm_judge_filter, parse_judgement
+from st_code.data.records import Sample
+from st_code.llm.difficulty import parse_judgement
+from st_code.training.filters import difficulty_filter, embedder_topk_filter, llm_judge_filter
 from tests.openai_stub import OpenAIStub
 
 

@@ -12,10 +12,12 @@ from st_code.lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(
         ["ConfigError", "CurriculumConfig", "DataConfig", "DatasetSource", "EvaluationConfig", "FilterConfig",
-         "HardNegativesConfig", "ModelConfig", "OfflineDataConfig", "StageConfig", "config_from_dict", "load_config"],
+         "HardNegativesConfig", "ModelConfig", "OfflineDataConfig", "StageConfig"],
         "st_code.training.config"),
-    "AnnealingTrainer": "st_code.training.curriculum", "CurriculumRunner": "st_code.training.curriculum",
-    **dict.fromkeys(["DataError", "Sample", "load_samples", "read_beir"], "st_code.training.data"),
+    **dict.fromkeys(["config_from_dict", "load_config"], "st_code.training.config_loading"),
+    "AnnealingTrainer": "st_code.training.deprecated", "CurriculumRunner": "st_code.training.curriculum",
+    **dict.fromkeys(["DataError", "load_samples", "read_beir"], "st_code.data.readers"),
+    "Sample": "st_code.data.records",
 }
 
 

@@ -1,40 +1,14 @@
 """Regional ``torch.compile`` for training: the backbone's repeated blocks compiled in place.
 
-Why not the trainer's own ``torch_compile``: it compiles the whole SentenceTransformer as one
-graph, tokenized inputs, pooling and all, and GradCache's passes over mini-batches of ever-changing
-shapes recompiled it again and again (3 steps of a tiny decoder took 300 s on 2 CPU cores). The
-launches a GPU waits on come from the layers (about 10,000 kernels a mini-batch for a 24-layer
-decoder with LoRA on every projection: norms, rotary, SwiGLU, dropout, adapter products and scalings,
-each its own kernel; docs/benchmarks.md), so those are what is compiled, each block in place
-(``nn.Module.compile``) with dynamic shapes:
-
-* one compiled code serves every layer: PyTorch inlines the module and guards on its structure, not on
-  which layer it is, so a deep model compiles no more graphs than a shallow one (3 for a packed
-  step, 2 layers or 8, measured);
-* a handful of graphs in all, made in the first steps: GradCache's pass without gradients and its
-  replay with them, the first layer (whose input needs no gradient) and the others, mini-batches with
-  and without an attention mask, and rows of one (a dimension of 1 is always specialised);
-* parameter names, saving, LoRA merging and peft are untouched, and the layers are compiled only
-  while a stage trains (:func:`compiled_layers`): filtering, evaluation and saving around it run the
-  plain model, whose inference shapes would otherwise each compile anew for one pass;
-* dropout: GradCache's replay restores the random state of its first pass, and compiled random ops
-  draw from that state, so the replay sees the same masks (tested with the eager backend; checked
-  by hand with inductor on a CPU). Inductor draws its masks from a random stream of its own, so they
-  are not eager PyTorch's: a compiled run's loss differs from an uncompiled one's by dropout noise
-  (without dropout, gradients within 3e-6 of their largest, by hand);
-* activation checkpointing (``gradient_checkpointing: true``): AOTAutograd's backends (inductor,
-  aot_eager) recompute a checkpointed layer with its forward's masks (tested with aot_eager; by hand
-  with inductor, the same gradients as without checkpointing). The ``eager`` backend runs PyTorch's
-  checkpoint without preserving the random state (torch 2.13's ``tag_activation_checkpoint_impl``
-  leaves that to AOTAutograd), so its recompute draws other masks and the gradients are silently
-  wrong: that pairing is refused;
-* CUDA graphs (``compile_mode: reduce-overhead`` or ``max-autotune`` on a GPU): a layer's outputs that
-  no backward will read are copied out of the graphs' memory before the next layer runs
-  (:func:`outputs_kept_past_the_next_call`), because PyTorch would otherwise free them as the next
-  layer's call begins, and they are that layer's input. With GradCache they are refused
-  (:func:`check_cuda_graphs_with_gradcache`): measured on an H200 with torch 2.11, the process died
-  of a segmentation fault in the compiled backward of GradCache's replay, with rounded and with exact
-  packed shapes alike.
+The trainer's own ``torch_compile`` compiles the whole SentenceTransformer as one graph, which
+GradCache's ever-changing mini-batch shapes recompile again and again; the kernel launches a GPU waits
+on come from the layers, so each block is compiled in place (``nn.Module.compile``, dynamic shapes), only
+while a stage trains (:func:`compiled_layers`). One compiled code serves every layer; a handful of
+graphs are made in the first steps. GradCache's replay sees the same dropout masks as its first pass;
+the ``eager`` backend with activation checkpointing would recompute other masks, so that pairing is
+refused. Under CUDA graphs, outputs the next layer reads are kept (:func:`outputs_kept_past_the_next_call`);
+CUDA graphs with GradCache are refused (:func:`check_cuda_graphs_with_gradcache`). Why each choice and
+what it measured: docs/training.md and docs/benchmarks.md ("compile").
 """
 
 from __future__ import annotations

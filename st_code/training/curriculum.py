@@ -15,7 +15,6 @@ import json
 import math
 import shutil
 import time
-import warnings
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -26,28 +25,23 @@ import yaml
 from accelerate import PartialState
 from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
-import st_code
-from st_code.data.offline_pairs import HELDOUT_SET_NAMES
 from st_code.data.records import RetrievalSet, Sample
 from st_code.errors import UsageError
 from st_code.fingerprint import stable_hash
 from st_code.hub import push_folder
 from st_code.locking import FolderLock
 from st_code.outputs import write_text_atomic
-from st_code.lora import (
-    LoraSettings, add_lora, has_lora, merge_lora, merged_copy, skip_lora_input_cast_under_autocast,
-)
+from st_code.lora import LoraSettings, add_lora, has_lora, merge_lora, merged_copy, skip_lora_input_cast_under_autocast
 from st_code.mining import load_embedder
 from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
 from st_code.training.compiling import check_cuda_graphs_with_gradcache, compiled_layers, records_cuda_graphs
 from st_code.training.config import CurriculumConfig, StageConfig
-from st_code.training.data import StageDatasets, build_stage_datasets
-from st_code.training.evaluate import evaluate_sets
+from st_code.training.data import StageDatasets, build_stage_datasets, check_batch_fits
+from st_code.training.evaluate import evaluate_dims, evaluate_stage
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
-from st_code.training.instructions import InstructionPlan, check_no_placeholders, saved_prompt_names
+from st_code.training.instructions import InstructionPlan, check_no_placeholders, match_prompts_to_training
 from st_code.training.losses import stage_loss
 from st_code.training.packing import check_stage_packing, resolve_shape_multiple
 from st_code.training.publish import card_details, prune_checkpoints
@@ -60,8 +54,8 @@ from st_code.training.models import (
 )
 from st_code.training.sources import resolve_base, stage_samples
 from st_code.training.stage_trainer import (
-    LinearSchedule, StageTrainer, load_optimizer_state, optimizer_state_by_name, save_optimizer_state, stage_schedule,
-    warmup_steps_of,
+    LinearSchedule, StageTrainer, load_optimizer_state, loader_settings, optimizer_state_by_name, resume_checkpoint,
+    save_optimizer_state, stage_schedule, warmup_steps_of,
 )
 
 OPTIMIZER_STATE = "optimizer_state.pt"  # a finished stage's AdamW state, for a continuous optimizer
@@ -192,17 +186,7 @@ class CurriculumRunner:
         stage_sets = self.stage_datasets(stage, samples)
         if not stage_sets.datasets:
             raise UsageError(f"stage {stage.name!r}: no sample has the {stage.num_negatives} hard negative(s) it asks for")
-        sizes = {key: len(d) for key, d in stage_sets.datasets.items()}
-        largest = max(sizes, key=sizes.get)
-        if sizes[largest] < stage.batch_size:  # batches never mix datasets, and a short last batch is dropped
-            raise UsageError(
-                f"stage {stage.name!r}: batch_size {stage.batch_size} is larger than every one of its datasets (the "
-                f"largest, {largest!r}, has {sizes[largest]} rows), so no batch can be formed; lower batch_size or "
-                "give the stage more data")
-        too_small = [key for key, n in sizes.items() if n < stage.batch_size]
-        if too_small:
-            self.log(f"  note: {len(too_small)} dataset(s) hold fewer rows than one batch ({stage.batch_size}) and "
-                     f"are not trained on: {', '.join(too_small[:5])}{' ...' if len(too_small) > 5 else ''}")
+        sizes = check_batch_fits(stage.name, stage.batch_size, stage_sets, self.log)
         self.log(f"stage {index + 1} '{stage.name}': {sum(len(d) for d in stage_sets.datasets.values())} samples in "
                  f"{len(stage_sets.datasets)} dataset(s), {stage.num_negatives} hard negative(s), "
                  f"temperature {stage.temperature}, instructions {'on' if stage_sets.prompts else 'off'}")
@@ -225,7 +209,7 @@ class CurriculumRunner:
             save_total_limit=2, seed=self.config.seed, bf16=self.config.bf16, report_to=[],
             dataloader_drop_last=True, use_cpu=self.use_cpu, ddp_find_unused_parameters=False,
             optim="adamw_torch" if self.use_cpu else "adamw_torch_fused",  # one fused kernel per step on GPUs
-            **self._loader_settings(),
+            **loader_settings(self.config, self.use_cpu, self.log),
         )
         gather = self.config.gather_across_devices and self.state.num_processes > 1
         if self.config.gradient_checkpointing:
@@ -250,7 +234,7 @@ class CurriculumRunner:
         trainer = StageTrainer(model=model, args=args, train_dataset=stage_sets.datasets, loss=loss,
                                data_collator=collator, schedule=schedule_for, step_offset=step_offset,
                                carried_state=carried_state, record_dataset_names=bool(record), stage_name=stage.name)
-        checkpoint = self._resume_checkpoint(stage_dir)
+        checkpoint = resume_checkpoint(stage_dir, self.state, self.log)
         if checkpoint:
             self.log(f"  resuming stage '{stage.name}' from {checkpoint}")
         inference_length = model.max_seq_length
@@ -268,46 +252,13 @@ class CurriculumRunner:
         finally:
             model.max_seq_length = inference_length
         losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
-        summary = next((e for e in reversed(trainer.state.log_history) if "train_runtime" in e), {})
-        self.last_train_metrics = {k: summary[k] for k in ("train_runtime", "train_samples_per_second") if k in summary}
-        # provenance: how many processes trained, and the batch the loss saw across them
-        self.last_train_metrics["world_size"] = trainer.args.world_size
-        self.last_train_metrics["global_batch_size"] = (trainer.args.per_device_train_batch_size * trainer.args.world_size
-                                                        * trainer.args.gradient_accumulation_steps)
-        self.last_train_metrics["global_step"] = trainer.state.global_step
-        self.last_train_metrics["carried_optimizer_parameters"] = trainer.carried_parameters
-        self.last_train_metrics["first_learning_rate"] = next(
-            (e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e), None)
+        self.last_train_metrics = trainer.run_metrics()
         if continuous is not None and self.state.is_main_process:
             save_optimizer_state(stage_dir / OPTIMIZER_STATE, optimizer_state_by_name(trainer.optimizer, model),
                                  step_offset + trainer.state.global_step)
         return losses, reports, stage_sets
 
     # -- run ---------------------------------------------------------------------------------
-    def _evaluate(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet]) -> dict:
-        """Scores with the prompts ``model`` carries (as saved), so a stage's number is its saved model's."""
-        ev = self.config.evaluation
-        sets = {name: heldout[name] for name in ev.sets if name in heldout}
-        missing = [name for name in ev.sets if name not in heldout]
-        if missing:
-            self.log(f"  (evaluation sets not available and skipped: {missing})")
-        if has_lora(model):  # an unmerged adapter doubles every forward; evaluate the same model merged
-            model = merged_copy(model)
-        return evaluate_sets(model, sets, ev.batch_size, ev.max_queries, self.log)
-
-    def _evaluate_dims(self, model: SentenceTransformer, heldout: dict[str, RetrievalSet],
-                       dims: list[int] | None) -> dict[str, dict]:
-        """A Matryoshka stage's scores with the embeddings truncated to each of its smaller dimensions."""
-        full = model.get_embedding_dimension()
-        scores = {}
-        for dim in sorted(d for d in dims or [] if d < full):
-            model.truncate_dim = dim
-            try:
-                scores[str(dim)] = self._evaluate(model, heldout)
-            finally:
-                model.truncate_dim = None
-        return scores
-
     def run(self) -> dict[str, Any]:
         """Train every stage (skipping finished ones), evaluate, save ``final`` and the report.
 
@@ -359,7 +310,8 @@ class CurriculumRunner:
                     merge_lora(model)
                 for task, texts in stage_sets.instructions.items():
                     trained_instructions.setdefault(task, set()).update(texts)
-                self._match_prompts_to_training(model, used_instructions, trained_instructions)
+                match_prompts_to_training(model, self.config.model, used_instructions and self.instructions.enabled,
+                                          trained_instructions)
                 # only a stage trained with MatryoshkaLoss vouches for its truncated embeddings
                 model.matryoshka_dims = sorted(set(stage.matryoshka_dims), reverse=True) if stage.matryoshka_dims \
                     else None
@@ -372,8 +324,8 @@ class CurriculumRunner:
                               "wall_seconds": round(time.time() - stage_start, 1),
                               "datasets": {k: len(d) for k, d in stage_sets.datasets.items()},
                               "instructions": {t: sorted(v) for t, v in stage_sets.instructions.items()},
-                              "scores": self._evaluate(model, heldout),
-                              "scores_by_dim": self._evaluate_dims(model, heldout, stage.matryoshka_dims)}
+                              "scores": evaluate_stage(model, heldout, self.config.evaluation, self.log),
+                              "scores_by_dim": evaluate_dims(model, heldout, self.config.evaluation, stage.matryoshka_dims, self.log)}
                     write_text_atomic(done, json.dumps(record, indent=2))
                 self.state.wait_for_everyone()
                 record = json.loads(done.read_text())
@@ -402,7 +354,8 @@ class CurriculumRunner:
 
         result: dict[str, Any] = {"scores": scores, "final": str(self.out / "final")}
         if self.state.is_main_process:
-            self._match_prompts_to_training(model, used_instructions, trained_instructions)
+            match_prompts_to_training(model, self.config.model, used_instructions and self.instructions.enabled,
+                                          trained_instructions)
             final = merged_copy(model) if has_lora(model) else model
             table = write_report(self.out / "report", scores, losses)
             languages = {sample.language for rows in sources.values() for sample in rows}
@@ -435,68 +388,13 @@ class CurriculumRunner:
         if self.state.is_main_process:
             self.log("evaluating the base model ...")
             base = SentenceTransformer(resolve_base(self.config.model.base))  # as its users would load it
-            scores = self._evaluate(base, heldout)
+            scores = evaluate_stage(base, heldout, self.config.evaluation, self.log)
             write_text_atomic(path, json.dumps({"key": key, "scores": scores}))  # the other ranks read it
         return scores
-
-    def _loader_settings(self) -> dict[str, Any]:
-        """The trainer's data-loader arguments: worker processes tokenize batches ahead of the GPU, except
-        while batches are recorded (each worker would count and write its own)."""
-        arguments = self.config.loader_arguments(on_gpu=not self.use_cpu)
-        workers = arguments["dataloader_num_workers"]
-        if workers and self.config.record_batches:
-            self.log(f"  data loader: record_batches is set, so batches are tokenized in this process "
-                     f"(dataloader_workers {self.config.dataloader_workers} not used)")
-            return {"dataloader_num_workers": 0, "dataloader_persistent_workers": False}
-        if workers:
-            self.log(f"  data loader: {workers} worker processes tokenize the next batches")
-        return arguments
-
-    def _resume_checkpoint(self, stage_dir: Path) -> str | None:
-        """The newest complete trainer checkpoint of a stage. One a crash cut short (no trainer state,
-        weights or optimizer) is set aside as ``incomplete-checkpoint-N`` and reported, not resumed from."""
-        folder = stage_dir / "checkpoints"
-        if self.state.is_main_process and folder.is_dir():
-            for checkpoint in sorted(folder.glob("checkpoint-*")):
-                missing = [name for name in ("trainer_state.json", "optimizer.pt", "scheduler.pt")
-                           if not (checkpoint / name).is_file()]
-                if not any(checkpoint.glob("*.safetensors")) and not any(checkpoint.glob("*.bin")):
-                    missing.append("model weights")
-                if missing:
-                    aside = checkpoint.with_name(f"incomplete-{checkpoint.name}")
-                    shutil.rmtree(aside, ignore_errors=True)
-                    checkpoint.rename(aside)
-                    self.log(f"  {checkpoint} is incomplete (no {', '.join(missing)}: a run was stopped while "
-                             f"saving it); set aside as {aside.name}")
-        self.state.wait_for_everyone()  # every rank, always: the folder may appear for some ranks first
-        return get_last_checkpoint(str(folder)) if folder.is_dir() else None
-
-    def _match_prompts_to_training(self, model: SentenceTransformer, used_instructions: bool,
-                                   trained: dict[str, set[str]] | None = None) -> None:
-        """A saved model carries instruction prompts only if it was trained with them: mteb and
-        ``encode_query`` apply ``model.prompts`` by themselves, and an instruction the model never saw
-        costs retrieval quality. The prompts of the trained tasks are the very strings the loss saw."""
-        m = self.config.model
-        if used_instructions and self.instructions.enabled:
-            model.prompts = st_code.build_prompts(m.instruction_format, m.instruction_set,
-                                                  extra_instructions=saved_prompt_names(trained or {}))
-        else:
-            model.prompts = {}
-        model.default_prompt_name = None
 
     def _log_scores(self, row: str, results: dict | None) -> None:
         if results:
             self.log(markdown_table({row: results}).splitlines()[-1])
 
 
-class AnnealingTrainer(CurriculumRunner):
-    """Deprecated name of :class:`CurriculumRunner` (it runs stages of trainers; it is not a Trainer)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        warnings.warn("st_code.training.AnnealingTrainer is now CurriculumRunner; the old name will be removed in "
-                      "st-code 0.3", DeprecationWarning, stacklevel=2)
-        super().__init__(*args, **kwargs)
-
-
-__all__ = ["CurriculumRunner", "AnnealingTrainer", "resolve_base", "train_on_cpu", "float32_trainable",
-           "HELDOUT_SET_NAMES"]
+__all__ = ["CurriculumRunner"]

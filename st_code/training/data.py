@@ -3,9 +3,7 @@
 Every batch is drawn from one dataset (sentence-transformers' multi-dataset samplers), so grouping
 decides what a batch shares: one task, one programming language, one natural language and one
 instruction (C2LLM's batches grouped by dataset and language). Metadata stays out of the dataset
-columns: sentence-transformers feeds every column to the loss.
-
-The readers live in :mod:`st_code.data.readers`; their names are re-exported here for existing users.
+columns: sentence-transformers feeds every column to the loss. (The readers: :mod:`st_code.data.readers`.)
 """
 
 from __future__ import annotations
@@ -17,9 +15,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from st_code.data.readers import (  # noqa: F401 - re-exported: these lived here before st_code.data.readers
-    HUB_PREFIX, POSITIVE_KEYS, QUERY_KEYS, DataError, is_beir_folder, load_samples, read_beir, read_jsonl,
-)
+from st_code.data.readers import read_jsonl
 from st_code.data.records import Sample
 
 
@@ -83,6 +79,26 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
     return result
 
 
+def check_batch_fits(stage_name: str, batch_size: int, stage_sets: StageDatasets,
+                     log: Callable[[str], None]) -> dict[str, int]:
+    """Rows per dataset of a stage, or an error when no dataset holds one batch: batches never mix
+    datasets and a short last batch is dropped. Datasets smaller than a batch are named (not trained on)."""
+    from st_code.errors import UsageError
+
+    sizes = {key: len(d) for key, d in stage_sets.datasets.items()}
+    largest = max(sizes, key=sizes.get)
+    if sizes[largest] < batch_size:
+        raise UsageError(
+            f"stage {stage_name!r}: batch_size {batch_size} is larger than every one of its datasets (the "
+            f"largest, {largest!r}, has {sizes[largest]} rows), so no batch can be formed; lower batch_size or "
+            "give the stage more data")
+    too_small = [key for key, n in sizes.items() if n < batch_size]
+    if too_small:
+        log(f"  note: {len(too_small)} dataset(s) hold fewer rows than one batch ({batch_size}) and "
+            f"are not trained on: {', '.join(too_small[:5])}{' ...' if len(too_small) > 5 else ''}")
+    return sizes
+
+
 def group_samples(samples: list[Sample], num_negatives: int) -> dict[str, Dataset]:
     """``{"task | code language | language": Dataset(anchor, positive, negative_1..k)}`` without prompts."""
     return build_stage_datasets(samples, num_negatives).datasets
@@ -102,5 +118,5 @@ def read_samples(path: Path) -> list[Sample]:
     return [Sample(**{k: v for k, v in record.items() if k in known}) for record in read_jsonl(path)]
 
 
-__all__ = ["Sample", "DataError", "StageDatasets", "build_stage_datasets", "group_samples", "dataset_key",
-           "load_samples", "read_beir", "is_beir_folder", "save_samples", "read_samples"]
+__all__ = ["StageDatasets", "build_stage_datasets", "check_batch_fits", "group_samples", "dataset_key", "save_samples",
+           "read_samples"]

@@ -32,3 +32,36 @@ def evaluate_sets(model: SentenceTransformer, sets: dict[str, RetrievalSet], bat
         results[name] = score_set(model, make_local_task(subset, name=name), prompts["query"], prompts["document"],
                                   batch_size)
     return results
+
+
+def evaluate_stage(model: SentenceTransformer, heldout: dict[str, RetrievalSet], evaluation,
+                   log: Callable[[str], None] = print) -> dict[str, dict[str, float]]:
+    """A stage's scores on the configured sets (``evaluation``: the config's EvaluationConfig), with the
+    prompts ``model`` carries as saved, so a stage's number is its saved model's. An unmerged LoRA
+    adapter is merged into a copy first (it would double every forward)."""
+    from st_code.lora import has_lora, merged_copy
+
+    sets = {name: heldout[name] for name in evaluation.sets if name in heldout}
+    missing = [name for name in evaluation.sets if name not in heldout]
+    if missing:
+        log(f"  (evaluation sets not available and skipped: {missing})")
+    if has_lora(model):
+        model = merged_copy(model)
+    return evaluate_sets(model, sets, evaluation.batch_size, evaluation.max_queries, log)
+
+
+def evaluate_dims(model: SentenceTransformer, heldout: dict[str, RetrievalSet], evaluation, dims: list[int] | None,
+                  log: Callable[[str], None] = print) -> dict[str, dict]:
+    """A Matryoshka stage's scores with the embeddings truncated to each of its smaller dimensions."""
+    full = model.get_embedding_dimension()
+    scores = {}
+    for dim in sorted(d for d in dims or [] if d < full):
+        model.truncate_dim = dim
+        try:
+            scores[str(dim)] = evaluate_stage(model, heldout, evaluation, log)
+        finally:
+            model.truncate_dim = None
+    return scores
+
+
+__all__ = ["evaluate_sets", "evaluate_stage", "evaluate_dims"]

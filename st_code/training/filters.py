@@ -11,7 +11,6 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer
 
 from st_code.data.records import Sample
-from st_code.llm.difficulty import JUDGE_PROMPT, parse_judgement  # noqa: F401 - their home before st_code.llm
 
 logger = logging.getLogger(__name__)
 
@@ -140,5 +139,4 @@ async def _judge(samples: list[Sample], instruction_of: Callable[[Sample], str],
     return [a.value if a.status == "ok" else None for a in answers]
 
 
-__all__ = ["FilterReport", "embedder_topk_filter", "difficulty_filter", "llm_judge_filter", "JUDGE_PROMPT",
-           "parse_judgement"]
+__all__ = ["FilterReport", "embedder_topk_filter", "difficulty_filter", "llm_judge_filter"]

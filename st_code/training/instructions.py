@@ -124,6 +124,21 @@ def saved_prompt_names(trained: dict[str, set[str]]) -> dict[str, str]:
     return names
 
 
+def match_prompts_to_training(model, model_config, used_instructions: bool,
+                              trained: dict[str, set[str]] | None = None) -> None:
+    """Set ``model.prompts`` to what it was trained with: instruction prompts only if the run used them
+    (mteb and ``encode_query`` apply ``model.prompts`` by themselves, and an instruction the model never saw
+    costs retrieval quality), the trained tasks' prompts being the very strings the loss saw."""
+    from st_code.prompts import build_prompts
+
+    if used_instructions:
+        model.prompts = build_prompts(model_config.instruction_format, model_config.instruction_set,
+                                      extra_instructions=saved_prompt_names(trained or {}))
+    else:
+        model.prompts = {}
+    model.default_prompt_name = None
+
+
 def check_no_placeholders(text: str, where: str) -> None:
     """A training text must never carry an unfilled ``{placeholder}`` from an instruction template."""
     match = PLACEHOLDER.search(text)
@@ -131,4 +146,4 @@ def check_no_placeholders(text: str, where: str) -> None:
         raise InstructionError(f"{where}: unfilled placeholder {match.group(0)} in {text[:120]!r}")
 
 
-__all__ = ["InstructionPlan", "InstructionError", "saved_prompt_names", "variant_label", "check_no_placeholders"]
+__all__ = ["InstructionPlan", "InstructionError", "saved_prompt_names", "match_prompts_to_training", "variant_label", "check_no_placeholders"]

@@ -1,38 +1,16 @@
 """GradCache InfoNCE that keeps padding out of the compute.
 
-The collator pads every column of a batch to the batch's longest row, and sentence-transformers'
-``CachedMultipleNegativesRankingLoss`` cuts its mini-batches from the batch as sampled, so a mini-batch
-of short rows is still embedded at the width of its longest row, drawn at random: measured on an H100
-with real code data, 74% of the tokens a mini-batch embedded were padding. :class:`LengthSortedCachedMNRL`
-embeds each column's rows longest first and cuts the sorted column into mini-batches of similar
-length: a mini-batch ends at ``mini_batch_size`` rows, at ``mini_batch_num_tokens`` token slots (rows x
-width: what a padded mini-batch costs in memory), or before its padding would pass ``max_padding``,
-whichever comes first. Each mini-batch is embedded at its own width, on either side (decoders pad on
-the left, and ``CodeTransformer`` gives every row its positions from the attention mask, so dropping
-shared padding columns changes nothing). The embeddings are put back in batch order before the loss,
-so the loss, its in-batch negatives and its gradients are exactly those of the unsorted batch (tested);
-only the order and grouping of the forward passes change.
-
-On a GPU a mini-batch has a fixed cost besides its tokens: every forward and backward launches thousands
-of small kernels, whatever the rows. Measured on an H200 with the C2LLM 0.5B shape, a step of 40
-mini-batches of <= 10% padding took ~20 s while its arithmetic needs ~0.2 s. There the cut is chosen by
-cost instead (:func:`cheapest_ranges`, ``mini_batch_overhead``): each mini-batch costs a fixed number of
-token slots plus its rows x width, and the cheapest cut of the sorted column is found exactly.
-
-With ``pack=True`` (stage key ``pack_sequences``) the rows of a mini-batch are packed side by side
-(:mod:`st_code.training.packing`): the cut then fills each mini-batch's token budget with real tokens,
-so a GPU gets few mini-batches and almost no padding on plain sdpa attention. The columns (query,
-positive, negatives) are then embedded as one, so a mini-batch can hold rows of all of them: where the
-batch's real tokens fit one budget, a step is one mini-batch instead of one per column. Where the layers
-record CUDA graphs, the packed shapes are rounded up so that they recur (``shape_multiple``,
-:class:`st_code.training.packing.ShapeMultiple`).
-
-Without GradCache (``gradcache: false``, where memory is no issue), :class:`LengthSortedMNRL` does the same
-on a CPU in its single forward pass with gradients: each column in length-sorted chunks of little padding,
-the embeddings back in batch order before sentence-transformers' own in-batch InfoNCE.
-
-Flattened inputs (flash attention's variable-length kernels, ``unpad_inputs``) have no padding to
-remove: they go through sentence-transformers' own loss untouched, token budget included.
+sentence-transformers' ``CachedMultipleNegativesRankingLoss`` cuts mini-batches from the batch as
+sampled, so each is embedded at the width of its longest row. :class:`LengthSortedCachedMNRL` embeds
+each column longest first and cuts it into mini-batches of similar length (at most ``mini_batch_size``
+rows, ``mini_batch_num_tokens`` slots, ``max_padding``), then puts the embeddings back in batch order:
+the loss, its in-batch negatives and its gradients are those of the unsorted batch; only the grouping
+of the forward passes changes. On a GPU, where each mini-batch has a fixed launch cost, the cheapest cut
+is found exactly (:func:`cheapest_ranges`, ``mini_batch_overhead``). With ``pack=True`` the rows of a
+mini-batch are packed side by side (:mod:`st_code.training.packing`), all columns in one cut.
+:class:`LengthSortedMNRL` does the same without GradCache in one pass. Flattened (flash-attention)
+inputs have no padding and go through sentence-transformers' loss untouched. Measurements:
+docs/benchmarks.md ("Speed and memory").
 """
 
 from __future__ import annotations
@@ -45,9 +23,8 @@ import numpy as np
 import torch
 from sentence_transformers.base.losses import gradcache
 from sentence_transformers.base.losses.gradcache import RandContext, _create_minibatch
-from sentence_transformers.sentence_transformer.losses import (
-    CachedMultipleNegativesRankingLoss, MatryoshkaLoss, MultipleNegativesRankingLoss,
-)
+from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss, MatryoshkaLoss
+from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from torch import Tensor
 
 from st_code.errors import UsageError

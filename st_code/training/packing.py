@@ -1,24 +1,11 @@
 """Sequence packing for GradCache mini-batches where no variable-length attention kernel is installed.
 
-A length-sorted mini-batch still pads each row to its longest one; a GPU wants few, large mini-batches
-(each launch costs), so the cheapest cut there left ~80% of the token slots as padding (measured on
-an H200, docs/benchmarks.md). Packing puts several rows side by side in one row of the mini-batch's
-width (first-fit, longest first), each with its own position ids from 0. transformers reads the
-position ids of such a row as separate sequences and gives sdpa/eager a block-diagonal causal mask,
-so each text attends only to itself, exactly as when padded; the token states are then put back in
-the padded layout for pooling. The layers' work goes to real tokens instead of padding.
-
-Causal decoders only: transformers' bidirectional mask ignores the position ids, and flash attention's
-variable-length kernels (sentence-transformers' ``unpad_inputs``) are better still where installed.
-
-A packed mini-batch's shape (packed rows x width) follows its texts, so it changes from step to step
-(36 shapes in 50 steps of the C2LLM-0.5B stage's batches of standard-library pairs at an H200's token
-budget, 26 of them first seen after step 10). Where the layers run as CUDA graphs (``compile_mode:
-reduce-overhead``), each new shape records new graphs; a :class:`ShapeMultiple` rounds the rows and the
-width up so that a few shapes recur (3 in those 50 steps at 8 rows x 128 tokens, none after step 10,
-for 7.9% padding instead of 1.1%; benchmarks/packed_shapes.py). CUDA graphs are refused with GradCache
-(a segmentation fault on an H200 with torch 2.11: :func:`st_code.training.compiling.check_cuda_graphs_with_gradcache`),
-so for now rounding serves only a run that lets them through.
+Several rows of a length-sorted mini-batch are put side by side in one row (first-fit, longest first),
+each with its own position ids from 0: transformers then gives sdpa/eager a block-diagonal causal mask,
+so each text attends only to itself, as when padded, and the token states go back to the padded layout
+for pooling. The layers' work goes to real tokens instead of padding. Causal decoders only
+(transformers' bidirectional mask ignores position ids). A :class:`ShapeMultiple` rounds packed shapes
+up so that a few recur, for runs whose layers record CUDA graphs. Measurements: docs/benchmarks.md.
 """
 
 from __future__ import annotations

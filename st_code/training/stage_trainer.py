@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,20 @@ class StageTrainer(SentenceTransformerTrainer):
         self.schedule: LinearSchedule | None = None
         self.carried_parameters = 0
 
+    def run_metrics(self) -> dict[str, Any]:
+        """What the finished stage reports: runtime and throughput, and its provenance (processes, the
+        batch the loss saw across them, steps, optimizer state carried in, the first learning rate)."""
+        history = self.state.log_history
+        summary = next((e for e in reversed(history) if "train_runtime" in e), {})
+        metrics = {k: summary[k] for k in ("train_runtime", "train_samples_per_second") if k in summary}
+        metrics["world_size"] = self.args.world_size
+        metrics["global_batch_size"] = (self.args.per_device_train_batch_size * self.args.world_size
+                                        * self.args.gradient_accumulation_steps)
+        metrics["global_step"] = self.state.global_step
+        metrics["carried_optimizer_parameters"] = self.carried_parameters
+        metrics["first_learning_rate"] = next((e["learning_rate"] for e in history if "learning_rate" in e), None)
+        return metrics
+
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
         """The stock loss; a NaN or infinite one stops the stage before it touches the weights."""
         result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
@@ -201,6 +216,45 @@ def warmup_steps_of(warmup_steps: int | None, warmup_ratio: float, num_training_
     one step (or one no longer than its warmup) would otherwise train nothing at all."""
     warmup = warmup_steps if warmup_steps is not None else math.ceil(warmup_ratio * num_training_steps)
     return max(0, min(warmup, num_training_steps - 1))
+
+
+def loader_settings(config, use_cpu: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """The trainer's data-loader arguments for a run's config: worker processes tokenize batches ahead of
+    the GPU, except while batches are recorded (each worker would count and write its own)."""
+    arguments = config.loader_arguments(on_gpu=not use_cpu)
+    workers = arguments["dataloader_num_workers"]
+    if workers and config.record_batches:
+        log(f"  data loader: record_batches is set, so batches are tokenized in this process "
+            f"(dataloader_workers {config.dataloader_workers} not used)")
+        return {"dataloader_num_workers": 0, "dataloader_persistent_workers": False}
+    if workers:
+        log(f"  data loader: {workers} worker processes tokenize the next batches")
+    return arguments
+
+
+def resume_checkpoint(stage_dir: Path, state, log: Callable[[str], None]) -> str | None:
+    """The newest complete trainer checkpoint of a stage. One a crash cut short (no trainer state,
+    weights or optimizer) is set aside as ``incomplete-checkpoint-N`` and reported, not resumed from.
+    ``state``: accelerate's PartialState (the main process looks; every rank waits for it)."""
+    import shutil
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = stage_dir / "checkpoints"
+    if state.is_main_process and folder.is_dir():
+        for checkpoint in sorted(folder.glob("checkpoint-*")):
+            missing = [name for name in ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+                       if not (checkpoint / name).is_file()]
+            if not any(checkpoint.glob("*.safetensors")) and not any(checkpoint.glob("*.bin")):
+                missing.append("model weights")
+            if missing:
+                aside = checkpoint.with_name(f"incomplete-{checkpoint.name}")
+                shutil.rmtree(aside, ignore_errors=True)
+                checkpoint.rename(aside)
+                log(f"  {checkpoint} is incomplete (no {', '.join(missing)}: a run was stopped while "
+                    f"saving it); set aside as {aside.name}")
+    state.wait_for_everyone()  # every rank, always: the folder may appear for some ranks first
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
 def save_optimizer_state(path: Path, states: dict[str, dict], global_step: int) -> None:
