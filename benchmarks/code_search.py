@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import sys
 import sysconfig
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import median_seconds  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -113,12 +114,8 @@ def main() -> None:
             (folder / "manifest.json").write_text(json.dumps({**manifest, **extra, "precision": precision}))
             quantized = CodeSearcher(folder, model=loaded[0])
             quantized.nearest(embedded[:2], 10)  # warm-up
-            runs = []
-            for _ in range(5):
-                begin = time.perf_counter()
-                found, _ = quantized.nearest(embedded, 10)
-                runs.append(time.perf_counter() - begin)
-            timings[precision] = statistics.median(runs)
+            timings[precision] = median_seconds(lambda: quantized.nearest(embedded, 10), rounds=5, warmup=0)
+            found, _ = quantized.nearest(embedded, 10)
             reference = found if reference is None else reference
             recall[precision] = float(np.mean([len(set(a) & set(b)) / len(set(a)) for a, b in zip(reference, found)]))
             searched = {"float32": "index.faiss", "int8": "vectors.int8.npy", "binary": "index.binary.faiss"}[precision]

@@ -6,7 +6,7 @@ pipeline's own CPU time per call, and hard-negative mining time split into embed
                                              [--skip-calls] [--skip-mining]
 
 1. A real OpenAI-compatible server (tests/openai_stub.py, aiohttp) runs in a separate process and
-   answers after ``--delay`` seconds. ``--calls`` completions through ``data_gen.llm.LLMClient`` at
+   answers after ``--delay`` seconds. ``--calls`` completions through ``st_code.llm.client.LLMClient`` at
    ``--concurrency``, once per client (the lean OpenAI-compatible one, litellm's Router), side by
    side: calls/s vs the ideal concurrency/delay, and client CPU per call.
 2. The generate stage of the real pipeline (``Pipeline.run("generate")``: planning, Table 11 prompts,
@@ -58,7 +58,7 @@ def start_server(delay: float) -> tuple[subprocess.Popen, str]:
 
 def bare_calls(api_base: str, calls: int, concurrency: int, kind: str) -> tuple[float, float]:
     """Wall seconds and this process's CPU seconds for ``calls`` completions (after one warm-up call)."""
-    from data_gen.llm import LLMClient
+    from st_code.llm.client import LLMClient
 
     async def run() -> tuple[float, float]:
         client = LLMClient("openai/stub", [api_base], concurrency=concurrency, timeout=30, retries=1, client=kind)
@@ -108,7 +108,8 @@ def mining_run(pairs: list, corpus: list[str], num_negatives: int, dtype: str, b
     """One ``data_gen.mine.mine`` call on fresh copies of ``pairs``; returns (kept pairs, report, label)."""
     import copy
 
-    from data_gen.mine import load_embedder, mine
+    from data_gen.mine import mine
+    from st_code.mining import load_embedder
 
     embedder = load_embedder("minilm", dtype=dtype, device="cpu")
     embedder.encode(corpus[:64], batch_size=32, show_progress_bar=False)  # warm-up: first calls set up kernels
@@ -129,7 +130,7 @@ def print_mining(label: str, pairs: int, docs: int, num_negatives: int, kept: li
 def mining(pairs: int, docs: int, num_negatives: int) -> float:
     """The previous settings (float32, batch 64) and the defaults (``--embedder-dtype auto``, batch
     for the device) side by side on the same data, and how far their negatives agree."""
-    from data_gen.mine import resolve_dtype
+    from st_code.mining import resolve_dtype
 
     task_pairs, corpus = mining_data(pairs, docs)
     print(f"mining {num_negatives} negatives for {pairs} pairs over {pairs + docs} documents (packaged MiniLM, "

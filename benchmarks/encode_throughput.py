@@ -20,15 +20,17 @@ import sys
 from pathlib import Path
 import statistics
 import tempfile
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import interleaved_rounds  # noqa: E402
+
 import torch  # noqa: E402
 
 import st_code  # noqa: E402
-from st_code.testing import minilm_path, resolve_benchmark_base, save_tiny_qwen2  # noqa: E402
+from st_code.assets import minilm_path  # noqa: E402
+from st_code.testing import resolve_benchmark_base, save_tiny_qwen2  # noqa: E402
 from token_meter import TokenMeter  # noqa: E402
 
 
@@ -72,20 +74,20 @@ def main() -> None:
             "lora (unmerged)": st_code.build_model(base, pooling="lasttoken", lora=True, **common),
         }
         variants["lora (merged)"] = st_code.merged_copy(variants["lora (unmerged)"])
-        timings: dict[str, list[float]] = {name: [] for name in variants}
         for model in variants.values():  # warm-up
             model.eval().encode(texts[:16], batch_size=args.batch_size)
         meters = {name: TokenMeter(model) for name, model in variants.items()}
         if args.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        for _ in range(args.repeats):
-            for name, model in variants.items():
-                start = time.perf_counter()
+
+        def encoding(model):
+            def work():
                 with torch.inference_mode():
                     model.encode(texts, batch_size=args.batch_size)
-                if args.device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                timings[name].append(time.perf_counter() - start)
+            return work
+
+        timings = interleaved_rounds({name: encoding(model) for name, model in variants.items()}, args.repeats,
+                                     warmup=0, sync=torch.cuda.synchronize if args.device.startswith("cuda") else None)
 
     reference = statistics.median(timings["lasttoken"])
     print(f"backbone={args.model or args.backbone} device={args.device} texts={args.texts} batch={args.batch_size} "

@@ -53,7 +53,7 @@ def main() -> None:
 
     import st_code
     from st_code.evaluation import evaluate, load_local_set
-    from st_code.testing import minilm_path
+    from st_code.assets import minilm_path
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -17,11 +17,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import interleaved_rounds  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -67,18 +68,19 @@ def main() -> None:
         except Exception as exc:  # openvino not installed: measure the rest
             print(f"(openvino skipped: {exc})")
         reference = runners["pytorch"](texts)
-        timings: dict[str, list[float]] = {name: [] for name in runners}
         agreement = {}
         for name, run in runners.items():  # warm-up, and accuracy
             embeddings = run(texts)
             agreement[name] = float(((embeddings * reference).sum(1) / np.linalg.norm(embeddings, axis=1)
                                      / np.linalg.norm(reference, axis=1)).min())
-        for _ in range(args.rounds):
-            for name, run in runners.items():
-                start = time.perf_counter()
+
+        def timed(run):
+            def work():
                 with torch.inference_mode():
                     run(texts)
-                timings[name].append(time.perf_counter() - start)
+            return work
+
+        timings = interleaved_rounds({name: timed(run) for name, run in runners.items()}, args.rounds, warmup=0)
     base = statistics.median(timings["pytorch"])
     print(f"all-MiniLM-L6-v2, {args.texts} texts, batch {args.batch_size}, {args.rounds} rounds, "
           f"{args.threads} CPU threads each")

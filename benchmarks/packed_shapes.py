@@ -114,7 +114,7 @@ def main() -> None:
     from st_code.training.config import ModelConfig
     from st_code.training.losses import LengthSortedCachedMNRL
     from st_code.training.models import build_training_model
-    from train_throughput import load_or_make_pairs
+    from meters import load_or_make_pairs
 
     config = yaml.safe_load(Path(args.config).read_text())
     batch = args.batch_size or config["stages"][0]["batch_size"]

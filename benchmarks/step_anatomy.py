@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from train_throughput import cuda_graphs_recorded, load_or_make_pairs
+    from meters import cuda_graphs_recorded, load_or_make_pairs
 
     from st_code.training.compiling import check_cuda_graphs_with_gradcache, records_cuda_graphs
     from st_code.training.config import ModelConfig, StageConfig

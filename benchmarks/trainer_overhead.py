@@ -63,7 +63,7 @@ def bare(data: Path, out: Path, steps: int, batch: int) -> float:
     from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 
     import st_code
-    from st_code.testing import minilm_path
+    from st_code.assets import minilm_path
 
     rows = [json.loads(line) for line in data.read_text().splitlines()]
     dataset = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["positive"] for r in rows],
@@ -88,7 +88,7 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
 import st_code
-from st_code.testing import minilm_path
+from st_code.assets import minilm_path
 data, batch, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = [json.loads(l) for l in open(data)]
 ds = Dataset.from_dict({"anchor": [r["query"] for r in rows], "positive": [r["positive"] for r in rows]})

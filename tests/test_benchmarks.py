@@ -15,7 +15,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import train_throughput  # noqa: E402
+import meters  # noqa: E402
 
 from tests.small_repos import java_class  # noqa: E402
 
@@ -44,9 +44,9 @@ def test_unknown_shape_names_the_known_ones():
 
 
 def test_busy_time_counts_overlapping_kernels_once():
-    assert train_throughput.busy_time([]) == 0
+    assert meters.busy_time([]) == 0
     # two streams overlapping on [2, 3], one kernel inside another, a gap from 6 to 8
-    assert train_throughput.busy_time([(0, 3), (2, 5), (3.5, 4), (8, 9)]) == pytest.approx(6)
+    assert meters.busy_time([(0, 3), (2, 5), (3.5, 4), (8, 9)]) == pytest.approx(6)
 
 
 def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
@@ -55,7 +55,7 @@ def test_flop_parameters_leave_out_the_input_embedding(tiny_qwen_path):
     model = st_code.build_model(tiny_qwen_path, pooling="pma", lora=True)
     everything = sum(p.numel() for p in model.parameters())
     embedding = model[0].auto_model.get_input_embeddings().weight.numel()
-    assert train_throughput.flop_parameters(model) == everything - embedding
+    assert meters.flop_parameters(model) == everything - embedding
     assert embedding > 0
 
 
@@ -93,7 +93,7 @@ def test_gpu_training_check_script_runs_on_the_cpu(tmp_path, tiny_qwen_path):
     full run's learning-rate schedule), the step anatomy times the GPU's cut and packing, and an extra
     (one setting changed) trains from the same first loss."""
     pairs = tmp_path / "pairs.json"
-    train_throughput.load_or_make_pairs(24, pairs)
+    meters.load_or_make_pairs(24, pairs)
     env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": tiny_qwen_path,
            "STEPS": "3", "PREVIOUS_STEPS": "2", "STEPS_FOR": "unsorted=2", "BATCH": "8", "PAIRS": "24",
            "PAIRS_FILE": str(pairs), "ENCODE_TEXTS": "16", "WHEELS": str(tmp_path / "no-wheels"),
