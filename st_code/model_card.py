@@ -30,7 +30,7 @@ EXAMPLE_DOCUMENTS = ["def load(path):\n    with open(path) as f:\n        return
 
 def describe(model: Any) -> dict[str, Any]:
     """What a saved model is, read off its modules: base, pooling, dimension, length, loader."""
-    from st_code.model import saved_type
+    from st_code.modules.saved_types import saved_type
 
     modules = list(model)
     backbone = modules[0]

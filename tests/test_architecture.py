@@ -88,3 +88,42 @@ def test_the_portable_modeling_file_imports_nothing_of_ours():
     import sys
 
     assert roots - set(sys.stdlib_module_names) <= {"torch", "transformers", "sentence_transformers"}
+
+
+def _module_graph(folder: str = "st_code") -> dict[str, set[str]]:
+    """Each module of ``folder`` -> the modules of ``folder`` it imports (in functions too)."""
+    modules = {}
+    for path in _modules(folder):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        # a package's own parents are imported by Python anyway; the top package only re-exports lazily
+        graph[name] = {m for m in found if m in modules and m != name and not name.startswith(m + ".")
+                       and m != folder}
+    return graph
+
+
+def test_no_import_circle():
+    """No module reaches itself through imports (a function-level import included): each name lives where
+    both sides can use it (e.g. looks_local in assets, saved_type in modules/saved_types)."""
+    graph = _module_graph()
+    circles = []
+    for start in graph:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.append(" -> ".join(path + [start]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert circles == []
