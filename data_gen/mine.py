@@ -16,10 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from data_gen.records import Pair
-from st_code.mining import (  # noqa: F401 - DTYPES, load_embedder... were defined here before st_code.mining
-    DEFAULT_RANGE_MAX, DEFAULT_RELATIVE_MARGIN, DTYPES, cpu_has_native_bf16, default_batch_size, load_embedder,
-    mine_rows, resolve_dtype,
-)
+from st_code.mining import DEFAULT_RANGE_MAX, DEFAULT_RELATIVE_MARGIN, mine_rows
 
 
 @dataclass
@@ -100,7 +97,7 @@ def mine(pairs: list[Pair], embedder, corpus_texts: list[str], num_negatives: in
          range_max: int = DEFAULT_RANGE_MAX) -> tuple[list[Pair], MiningReport]:
     """Add ``num_negatives`` negatives to each pair, per task (candidates: the task's positives plus
     the shared corpus); pairs without enough candidates are dropped. ``batch_size`` None:
-    :func:`default_batch_size` for the embedder's device. The report splits the time into embedding
+    :func:`st_code.mining.default_batch_size` for the embedder's device. The report splits the time into embedding
     and the rest (search and selection)."""
     report = MiningReport(pairs_in=len(pairs))
     by_task: dict[str, list[Pair]] = {}

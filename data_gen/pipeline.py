@@ -48,7 +48,7 @@ class PipelineConfig:
     skip_difficulty: bool = False
 
     def __post_init__(self) -> None:  # fail at once, not after hours of LLM calls when mining starts
-        from data_gen.mine import DTYPES
+        from st_code.mining import DTYPES
         from st_code.llm.client import check_call_settings
 
         check_call_settings(self.concurrency, self.timeout, self.retries)
@@ -238,7 +238,8 @@ class Pipeline:
         self.log(f"annotate: kept {len(kept)} of {len(pairs)} (answer exactly 1)")
 
     def stage_mine(self) -> None:
-        from data_gen.mine import load_embedder, mine
+        from data_gen.mine import mine
+        from st_code.mining import load_embedder
 
         pairs = read_pairs(self.out / "annotated.jsonl")
         embedder = load_embedder(self.config.embedder, self.config.embedder_dtype)

@@ -67,12 +67,12 @@ def load_embedder(name: str = "minilm", dtype: str = "float32", device: str | No
     """A reference embedder: ``"minilm"`` (the packaged all-MiniLM-L6-v2) or any SentenceTransformer
     path / hub id, on ``device`` (default: a GPU when there is one) in ``dtype`` (see
     :func:`resolve_dtype`; ``auto`` picks bf16 where the hardware computes it)."""
-    from sentence_transformers import SentenceTransformer
     from sentence_transformers.util import get_device_name
 
+    from st_code.model import load_model  # the one loader: st-code folders without the remote-code flag
+
     device = device or get_device_name()
-    return SentenceTransformer(resolve_model_name(name), device=device,
-                               model_kwargs={"dtype": resolve_dtype(dtype, device)})
+    return load_model(resolve_model_name(name), device=device, model_kwargs={"dtype": resolve_dtype(dtype, device)})
 
 
 def mine_rows(queries: list[str], positives: list[str], embedder, num_negatives: int,

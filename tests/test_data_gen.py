@@ -267,7 +267,7 @@ def test_kill_and_resume_loses_nothing_and_duplicates_nothing(tmp_path):
 def test_calls_are_spread_over_several_endpoints(kind):
     import asyncio
 
-    from data_gen.llm import LLMClient
+    from st_code.llm.client import LLMClient
 
     with OpenAIStub(lambda p: "first") as one, OpenAIStub(lambda p: "second") as two:
         client = LLMClient("openai/stub", [one.api_base, two.api_base], concurrency=8, timeout=10, retries=0,
@@ -298,7 +298,7 @@ def _run(client, prompts):
 
 
 def test_lean_client_retries_rate_limits_and_server_errors_then_succeeds():
-    from data_gen.llm import LLMClient
+    from st_code.llm.client import LLMClient
 
     seen: dict[str, int] = {}
 
@@ -318,7 +318,7 @@ def test_lean_client_retries_rate_limits_and_server_errors_then_succeeds():
 
 
 def test_lean_client_does_not_retry_bad_requests_and_rejects_malformed_json():
-    from data_gen.llm import LLMClient, LLMError
+    from st_code.llm.client import LLMClient, LLMError
 
     def answer(prompt: str):
         if prompt == "garbled":
@@ -338,7 +338,7 @@ def test_lean_client_does_not_retry_bad_requests_and_rejects_malformed_json():
 def test_lean_client_fails_over_from_a_dead_endpoint():
     import socket
 
-    from data_gen.llm import LLMClient
+    from st_code.llm.client import LLMClient
 
     with socket.socket() as placeholder:  # a port nobody listens on: connection refused
         placeholder.bind(("127.0.0.1", 0))
@@ -351,7 +351,7 @@ def test_lean_client_fails_over_from_a_dead_endpoint():
 
 
 def test_client_choice():
-    from data_gen.llm import choose_client
+    from st_code.llm.client import choose_client
 
     assert choose_client("hosted_vllm/Qwen2.5-Coder-32B-Instruct", ["http://gpu:8000/v1"]) == "openai-compatible"
     assert choose_client("openai/smollm2", ["http://127.0.0.1:8080/v1"]) == "openai-compatible"
@@ -365,7 +365,7 @@ def test_client_choice():
 
 
 def test_served_model_name_drops_the_provider_prefix():
-    from data_gen.openai_http import served_model_name
+    from st_code.llm.openai_http import served_model_name
 
     assert served_model_name("hosted_vllm/Qwen/Qwen2.5-Coder-32B-Instruct") == "Qwen/Qwen2.5-Coder-32B-Instruct"
     assert served_model_name("openai/gpt-4o-mini") == "gpt-4o-mini"
@@ -373,7 +373,7 @@ def test_served_model_name_drops_the_provider_prefix():
 
 
 def test_cost_is_priced_from_litellm_for_known_models():
-    from data_gen.llm import LLMClient
+    from st_code.llm.client import LLMClient
 
     with OpenAIStub(lambda p: "ok") as server:  # an OpenAI-compatible proxy serving a priced model name
         priced = LLMClient("openai/gpt-4o-mini", [server.api_base])
@@ -430,7 +430,7 @@ def test_mining_embedder_precision_and_batch_defaults(minilm_path, monkeypatch):
     embedder runs in the chosen dtype and its vectors agree with float32."""
     import torch
 
-    from data_gen.mine import cpu_has_native_bf16, default_batch_size, load_embedder, resolve_dtype
+    from st_code.mining import cpu_has_native_bf16, default_batch_size, load_embedder, resolve_dtype
 
     assert resolve_dtype("float32", "cpu") is torch.float32 and resolve_dtype("bfloat16", "cuda") is torch.bfloat16
     assert resolve_dtype("auto", "cpu") is (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)

@@ -12,7 +12,7 @@ from st_code.lazy import lazy_exports
 
 _RUNNER = "st_code.evaluation.runner"
 _EXPORTS = {"EvaluationResult": _RUNNER, "apply_instructions": _RUNNER, "evaluate": _RUNNER,
-            "load_local_set": _RUNNER, "resolve_tasks": _RUNNER, "make_local_task": "st_code.evaluation.local_task",
+            "load_local_set": _RUNNER, "resolve_tasks": _RUNNER, "make_local_task": "st_code.retrieval.local_task",
             "REFERENCE_SCORES": "st_code.evaluation.references"}
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
