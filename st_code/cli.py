@@ -8,8 +8,9 @@
     st-code update repo.index                                            # re-embed what changed
     st-code adapt ~/src/repo [--minutes 20] [--model M] [--out DIR]       # an embedder that knows your code
 
-Training is ``python recipes/annealing.py``, evaluation ``python -m st_code.evaluation``, data
-generation ``python -m data_gen``.
+    st-code train [--config c2llm-0.5b] [--set KEY=VALUE ...] [--dry-run]  # the Annealing curriculum
+
+Evaluation is ``python -m st_code.evaluation``, data generation ``python -m data_gen``.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="st-code", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("train", add_help=False, help="train with the Annealing curriculum (st-code train --help)")
 
     export = commands.add_parser("export", help="write an ONNX or OpenVINO graph of a saved model",
                                  description="Export a model saved with standard modules (mean, last-token or CLS "
@@ -275,6 +278,11 @@ def positive_int(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     from st_code.errors import run_command
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # its own parser: the same one python recipes/annealing.py has
+        from st_code.training.command import main as train
+
+        return train(argv[1:], prog="st-code train")
     args = build_parser().parse_args(argv)
     return run_command(lambda: args.run(args))
 

@@ -30,6 +30,23 @@ def test_help_teaches():
         assert words in result.stdout
 
 
+def test_st_code_train_is_the_recipe_for_an_installed_user(tmp_path):
+    """``st-code train`` (no recipes/ folder needed) takes the same flags, finds the shipped configs by name,
+    and prints the same default config as ``python recipes/annealing.py``."""
+    train = subprocess.run([sys.executable, "-m", "st_code", "train", "--help"], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=600)
+    assert train.returncode == 0 and "usage: st-code train" in train.stdout and "--dry-run" in train.stdout
+    listed = subprocess.run([sys.executable, "-m", "st_code", "--help"], capture_output=True, text=True, cwd=tmp_path,
+                            timeout=600)
+    assert "train" in listed.stdout
+    printed = subprocess.run([sys.executable, "-m", "st_code", "train", "--print-config"], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=600)
+    assert printed.returncode == 0 and printed.stdout == _run("--print-config").stdout
+    by_name = subprocess.run([sys.executable, "-m", "st_code", "train", "--config", "c2llm-0.5b", "--print-config"],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert by_name.returncode == 0 and "pooling: pma" in by_name.stdout
+
+
 def test_bad_config_fails_before_training_naming_the_key(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text(yaml.safe_dump({"stages": [{"name": "s", "datasets": ["offline:Text Retrieval"],

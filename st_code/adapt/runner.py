@@ -264,7 +264,7 @@ def _llm_queries(options: AdaptOptions, pairs: RepositoryPairs, folder: Path,
 def _load(name: str, device: str | None) -> SentenceTransformer:
     model = st_code.load_model(name, device=device)
     if not model.get_embedding_dimension():
-        raise UsageError(f"{name} is not a sentence embedder; train one with recipes/annealing.py first")
+        raise UsageError(f"{name} is not a sentence embedder; train one with st-code train first")
     return model
 
 

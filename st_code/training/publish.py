@@ -76,7 +76,7 @@ def card_details(config: CurriculumConfig, records: dict[str, dict[str, Any]], s
         "base": MINILM_HUB_ID if m.base == MINILM else m.base,  # the hub id, not st-code's alias
         "license": config.publish.license,
         "languages": sorted({LANGUAGE_CODES.get(language, language) for language in languages if language}),
-        "recipe": "python recipes/annealing.py --config training_config.yaml",
+        "recipe": "st-code train --config training_config.yaml",
         "stages": stages,
         "data": data,
         "scores": scores,
