@@ -13,7 +13,7 @@ pipeline's own CPU time per call, and hard-negative mining time split into embed
    validation, journal, progress bar, output file) over ``--calls`` work items with the default
    client. Target (issue #4): >= 90% of concurrency/delay. Its CPU per call minus the bare client's
    is the pipeline's own cost. Target: < 2 ms per call.
-3. ``data_gen.mine.mine`` (sentence-transformers' ``mine_hard_negatives`` with faiss, 15 negatives,
+3. ``data_gen.negatives.mine`` (sentence-transformers' ``mine_hard_negatives`` with faiss, 15 negatives,
    relative margin 0.05) for ``--pairs`` pairs over ``--docs`` corpus documents with the packaged
    MiniLM, twice side by side: float32 at batch 64 (the pipeline's settings before ``--embedder-dtype``) and
    the defaults (bf16 where the CPU has it, batch 32 on CPU); time split into embedding (measured
@@ -91,7 +91,7 @@ def pipeline_generate(api_base: str, calls: int, concurrency: int, out: Path) ->
 def mining_data(pairs: int, docs: int) -> tuple[list, list[str]]:
     """Real (docstring, function) pairs from the stdlib, repeated with a numbered variant tag so every
     text is distinct; ``pairs`` Text2Code pairs and ``docs`` further functions as the corpus."""
-    from data_gen.records import Pair
+    from data_gen.pairs import Pair
     from st_code.data import build_offline_data
 
     data = build_offline_data(heldout_percent=0, include_package_docs=False, max_code_lines=15)
@@ -105,10 +105,10 @@ def mining_data(pairs: int, docs: int) -> tuple[list, list[str]]:
 
 
 def mining_run(pairs: list, corpus: list[str], num_negatives: int, dtype: str, batch_size: int | None):
-    """One ``data_gen.mine.mine`` call on fresh copies of ``pairs``; returns (kept pairs, report, label)."""
+    """One ``data_gen.negatives.mine`` call on fresh copies of ``pairs``; returns (kept pairs, report, label)."""
     import copy
 
-    from data_gen.mine import mine
+    from data_gen.negatives import mine
     from st_code.mining import load_embedder
 
     embedder = load_embedder("minilm", dtype=dtype, device="cpu")

@@ -98,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from st_code.training import CurriculumRunner, config_from_dict
-    from st_code.training.report import markdown_table
+    from st_code.training.run_report import markdown_table
 
     out = Path(args.output_dir)
     shared: dict[bool, Path] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from data_gen.prompts import brainstorm_prompt, instruct_prompt
+from data_gen.templates import brainstorm_prompt, instruct_prompt
 from data_gen.validate import parse_recipe, parse_task_list
 from st_code.llm import Journal, LLMClient
 from st_code.llm.ask import ask

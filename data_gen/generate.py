@@ -15,8 +15,8 @@ import random
 from dataclasses import dataclass
 
 from data_gen.corpus import CodeFile, snippet
-from data_gen.prompts import generate_prompt
-from data_gen.records import Pair
+from data_gen.templates import generate_prompt
+from data_gen.pairs import Pair
 from data_gen.validate import Rejected, check_generation
 from st_code.data.offline_pairs import split_code_context
 from st_code.llm import Journal, LLMClient, work_key
@@ -138,7 +138,7 @@ class Generator:
 
 
 def generate_prompt_refine(item: WorkItem, code: str) -> str:
-    from data_gen.prompts import GENERATE
+    from data_gen.templates import GENERATE
 
     return GENERATE.format(generation_instruction=REFINE_INSTRUCTION.format(code_language=item.file.language),
                            input_type="Code", input_content=code,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from data_gen.prompts import annotate_prompt
-from data_gen.records import Pair
+from data_gen.templates import annotate_prompt
+from data_gen.pairs import Pair
 from data_gen.validate import parse_label
 from st_code.llm import Journal, LLMClient
 from st_code.llm.ask import ask

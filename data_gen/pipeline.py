@@ -17,7 +17,7 @@ from st_code.errors import ServiceUnreachable, UsageError
 from st_code.locking import LOCK_NAME, FolderLock
 from st_code.outputs import check_output_folder
 from st_code.llm import Journal, LLMClient
-from data_gen.records import read_jsonl, read_pairs, write_jsonl
+from data_gen.pairs import read_jsonl, read_pairs, write_jsonl
 
 STAGES = ("brainstorm", "corpus", "generate", "annotate", "mine", "difficulty", "write")
 
@@ -238,7 +238,7 @@ class Pipeline:
         self.log(f"annotate: kept {len(kept)} of {len(pairs)} (answer exactly 1)")
 
     def stage_mine(self) -> None:
-        from data_gen.mine import mine
+        from data_gen.negatives import mine
         from st_code.mining import load_embedder
 
         pairs = read_pairs(self.out / "annotated.jsonl")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from data_gen.records import Pair, write_jsonl
+from data_gen.pairs import Pair, write_jsonl
 
 
 def rows_of(pairs: list[Pair], num_negatives: int | None = None) -> list[dict]:

@@ -398,8 +398,8 @@ def test_mining_embeds_the_shared_corpus_once_for_all_tasks(minilm_path):
     """Two tasks over one corpus: mine_hard_negatives runs per task, the corpus is embedded once."""
     from sentence_transformers import SentenceTransformer
 
-    from data_gen.mine import mine
-    from data_gen.records import Pair
+    from data_gen.negatives import mine
+    from data_gen.pairs import Pair
 
     model = SentenceTransformer(minilm_path, device="cpu")
     embedded: list[str] = []

@@ -10,7 +10,7 @@ from datasets import Dataset
 from st_code.data import build_offline_data, humaneval_retrieval
 from st_code.data.offline_pairs import CODE_CONTEXT, TEXT2CODE, split_code_context
 from st_code.data.readers import DataError, load_samples, read_beir
-from st_code.training.data import group_samples
+from st_code.training.stage_datasets import group_samples
 
 
 def test_jsonl_in_data_gen_layout(tmp_path):

@@ -38,14 +38,14 @@ from st_code.modules import PMAPooling
 from st_code.training.batch_record import RecordingCollator
 from st_code.training.compiling import check_cuda_graphs_with_gradcache, compiled_layers, records_cuda_graphs
 from st_code.training.config import CurriculumConfig, StageConfig
-from st_code.training.data import StageDatasets, build_stage_datasets, check_batch_fits
+from st_code.training.stage_datasets import StageDatasets, build_stage_datasets, check_batch_fits
 from st_code.training.evaluate import evaluate_dims, evaluate_stage
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, match_prompts_to_training
 from st_code.training.losses import stage_loss
 from st_code.training.packing import check_stage_packing, resolve_shape_multiple
 from st_code.training.publish import card_details, prune_checkpoints
-from st_code.training.report import markdown_table, write_report
+from st_code.training.run_report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
 from st_code.training.models import (

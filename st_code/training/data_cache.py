@@ -15,7 +15,7 @@ from sentence_transformers import SentenceTransformer
 from st_code.data.records import RetrievalSet, Sample
 from st_code.fingerprint import stable_hash
 from st_code.training.config import CurriculumConfig
-from st_code.training.data import read_samples, save_samples
+from st_code.training.stage_datasets import read_samples, save_samples
 from st_code.training.sources import mine_negatives, negatives_wanted, read_sources
 
 FINGERPRINT_FILE = "FINGERPRINT"

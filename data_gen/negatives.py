@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from data_gen.records import Pair
+from data_gen.pairs import Pair
 from st_code.mining import DEFAULT_RANGE_MAX, DEFAULT_RELATIVE_MARGIN, mine_rows
 
 
