@@ -77,7 +77,8 @@ def main() -> None:
 
     from st_code.training.compiling import check_cuda_graphs_with_gradcache, records_cuda_graphs
     from st_code.training.config import ModelConfig, StageConfig
-    from st_code.training.losses import LengthSortedCachedMNRL, mini_batch_limits
+    from st_code.training.losses import LengthSortedCachedMNRL
+    from st_code.training.stage_loss import mini_batch_limits
     from st_code.training.models import build_training_model
     from st_code.training.packing import packing_unsupported
 

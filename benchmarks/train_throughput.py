@@ -54,7 +54,7 @@ def run(config: dict, base: str, rows, device: str, steps: int, batch: int, kind
     from st_code.lora import skip_lora_input_cast_under_autocast
     from st_code.training.config import CurriculumConfig, ModelConfig, StageConfig
     from st_code.training.compiling import check_cuda_graphs_with_gradcache, records_cuda_graphs
-    from st_code.training.losses import stage_loss
+    from st_code.training.stage_loss import stage_loss
     from st_code.training.packing import resolve_shape_multiple
     from st_code.training.models import build_training_model, enable_activation_checkpointing
 

@@ -11,9 +11,9 @@ from sentence_transformers.sentence_transformer.losses import CachedMultipleNega
 import st_code
 from st_code.modules.code_transformer import PACKED_ROWS
 from st_code.training.losses import (
-    LengthSortedCachedMNRL, LengthSortedMNRL, cheapest_ranges, length_aware_ranges, merge_columns, mini_batch_overhead,
-    sorts_without_gradcache, stage_loss, trim_padding,
+    LengthSortedCachedMNRL, LengthSortedMNRL, cheapest_ranges, length_aware_ranges, merge_columns, trim_padding,
 )
+from st_code.training.stage_loss import mini_batch_overhead, sorts_without_gradcache, stage_loss
 
 
 def _columns(model, rows: int = 12, seed: int = 0) -> list[dict]:

@@ -77,7 +77,8 @@ def test_models_packing_cannot_serve_say_why(tiny_qwen_path, minilm_path):
     assert "bidirectional" in packing_unsupported(bidirectional)
     assert "not st-code's CodeTransformer" in packing_unsupported(SentenceTransformer(minilm_path, device="cpu"))
     from st_code.training.config import StageConfig
-    from st_code.training.losses import LengthSortedCachedMNRL, stage_loss
+    from st_code.training.losses import LengthSortedCachedMNRL
+    from st_code.training.stage_loss import stage_loss
 
     stage = StageConfig(name="s", datasets=["offline:Text Retrieval"], mini_batch_size=4, pack_sequences=True)
     with pytest.raises(UsageError, match="stage 's': pack_sequences: true, but bidirectional attention"):

@@ -29,7 +29,7 @@ def test_jsonl_in_data_gen_layout(tmp_path):
 def test_a_data_gen_output_folder_loads_with_every_column(tmp_path):
     """data_gen's --out folder, as the shipped configs name it, keeps each row's task, languages,
     instruction and difficulty (the source name is only the task of last resort)."""
-    from data_gen.records import Pair
+    from data_gen.pairs import Pair
     from data_gen.write import write_dataset
 
     pairs = [Pair(key=f"k{i}", task=task, major_type="Code2Code", language=lang, code_language=code, instruction=inst,

@@ -150,6 +150,9 @@ class StageConfig:
     max_samples_per_dataset: int | None = None
     save_steps: int = 50
     max_seq_length: int | None = None  # training truncation; None = the model's
+    # joint: one softmax over in-batch and hard negatives (sentence-transformers' MNRL: CodeR, CodeXEmbed);
+    # two_term: C2LLM's in-batch InfoNCE plus hard-negative InfoNCE, summed (st_code.training.two_term_loss)
+    infonce: str = "joint"
     gradcache: bool = True  # CachedMultipleNegativesRankingLoss; False = the same InfoNCE without caching
     # GradCache embeds each column longest rows first, every mini-batch at its own width (the same loss,
     # far less padding: st_code.training.losses); without GradCache, on a CPU, each column is embedded in

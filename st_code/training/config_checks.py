@@ -215,6 +215,11 @@ def validate(config: CurriculumConfig) -> None:
             raise ConfigError(f"{where}.sampler: {stage.sampler!r}; use proportional or round_robin")
         if stage.num_negatives < 0:
             raise ConfigError(f"{where}.num_negatives must be >= 0")
+        if stage.infonce not in ("joint", "two_term"):
+            raise ConfigError(f"{where}.infonce: {stage.infonce!r}; use joint (one softmax: CodeR, CodeXEmbed) or "
+                              "two_term (C2LLM's in-batch + hard-negative terms)")
+        if stage.infonce == "two_term" and stage.matryoshka_dims:
+            raise ConfigError(f"{where}: infonce two_term does not combine with matryoshka_dims yet; use joint")
         if stage.matryoshka_dims is not None and (not stage.matryoshka_dims
                                                   or any(d < 1 for d in stage.matryoshka_dims)):
             raise ConfigError(f"{where}.matryoshka_dims: a list of dimensions >= 1, e.g. [384, 128, 64], "

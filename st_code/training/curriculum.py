@@ -42,16 +42,14 @@ from st_code.training.stage_datasets import StageDatasets, build_stage_datasets,
 from st_code.training.evaluate import evaluate_dims, evaluate_stage
 from st_code.training.filters import FilterReport, difficulty_filter, embedder_topk_filter, llm_judge_filter
 from st_code.training.instructions import InstructionPlan, check_no_placeholders, match_prompts_to_training
-from st_code.training.losses import stage_loss
+from st_code.training.stage_loss import stage_loss
 from st_code.training.packing import check_stage_packing, resolve_shape_multiple
 from st_code.training.publish import card_details, prune_checkpoints
 from st_code.training.run_report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
-from st_code.training.models import (
-    build_training_model, enable_activation_checkpointing, float32_trainable, load_stage_model, mining_embedder,
-    train_on_cpu,
-)
+from st_code.training.models import (build_training_model, enable_activation_checkpointing, float32_trainable,
+                                     load_stage_model, mining_embedder, train_on_cpu)
 from st_code.training.sources import resolve_base, stage_samples
 from st_code.training.stage_trainer import (
     LinearSchedule, StageTrainer, load_optimizer_state, loader_settings, optimizer_state_by_name, resume_checkpoint,

@@ -27,28 +27,46 @@ class FilterReport:
 
 
 def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: int = 3, batch_size: int = 64,
-                         query_prompt: str | None = None,
-                         document_prompt: str | None = None) -> tuple[list[Sample], FilterReport]:
-    """Drop a sample when ``model`` ranks its positive in the top ``k`` among its group's positives.
+                         query_prompt: str | None = None, document_prompt: str | None = None,
+                         chunk: int = 65536) -> tuple[list[Sample], FilterReport]:
+    """Drop a sample when ``model`` ranks its positive in the top ``k`` among its group's positives
+    (CodeR: each query searched with a reference embedder, the sample dropped as too easy when its
+    positive comes back in the top 3).
 
-    Groups are (task, code language, language), the units training batches come from. E5-style
-    reference models need their ``query_prompt`` / ``document_prompt`` ("query: ", "passage: ").
+    Each query is searched in the positives of its group, (task, code language, language): the units
+    training batches come from. The positives go into an exact faiss inner-product index and the
+    queries are searched ``chunk`` at a time for their top ``k``, so memory grows with the group (its
+    vectors), never with its square. E5-style reference models need their ``query_prompt`` /
+    ``document_prompt`` ("query: ", "passage: ").
     """
+    import faiss
+    import numpy as np
+
     groups: dict[tuple, list[int]] = {}
     for index, sample in enumerate(samples):
         groups.setdefault(sample.group, []).append(index)
     keep = [True] * len(samples)
     for indices in groups.values():
-        queries = model.encode([samples[i].query for i in indices], batch_size=batch_size, convert_to_tensor=True,
-                               normalize_embeddings=True, prompt=query_prompt or "")
-        docs = model.encode([samples[i].positive for i in indices], batch_size=batch_size, convert_to_tensor=True,
-                            normalize_embeddings=True, prompt=document_prompt or "")
-        scores = queries @ docs.T
-        own = scores.diagonal().unsqueeze(1)
-        rank = (scores > own).sum(dim=1)  # 0 = the positive is the best match
-        for local, global_index in enumerate(indices):
-            if rank[local].item() < k:
+        docs = np.asarray(model.encode([samples[i].positive for i in indices], batch_size=batch_size,
+                                       convert_to_numpy=True, normalize_embeddings=True,
+                                       prompt=document_prompt or ""), dtype=np.float32)
+        if len(indices) <= k:  # every positive is in its own top k
+            for global_index in indices:
                 keep[global_index] = False
+            continue
+        index = faiss.IndexFlatIP(docs.shape[1])
+        index.add(docs)
+        for start in range(0, len(indices), chunk):
+            part = indices[start:start + chunk]
+            queries = np.asarray(model.encode([samples[i].query for i in part], batch_size=batch_size,
+                                              convert_to_numpy=True, normalize_embeddings=True,
+                                              prompt=query_prompt or ""), dtype=np.float32)
+            top_scores, top_rows = index.search(queries, k)
+            own = np.einsum("ij,ij->i", queries, docs[start:start + len(part)])
+            for local, global_index in enumerate(part):
+                # fewer than k positives score above its own: it is in the top k (a tie counts for it)
+                if start + local in top_rows[local] or top_scores[local, k - 1] <= own[local]:
+                    keep[global_index] = False
     kept = [s for s, flag in zip(samples, keep) if flag]
     return kept, FilterReport(f"embedder_topk(k={k})", len(kept), len(samples) - len(kept), {"too_easy": len(samples) - len(kept)})
 
