@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from st_code.errors import positive_int
+
 
 def _export(args: argparse.Namespace) -> int:
     from st_code.export import export_model
@@ -262,17 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start over: drop OUT's run, scores, plan and report (the repository changed, say)")
     adapt.set_defaults(run=_adapt)
     return parser
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1, told at once (``--batch-size 0`` would fail deep inside)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -66,6 +66,20 @@ def os_error_line(exc: OSError) -> str:
     return f"{what}{where}: {fix}"
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (``--batch-size``, ``-k``...): a whole number >= 1, refused at once rather
+    than deep inside the work."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
 def run_command(command: Callable[[], int]) -> int:
     """Run a command-line entry point: a user's problem (:class:`StCodeError`, or the operating system
     refusing a path: a full disk, a read-only folder, a symlink loop) becomes one ``error:`` line on
@@ -82,4 +96,4 @@ def run_command(command: Callable[[], int]) -> int:
         return 2
 
 
-__all__ = ["run_command", "os_error_line", "StCodeError", "UsageError", "MissingPathError", "RunConflictError", "TrainingDiverged", "ServiceUnreachable"]
+__all__ = ["run_command", "os_error_line", "positive_int", "StCodeError", "UsageError", "MissingPathError", "RunConflictError", "TrainingDiverged", "ServiceUnreachable"]

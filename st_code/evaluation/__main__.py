@@ -19,15 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+from st_code.errors import positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="model: the model's own prompts (default); bge/qwen: st-code's task instructions in "
                              "that format (for third-party models); none: no instructions")
     parser.add_argument("--output-dir", default="eval-results", help="report and result cache folder")
-    parser.add_argument("--batch-size", type=_positive, default=64, help="texts per encoding batch (default 64)")
-    parser.add_argument("--dims", nargs="*", type=_positive, default=[],
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="texts per encoding batch (default 64)")
+    parser.add_argument("--dims", nargs="*", type=positive_int, default=[],
                         help="Matryoshka models: also score the embeddings truncated to each of these dimensions")
     args = parser.parse_args(argv)
 
