@@ -77,7 +77,7 @@ def check_output_folder(out: str | Path, *, flag: str, what: str, owned: Callabl
 
 
 @contextmanager
-def staged_folder(out: Path, keep_on_error: bool = False) -> Iterator[Path]:
+def staged_folder(out: Path) -> Iterator[Path]:
     """``with staged_folder(out) as staging:`` write the whole output into ``staging``; on a clean exit it
     replaces ``out`` (which must already be checked as the command's own), on an error it is removed and
     ``out`` stays as it was."""
@@ -88,8 +88,7 @@ def staged_folder(out: Path, keep_on_error: bool = False) -> Iterator[Path]:
         yield staging
         _swap(staging, out)
     except BaseException:
-        if not keep_on_error:
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
