@@ -29,7 +29,8 @@ def tiny_config(base: str, output_dir: Path) -> dict:
         "stages": [
             {"name": "text", "datasets": ["offline:Text Retrieval"], "max_steps": 2, **stage},
             {"name": "mixed", "datasets": ["offline:Text Retrieval", "offline:Code Summary Retrieval"],
-             "max_steps": 3, "merge_lora": True, "head_learning_rate": 1e-2, "pack_sequences": True, **stage},
+             "max_steps": 3, "merge_lora": True, "head_learning_rate": 1e-2, "pack_sequences": True,
+             "mix": {"offline:Text Retrieval": 1, "offline:Code Summary Retrieval": 1}, **stage},
             {"name": "code", "datasets": ["offline:Code Summary Retrieval", "offline:Code Context Retrieval"],
              "max_steps": 2, "instructions": True, "filters": [{"type": "embedder_topk", "k": 1}], **stage},
         ],
@@ -68,6 +69,8 @@ def test_run_writes_stages_model_and_report(finished_run):
     code_rows = saved["offline:Code Summary Retrieval"] + saved["offline:Code Context Retrieval"]  # what stages use
     assert f"programming languages (training rows): Python ({code_rows:,})" in card
     assert any("mining 1 hard negative" in line for line in logs)
+    plan = next(i for i, line in enumerate(logs) if line.startswith("stage 'mixed' plan (before filtering)"))
+    assert "offline:Text Retrieval:" in logs[plan + 1] and "mix weight 1" in logs[plan + 1]  # rows x repeats
     # a raw decoder under a fresh PMA head embeds at random: the packaged MiniLM mines instead
     assert any(line.startswith("mining hard negatives with minilm (the base") for line in logs)
 

@@ -146,7 +146,7 @@ class StageConfig:
     warmup_steps: int | None = None  # overrides warmup_ratio
     end_learning_rate: float = 0.0  # linear decay from learning_rate to this
     weight_decay: float = 0.0
-    mix: dict[str, float] | None = None  # e.g. {msmarco: 1, csn: 3}: sample datasets in this ratio
+    mix: dict[str, float] | None = None  # e.g. {msmarco: 1, csn: 3}: each dataset's share of the batches
     max_samples_per_dataset: int | None = None
     save_steps: int = 50
     max_seq_length: int | None = None  # training truncation; None = the model's

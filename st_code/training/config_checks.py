@@ -232,6 +232,9 @@ def validate(config: CurriculumConfig) -> None:
         for name, weight in (stage.mix or {}).items():
             if not weight > 0:
                 raise ConfigError(f"{where}.mix.{name}: the weight must be > 0, got {weight}")
+        if stage.mix is not None and stage.sampler != "proportional":
+            raise ConfigError(f"{where}.mix sets each dataset's share of the batches, which round_robin overrides; "
+                              "use sampler: proportional (the default) or drop mix")
         if stage.merge_lora and not config.model.lora:
             raise ConfigError(f"{where}.merge_lora: true needs model.lora to be set")
     names = [s.name for s in config.stages]

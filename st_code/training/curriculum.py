@@ -12,7 +12,6 @@ already trained is lost.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections import Counter
@@ -50,7 +49,8 @@ from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
 from st_code.training.models import (build_training_model, enable_activation_checkpointing, float32_trainable,
                                      load_stage_model, mining_embedder, train_on_cpu)
-from st_code.training.sources import resolve_base, stage_samples
+from st_code.training.sources import StageRows, resolve_base, stage_rows
+from st_code.training.stage_plan import plan_lines, planned_steps, steps_of
 from st_code.training.stage_trainer import (
     LinearSchedule, StageTrainer, load_optimizer_state, loader_settings, optimizer_state_by_name, resume_checkpoint,
     save_optimizer_state, stage_schedule, warmup_steps_of,
@@ -105,8 +105,9 @@ class CurriculumRunner:
 
     # -- stages ------------------------------------------------------------------------------
     def _filtered_samples(self, stage: StageConfig, sources: dict[str, list[Sample]], model: SentenceTransformer,
-                          reports: list[FilterReport], stage_dir: Path) -> list[Sample]:
-        samples = stage_samples(stage, sources, self.config.seed)
+                          reports: list[FilterReport], stage_dir: Path) -> tuple[list[Sample], StageRows]:
+        rows = stage_rows(stage, sources, self.config.seed)
+        samples = rows.samples
         for flt in stage.filters:
             if flt.type == "embedder_topk":
                 reference = (merged_copy(model) if has_lora(model) else model) if flt.model is None \
@@ -123,19 +124,22 @@ class CurriculumRunner:
             self.log(f"  filter {report.line()}")
         if not samples:
             raise UsageError(f"stage {stage.name!r}: no training samples left after filtering")
-        return samples
+        return samples, rows
 
     def _judge_instruction(self, sample: Sample) -> str | None:
         """Table 17 asks about the task in CodeR's own words, whatever set the model trains with."""
         return InstructionPlan("coder", "bge").instruction(sample)
 
-    def stage_datasets(self, stage: StageConfig, samples: list[Sample]) -> StageDatasets:
-        """The stage's homogeneous datasets and, when it trains with instructions, their prompts."""
+    def stage_datasets(self, stage: StageConfig, samples: list[Sample], rows: StageRows | None = None) -> StageDatasets:
+        """The stage's homogeneous datasets and, when it trains with instructions, their prompts
+        (``rows``: the stage's :class:`StageRows`, whose ``mix`` repeats set each dataset's share)."""
         plan = self.instructions
+        repeat_of = rows.repeat_of if rows is not None and stage.mix else None
         if not (stage.instructions and plan.enabled):
-            return build_stage_datasets(samples, stage.num_negatives)
+            return build_stage_datasets(samples, stage.num_negatives, repeat_of=repeat_of)
         result = build_stage_datasets(samples, stage.num_negatives, instruction_of=plan.instruction,
-                                      query_prompt=plan.query_prompt, document_prompt=plan.document_prompt)
+                                      query_prompt=plan.query_prompt, document_prompt=plan.document_prompt,
+                                      repeat_of=repeat_of)
         for key, columns in (result.prompts or {}).items():
             for column, prompt in columns.items():
                 check_no_placeholders(prompt, f"stage {stage.name!r}, dataset {key!r}, column {column!r}")
@@ -143,14 +147,7 @@ class CurriculumRunner:
 
     def planned_steps(self, stage: StageConfig, sources: dict[str, list[Sample]]) -> int:
         """Optimizer steps a stage will take (before filtering), as the trainer counts them."""
-        if stage.max_steps is not None:
-            return stage.max_steps
-        sizes: dict[tuple, int] = {}
-        for sample in stage_samples(stage, sources, self.config.seed):
-            if len(sample.negatives) >= stage.num_negatives:
-                sizes[sample.group] = sizes.get(sample.group, 0) + 1
-        batches = sum(n // stage.batch_size for n in sizes.values())
-        return max(1, math.ceil(stage.epochs * math.ceil(batches / self.state.num_processes)))
+        return planned_steps(stage, sources, self.config.seed, self.state.num_processes)
 
     def continuous_schedule(self, sources: dict[str, list[Sample]]) -> LinearSchedule:
         """One schedule over every stage, planned once and kept in ``schedule.json`` so a resumed run
@@ -180,11 +177,11 @@ class CurriculumRunner:
                                                                         StageDatasets]:
         reports: list[FilterReport] = []
         stage_dir.mkdir(parents=True, exist_ok=True)
-        samples = self._filtered_samples(stage, sources, model, reports, stage_dir)
-        stage_sets = self.stage_datasets(stage, samples)
+        samples, rows = self._filtered_samples(stage, sources, model, reports, stage_dir)
+        stage_sets = self.stage_datasets(stage, samples, rows)
         if not stage_sets.datasets:
             raise UsageError(f"stage {stage.name!r}: no sample has the {stage.num_negatives} hard negative(s) it asks for")
-        sizes = check_batch_fits(stage.name, stage.batch_size, stage_sets, self.log)
+        check_batch_fits(stage.name, stage.batch_size, stage_sets, self.log)
         self.log(f"stage {index + 1} '{stage.name}': {sum(len(d) for d in stage_sets.datasets.values())} samples in "
                  f"{len(stage_sets.datasets)} dataset(s), {stage.num_negatives} hard negative(s), "
                  f"temperature {stage.temperature}, instructions {'on' if stage_sets.prompts else 'off'}")
@@ -195,8 +192,8 @@ class CurriculumRunner:
                     lr_mapping[rf"(^|\.){position}\."] = stage.head_learning_rate
         max_steps = stage.max_steps if stage.max_steps is not None else -1
         # a stage shorter than logging_steps would log no loss at all
-        batches = math.ceil(sum(n // stage.batch_size for n in sizes.values()) / self.state.num_processes)
-        steps = stage.max_steps or max(1, math.ceil(stage.epochs * batches))
+        quota = stage_sets.batches_per_epoch(stage.batch_size)
+        steps = steps_of(stage, sum(quota.values()), self.state.num_processes)
         logging_steps = min(self.config.logging_steps, steps)
         args = SentenceTransformerTrainingArguments(
             output_dir=str(stage_dir / "checkpoints"), learning_rate=stage.learning_rate,
@@ -231,7 +228,8 @@ class CurriculumRunner:
             (stage_dir / "batches.jsonl").unlink(missing_ok=True)
         trainer = StageTrainer(model=model, args=args, train_dataset=stage_sets.datasets, loss=loss,
                                data_collator=collator, schedule=schedule_for, step_offset=step_offset,
-                               carried_state=carried_state, record_dataset_names=bool(record), stage_name=stage.name)
+                               carried_state=carried_state, record_dataset_names=bool(record), stage_name=stage.name,
+                               batch_quota=quota if stage.mix else None)
         checkpoint = resume_checkpoint(stage_dir, self.state, self.log)
         if checkpoint:
             self.log(f"  resuming stage '{stage.name}' from {checkpoint}")
@@ -281,6 +279,9 @@ class CurriculumRunner:
             check_stage_packing(model, stage)
             check_cuda_graphs_with_gradcache(cuda_graphs, stage)
         sources, heldout = self.prepare_data(mining_model=model)
+        for stage in self.config.stages:
+            for line in plan_lines(stage, sources, self.config.seed, self.state.num_processes):
+                self.log(line)
         scores: dict[str, dict] = {}
         losses: dict[str, list] = {}
         records: dict[str, dict] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformer
@@ -110,26 +110,55 @@ def mine_negatives(samples: list[Sample], model: SentenceTransformer, num_negati
     return mined
 
 
-def stage_samples(stage: StageConfig, sources: dict[str, list[Sample]], seed: int) -> list[Sample]:
-    """A stage's rows before filtering: ``max_samples_per_dataset`` and the ``mix`` ratio applied.
+@dataclass
+class StageRows:
+    """A stage's rows before filtering, and how often each source dataset is read per epoch.
 
-    ``mix`` (CodeXEmbed's text:code 1:3) keeps the largest subset of each dataset whose sizes stand
-    in the given ratio: seeded, without repeating rows."""
+    ``rows``: rows each source contributes; ``repeats``: passes over it per epoch (1 without ``mix``;
+    more for a dataset too small for its share). Repeats are made by the batch sampler
+    (:mod:`st_code.training.mix_sampler`), never by copying rows, so no batch holds a row twice."""
+
+    samples: list[Sample]
+    rows: dict[str, int]
+    repeats: dict[str, float]
+    source_of: dict[int, str] = field(repr=False, default_factory=dict)
+
+    def repeat_of(self, sample: Sample) -> float:
+        """Passes per epoch over ``sample``'s source dataset."""
+        return self.repeats[self.source_of[id(sample)]]
+
+
+def mix_repeats(mix: dict[str, float] | None, rows: dict[str, int]) -> dict[str, float]:
+    """Passes per epoch over each dataset so that each gets its ``mix`` share of the rows read: the
+    dataset with the most rows for its weight is read once, the others as often as their share needs.
+    Nothing is thrown away."""
+    if not mix:
+        return {name: 1.0 for name in rows}
+    unit = max((n / mix[name] for name, n in rows.items() if n), default=0.0)
+    return {name: (unit * mix[name] / n if n else 0.0) for name, n in rows.items()}
+
+
+def stage_rows(stage: StageConfig, sources: dict[str, list[Sample]], seed: int) -> StageRows:
+    """A stage's rows: ``max_samples_per_dataset`` applied (seeded), then ``mix`` as repeats."""
     rng = random.Random(seed)
     chosen: dict[str, list[Sample]] = {}
     for name in stage.datasets:
-        rows = list(sources[name])
+        rows = sources[name]
         if stage.max_samples_per_dataset is not None and len(rows) > stage.max_samples_per_dataset:
             rows = rng.sample(rows, stage.max_samples_per_dataset)
         chosen[name] = rows
-    if stage.mix:  # validation made sure it weighs every dataset of the stage
-        unit = min(len(chosen[name]) / stage.mix[name] for name in stage.datasets)
-        for name in stage.datasets:
-            target = int(unit * stage.mix[name])
-            if target < len(chosen[name]):
-                chosen[name] = rng.sample(chosen[name], target)
-    return [sample for name in stage.datasets for sample in chosen[name]]
+    counts = {name: len(rows) for name, rows in chosen.items()}
+    source_of = {id(sample): name for name, rows in chosen.items() for sample in rows}
+    return StageRows([sample for name in stage.datasets for sample in chosen[name]], counts,
+                     mix_repeats(stage.mix, counts), source_of)
 
 
-__all__ = ["read_sources", "mine_negatives", "negatives_wanted", "stage_samples", "is_sentence_embedder",
+def stage_samples(stage: StageConfig, sources: dict[str, list[Sample]], seed: int) -> list[Sample]:
+    """A stage's rows before filtering (``max_samples_per_dataset`` applied; ``mix`` repeats rows
+    in the batch sampler, not here: :func:`stage_rows`)."""
+    return stage_rows(stage, sources, seed).samples
+
+
+__all__ = ["read_sources", "mine_negatives", "negatives_wanted", "stage_samples", "stage_rows", "mix_repeats",
+           "StageRows", "is_sentence_embedder",
            "resolve_base"]

@@ -34,14 +34,24 @@ class StageDatasets:
     prompts: dict[str, dict[str, str]] | None = None
     instructions: dict[str, set[str]] = field(default_factory=dict)
     groups: dict[str, tuple[str, str | None, str | None, str | None]] = field(default_factory=dict)
+    #: rows read per epoch from each dataset: its rows, or more where ``mix`` repeats its source
+    rows_per_epoch: dict[str, float] = field(default_factory=dict)
+
+    def batches_per_epoch(self, batch_size: int) -> dict[str, int]:
+        """Full batches each dataset gives per epoch (0 for a dataset smaller than one batch: a
+        batch never holds a row twice, and a short last batch is dropped)."""
+        return {key: int(self.rows_per_epoch.get(key, len(d)) // batch_size) if len(d) >= batch_size else 0
+                for key, d in self.datasets.items()}
 
 
 def build_stage_datasets(samples: list[Sample], num_negatives: int,
                          instruction_of: Callable[[Sample], str | None] | None = None,
                          query_prompt: Callable[[str | None], str | None] | None = None,
-                         document_prompt: Callable[[str], str | None] | None = None) -> StageDatasets:
+                         document_prompt: Callable[[str], str | None] | None = None,
+                         repeat_of: Callable[[Sample], float] | None = None) -> StageDatasets:
     """Group ``samples`` by (task, code language, language, instruction); samples short of
-    ``num_negatives`` negatives are dropped. Without ``instruction_of`` no prompts are made."""
+    ``num_negatives`` negatives are dropped. Without ``instruction_of`` no prompts are made;
+    ``repeat_of(sample)``: passes per epoch over the sample's source (``mix``), 1 without it."""
     grouped: dict[tuple, list[Sample]] = {}
     for sample in samples:
         if len(sample.negatives) < num_negatives:
@@ -64,6 +74,7 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
             columns[f"negative_{j + 1}"] = [s.negatives[j] for s in group]
         result.datasets[key] = Dataset.from_dict(columns)
         result.groups[key] = (task, code_language, language, instruction)
+        result.rows_per_epoch[key] = sum(repeat_of(s) for s in group) if repeat_of else float(len(group))
         if instruction_of is None:
             continue
         column_prompts: dict[str, str] = {}

@@ -106,16 +106,31 @@ class StageTrainer(SentenceTransformerTrainer):
         carried_state: ``{parameter name: AdamW state}`` from the previous stage, or ``None``.
         record_dataset_names: tag every row with its dataset's name even without per-dataset prompts
             (so a :class:`~st_code.training.batch_record.RecordingCollator` can tell batches apart).
+        batch_quota: ``{dataset name: batches per epoch}`` for a stage with a ``mix``
+            (:class:`~st_code.training.mix_sampler.QuotaBatchSampler`); ``None``: the configured sampler.
     """
 
     def __init__(self, *args: Any, schedule, step_offset: int = 0, carried_state: dict | None = None,
-                 record_dataset_names: bool = False, stage_name: str = "stage", **kwargs: Any) -> None:
+                 record_dataset_names: bool = False, stage_name: str = "stage",
+                 batch_quota: dict[str, int] | None = None, **kwargs: Any) -> None:
         self.record_dataset_names = record_dataset_names  # read by the parent's __init__ (dataset preprocessing)
+        self.batch_quota = batch_quota
         self.stage_name = stage_name
         super().__init__(*args, **kwargs)
         self._schedule_for, self.step_offset, self.carried_state = schedule, step_offset, carried_state
         self.schedule: LinearSchedule | None = None
         self.carried_parameters = 0
+
+    def get_multi_dataset_batch_sampler(self, dataset, batch_samplers, generator=None, seed=0):
+        """The mix's quotas when the stage has one (training data only), else the configured sampler."""
+        names = list(self.train_dataset.keys()) if isinstance(self.train_dataset, dict) else []
+        if self.batch_quota is None or len(names) != len(dataset.datasets) \
+                or [len(d) for d in dataset.datasets] != [len(d) for d in self.train_dataset.values()]:
+            return super().get_multi_dataset_batch_sampler(dataset, batch_samplers, generator, seed)
+        from st_code.training.mix_sampler import QuotaBatchSampler
+
+        return QuotaBatchSampler(dataset, batch_samplers, generator=generator, seed=seed,
+                                 quota=[self.batch_quota.get(name, 0) for name in names])
 
     def run_metrics(self) -> dict[str, Any]:
         """What the finished stage reports: runtime and throughput, and its provenance (processes, the
