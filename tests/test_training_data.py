@@ -58,10 +58,10 @@ def test_csn_style_columns_and_datasets_folder(tmp_path):
     Dataset.from_dict({"docstring": ["adds"], "code": ["def add(a, b): return a + b"]}).save_to_disk(str(tmp_path / "ds"))
     samples = load_samples(tmp_path / "ds", task="CSN", code_language="python")
     assert (samples[0].query, samples[0].positive, samples[0].task) == ("adds", "def add(a, b): return a + b", "CSN")
-    assert samples[0].code_language == "python"
+    assert samples[0].code_language == "Python"  # one spelling, whoever names it
     Dataset.from_dict({"comment": ["adds"], "code": ["x"], "language": ["go"]}).save_to_disk(str(tmp_path / "csn"))
     csn = load_samples(tmp_path / "csn", columns={"anchor": "comment", "positive": "code"})
-    assert (csn[0].code_language, csn[0].language) == ("go", None)  # CodeSearchNet's language is the code's
+    assert (csn[0].code_language, csn[0].language) == ("Go", None)  # CodeSearchNet's language is the code's
     with pytest.raises(DataError, match="column 'summary'"):
         load_samples(tmp_path / "ds", columns={"anchor": "summary"})
 

@@ -24,6 +24,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from st_code.data.code_languages import canonical_code_language
 from st_code.data.records import ROW_COLUMNS, RetrievalSet, Sample, row_negatives
 from st_code.errors import StCodeError
 
@@ -38,20 +39,15 @@ class DataError(StCodeError, ValueError):
     """A data source that cannot be used; the message names the file and what is wrong."""
 
 
-def _programming_languages() -> set[str]:
-    from st_code.tasks import CODE_LANGUAGES
-
-    return {name.lower() for name in CODE_LANGUAGES} | {"javascript", "js", "ts", "c++", "cpp", "csharp", "golang"}
-
-
 def _languages(record: dict[str, Any]) -> tuple[str | None, str | None]:
     """(natural language, programming language) of a row. data_gen's layout names both; elsewhere
-    (CodeSearchNet, github-code) ``language`` holds the programming language, told apart by name."""
+    (CodeSearchNet, github-code) ``language`` holds the programming language, told apart by name.
+    Programming languages get one spelling (``python`` -> ``Python``) so they batch together."""
     code_language = record.get("code_language") or None
     language = record.get("language") or None
-    if isinstance(language, str) and code_language is None and language.lower() in _programming_languages():
-        return None, language
-    return language, code_language
+    if code_language is None and canonical_code_language(language):
+        return None, canonical_code_language(language)
+    return language, canonical_code_language(code_language) or code_language
 
 
 def _pick(record: dict[str, Any], keys: tuple[str, ...], override: str | None, where: str, role: str) -> Any:
@@ -86,7 +82,8 @@ def records_to_samples(records: Iterable[dict[str, Any]], where: str, task: str 
         samples.append(Sample(
             query=query, positive=positive, negatives=row_negatives(record),
             task=task or record.get("task") or default_task or Path(where).stem,
-            language=language or row_language, code_language=code_language or row_code_language,
+            language=language or row_language,
+            code_language=(canonical_code_language(code_language) or code_language) or row_code_language,
             instruction=record.get("instruction") or None, difficulty=record.get("difficulty") or None,
             major_type=record.get("major_type") or None,
         ))
@@ -320,20 +317,37 @@ def _hub_configs(name: str) -> list[str]:
         return []
 
 
+def _per_language_beir(configs: list[str]) -> list[str]:
+    """The prefixes of CoIR's per-language layout (``go-corpus``, ``go-queries``, ``go-qrels``, ...)."""
+    names = set(configs)
+    return sorted(c[:-len("-corpus")] for c in names if c.endswith("-corpus")
+                  and {c[:-len("-corpus")] + "-queries", c[:-len("-corpus")] + "-qrels"} <= names)
+
+
 def _load_hub(uri: str, task, language, code_language, columns, max_samples, split) -> list[Sample]:
     """``hf://datasets/<owner>/<name>[:<subset>]`` through ``datasets.load_dataset`` (needs hub access).
 
-    Rows as they are, or, for BEIR-shaped repositories with ``corpus`` and ``queries`` subsets
-    (CoIR-Retrieval/*, mteb/*), the ``split`` qrels joined into (query, positive) pairs."""
+    Rows as they are, or, for BEIR-shaped repositories (CoIR-Retrieval/*, mteb/*), the ``split`` qrels
+    joined into (query, positive) pairs: ``corpus``/``queries``/``default`` subsets, or one
+    ``<lang>-corpus``/``<lang>-queries``/``<lang>-qrels`` triple per language (CoIR's CodeSearchNet and
+    CSN-CCR), whose rows take that language. A subset named after a programming language
+    (``:python``) gives it to rows that name none."""
     from datasets import load_dataset
 
     name, _, subset = uri[len(HUB_PREFIX):].partition(":")
     default_task = name.split("/")[-1]
     try:
-        if not subset and {"corpus", "queries"} <= set(_hub_configs(name)):
+        configs = [] if subset else _hub_configs(name)
+        if {"corpus", "queries"} <= set(configs):
             records = _hub_beir_pairs(name, split)
+        elif _per_language_beir(configs):
+            records = [dict(row, language=prefix) for prefix in _per_language_beir(configs)
+                       for row in _hub_beir_pairs(name, split, prefix=prefix + "-")]
         else:
             records = load_dataset(name, subset or None, split=split)
+            if canonical_code_language(subset) and not code_language:
+                code_language = canonical_code_language(subset)
+                records = (dict(row, code_language=row.get("code_language") or code_language) for row in records)
     except DataError:
         raise
     except Exception as exc:  # offline, unknown id, gated...: one clear line instead of a hub stack trace
@@ -345,18 +359,19 @@ def _load_hub(uri: str, task, language, code_language, columns, max_samples, spl
     return samples
 
 
-def _hub_beir_pairs(name: str, split: str) -> list[dict[str, str]]:
+def _hub_beir_pairs(name: str, split: str, prefix: str = "") -> list[dict[str, str]]:
     from datasets import load_dataset
 
     def table(config: str) -> dict[str, str]:
         data = load_dataset(name, config)
-        rows = data[config] if config in data else data[next(iter(data))]
+        rows = data[config[len(prefix):]] if config[len(prefix):] in data else data[next(iter(data))]
         return {str(r["_id"]): ((r.get("title") or "") + "\n" + (r.get("text") or "")).strip() for r in rows}
 
-    corpus, queries = table("corpus"), table("queries")
-    qrels = load_dataset(name, "default", split=split)
+    corpus, queries = table(prefix + "corpus"), table(prefix + "queries")
+    qrels = load_dataset(name, prefix + "qrels" if prefix else "default", split=split)
     rows = ((i, [r["query-id"], r["corpus-id"], r.get("score", 1)]) for i, r in enumerate(qrels, 1))
-    rs = RetrievalSet(name, "", queries, corpus, _read_qrels_rows(rows, queries, corpus, f"{name} qrels ({split})"))
+    where = f"{name} {prefix + 'qrels' if prefix else 'qrels'} ({split})"
+    rs = RetrievalSet(name, "", queries, corpus, _read_qrels_rows(rows, queries, corpus, where))
     return _beir_pairs(rs)
 
 

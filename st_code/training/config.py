@@ -58,7 +58,7 @@ class DatasetSource:
     path: str
     task: str | None = None  # defaults to each row's own ``task`` column, else the source name
     language: str | None = None  # natural language of the text side; defaults to the rows' ``language``
-    code_language: str | None = None  # programming language; defaults to the rows' ``code_language``
+    code_language: str | None = None  # programming language; defaults to the rows' own; ``detect``: guessed from the code
     columns: dict[str, str] = field(default_factory=dict)  # e.g. {"anchor": "docstring", "positive": "code"}
     max_samples: int | None = None
     split: str = "train"  # datasets / BEIR qrels / hub split

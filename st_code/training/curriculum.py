@@ -154,7 +154,8 @@ class CurriculumRunner:
         follows the same curve."""
         path = self.out / SCHEDULE_FILE
         planned_from = stable_hash([(s.learning_rate, s.end_learning_rate, s.warmup_steps, s.warmup_ratio, s.max_steps,
-                                     s.epochs, s.batch_size, s.datasets) for s in self.config.stages])
+                                     s.epochs, s.batch_size, s.datasets) + ((s.mix,) if s.mix else ())
+                                    for s in self.config.stages])
         stored = json.loads(path.read_text()) if path.is_file() else {}
         if stored.get("planned_from") == planned_from:
             return LinearSchedule(**stored["schedule"])

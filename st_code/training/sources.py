@@ -12,6 +12,7 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer
 
 from st_code.assets import MINILM, resolve_model_name
+from st_code.data.code_languages import DETECT, detect_code_language, language_counts
 from st_code.data.offline_pairs import (HELDOUT_SET_NAMES, PACKAGE_SET_NAMES, TEXT_ONLY, build_offline_data,
                                         humaneval_retrieval)
 from st_code.data.readers import is_beir_folder, load_samples, read_beir
@@ -70,8 +71,13 @@ def read_sources(config: CurriculumConfig, log: Callable[[str], None]) -> tuple[
             heldout[name] = read_beir(path, src.split)
             heldout[name].name = name
             continue
+        detect = src.code_language == DETECT
         samples = load_samples(src.path, src.task, src.language, src.columns, src.max_samples, src.split,
-                               code_language=src.code_language)
+                               code_language=None if detect else src.code_language)
+        if detect:  # the last resort, for sets that name no language (a row's own column still wins)
+            for sample in samples:
+                sample.code_language = (sample.code_language or detect_code_language(sample.positive)
+                                        or detect_code_language(sample.query))
         if src.instruction:
             for sample in samples:
                 sample.instruction = src.instruction
@@ -79,6 +85,8 @@ def read_sources(config: CurriculumConfig, log: Callable[[str], None]) -> tuple[
         tasks = sorted({s.task for s in samples})
         log(f"  source {name}: {len(samples)} samples from {src.path} ({len(tasks)} task(s): "
             f"{', '.join(tasks[:4])}{' ...' if len(tasks) > 4 else ''})")
+        if any(s.code_language for s in samples):
+            log(f"    programming languages (each its own batches): {language_counts(s.code_language for s in samples)}")
     return sources, heldout
 
 
