@@ -50,10 +50,12 @@ def plan_lines(stage: StageConfig, sources: dict[str, list[Sample]], seed: int, 
     lines = [f"stage '{stage.name}' plan (before filtering): {len(rows.samples)} rows from "
              f"{len(rows.rows)} source(s), {len(batches)} group(s), batch {stage.batch_size} -> {total} batches "
              f"per epoch, {steps_of(stage, total, num_processes)} step(s)"]
+    short = Counter(rows.source_of[id(s)] for s in rows.samples if len(s.negatives) < stage.num_negatives)
     for name, count in rows.rows.items():
         share = f", mix weight {stage.mix[name]:g}" if stage.mix else ""
+        lacking = f"; {short[name]} lack {stage.num_negatives} negatives and are left out" if short[name] else ""
         lines.append(f"  {name}: {count} rows x {rows.repeats[name]:.2f} repeats = "
-                     f"{round(count * rows.repeats[name])} rows per epoch{share}")
+                     f"{round(count * rows.repeats[name])} rows per epoch{share}{lacking}")
         if rows.repeats[name] > MANY_REPEATS:
             lines.append(f"  note: {name} is read {rows.repeats[name]:.0f} times per epoch to meet its mix "
                          "share; lower its weight or give it more rows if that overfits it")
