@@ -11,6 +11,8 @@ source/target language pairs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import random
 from dataclasses import dataclass
 
@@ -146,11 +148,13 @@ def generate_prompt_refine(item: WorkItem, code: str) -> str:
 
 
 def plan_work(tasks: list[Task], files: list[CodeFile], languages: list[str], max_samples: int | None,
-              seed: int = 0) -> list[WorkItem]:
+              seed: int = 0, log: Callable[[str], None] | None = None) -> list[WorkItem]:
     """Work items: for each task and natural language, up to ``max_samples`` files per code language.
 
     Code2Code tasks are generated in English only (CodeR Table 9); a task that needs a target language
-    (Code Translation) pairs each file with a different language drawn from the corpus' languages.
+    (Code Translation) pairs each file with a different language drawn from the corpus' languages. A
+    task bound to languages (Text to SQL: ``code_languages: [SQL]``) takes only files in them; ``log``
+    hears of a task the corpus has no such file for.
     """
     rng = random.Random(seed)
     by_language: dict[str, list[CodeFile]] = {}
@@ -162,7 +166,7 @@ def plan_work(tasks: list[Task], files: list[CodeFile], languages: list[str], ma
         for language in languages:
             if task.major_type == "Code2Code" and language != "English":
                 continue
-            for code_language in code_languages:
+            for code_language in [name for name in code_languages if task.takes_code_in(name)]:
                 pool = list(by_language[code_language])
                 rng.shuffle(pool)
                 for f in pool[: max_samples or len(pool)]:
@@ -173,4 +177,8 @@ def plan_work(tasks: list[Task], files: list[CodeFile], languages: list[str], ma
                             continue
                         target = rng.choice(others)
                     items.append(WorkItem(task, f, language, target))
+    for task in tasks:
+        if log and not any(task.takes_code_in(name) for name in code_languages):
+            log(f"generate: {task.name} is generated from {' / '.join(task.code_languages)} code only and the "
+                f"corpus has none (its languages: {', '.join(code_languages) or 'none'}); add such files or drop the task")
     return items

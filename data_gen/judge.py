@@ -46,6 +46,7 @@ class Judge:
         """The pair with ``difficulty`` set (``None`` if the answer could not be parsed)."""
         prompt = judge_prompt(pair.instruction, pair.query, pair.positive)
         pair.difficulty = await self._ask("difficulty", pair, prompt, parse_difficulty)
+        pair.difficulty_model = self.client.model if pair.difficulty is not None else None
         return pair
 
 

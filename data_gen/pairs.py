@@ -24,6 +24,7 @@ class Pair:
     label: int | None = None
     negatives: list[str] = field(default_factory=list)
     difficulty: str | None = None
+    difficulty_model: str | None = None  # the LLM that gave ``difficulty``
 
     def to_dict(self) -> dict[str, Any]:
         # a shallow copy: dataclasses.asdict deep-copies every string (30 us a pair, measured)

@@ -209,7 +209,7 @@ class Pipeline:
         from data_gen.generate import Generator, plan_work
 
         items = plan_work(self.tasks(), self._corpus(), self.config.natural_languages, self.config.max_samples,
-                          self.config.seed)
+                          self.config.seed, log=self.log)
         generator = Generator(self.client, self.journal)
         try:
             results = await self._map(generator.run, items, "generate")

@@ -1,7 +1,7 @@
 """Stage 7: the final dataset as a ``datasets`` folder and JSONL that the Annealing trainer loads directly.
 
 Columns: query, positive, negative_1..k, task, major_type, language, code_language, instruction,
-difficulty (``null`` where not labelled): the row layout st-code's readers declare once
+difficulty (``null`` where not labelled), difficulty_model (the LLM that labelled it): the row layout st-code's readers declare once
 (``st_code.data.records``). One row per pair key: no duplicates, and files appear only whole.
 """
 
@@ -26,7 +26,7 @@ def rows_of(pairs: list[Pair], num_negatives: int | None = None) -> list[dict]:
         if len(p.negatives) < k:
             continue
         sample = Sample(p.query, p.positive, p.negatives[:k], p.task, p.language, p.code_language, p.instruction,
-                        p.difficulty, p.major_type)
+                        p.difficulty, p.major_type, p.difficulty_model)
         rows.append(sample_to_row(sample, k))
     return rows
 

@@ -146,7 +146,8 @@ def test_pipeline_end_to_end_every_task_family(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out" / "triplets.jsonl").read_text().splitlines()]
     assert rows and len({(r["query"], r["positive"]) for r in rows}) == len(rows)
     assert {"query", "positive", "negative_1", "negative_2", "task", "major_type", "language", "code_language",
-            "instruction", "difficulty"} <= set(rows[0])
+            "instruction", "difficulty", "difficulty_model"} <= set(rows[0])
+    assert {r["difficulty_model"] for r in rows if r["difficulty"]} == {"openai/stub"}  # who gave the label
     tasks = {r["task"] for r in rows}
     assert {"Code Context Retrieval", "Code Summary Retrieval", "Web Query to Code Retrieval"} <= tasks
     assert any(r["language"] == "Chinese" and "JSON" in r["query"] for r in rows)  # Chinese text2code query
@@ -523,3 +524,21 @@ def test_generate_against_a_real_local_llm(tmp_path):
     assert summary.llm["completion_tokens"] > 0
     made = summary.counts["generate"] + sum(summary.rejected.get("Code Summary Retrieval", {}).values())
     assert made == 2  # each answer became a pair or a counted rejection
+
+
+def test_a_task_bound_to_a_language_is_generated_only_from_its_corpus():
+    """Text to SQL writes questions whose answer is SQL: it takes the corpus' SQL files, never Python."""
+    from data_gen.corpus import CodeFile
+    from data_gen.generate import plan_work
+    from st_code.tasks import get_task
+
+    sql, summary = get_task("Text to SQL Retrieval"), get_task("Code Summary Retrieval")
+    assert sql.code_languages == ("SQL",) and summary.code_languages == ()
+    files = [CodeFile("a", "Python", "def f(): pass", "a.py"), CodeFile("b", "SQL", "SELECT 1;", "b.sql")]
+    items = plan_work([sql, summary], files, ["English"], max_samples=None)
+    assert sorted((i.task.name, i.file.language) for i in items) == [
+        ("Code Summary Retrieval", "Python"), ("Code Summary Retrieval", "SQL"), ("Text to SQL Retrieval", "SQL")]
+    lines: list[str] = []
+    assert [i.task.name for i in plan_work([sql], files[:1], ["English"], None, log=lines.append)] == []
+    assert lines == ["generate: Text to SQL Retrieval is generated from SQL code only and the corpus has none "
+                     "(its languages: Python); add such files or drop the task"]

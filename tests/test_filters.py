@@ -84,7 +84,7 @@ def test_llm_judge_keeps_medium_and_hard_over_http():
                                         llm="openai/judge", api_base=server.api_base, concurrency=4, timeout=10)
         assert "Given code, retrieve its summary." in server.requests[0]  # Table 17 prompt with the instruction
     assert [s.query for s in kept] == ["beta", "gamma"]
-    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "error": 2, "asked_llm": 6}
+    assert report.detail == {"simple": 1, "medium": 1, "hard": 1, "no": 1, "error": 2, "asked_llm": 6, "rejudged": 0}
 
 
 def test_llm_judge_asks_only_about_rows_without_a_label():
@@ -97,6 +97,23 @@ def test_llm_judge_asks_only_about_rows_without_a_label():
         assert len(server.requests) == 1 and "Query:\nbeta" in server.requests[0]
     assert [s.query for s in kept] == ["known medium", "known hard", "beta"]
     assert report.detail["asked_llm"] == 1
+
+
+def test_rejudge_asks_again_about_labels_another_model_gave(tmp_path):
+    """CodeR re-judged stage 3 with GPT-4o-mini: labels from another or an unknown model are asked again,
+    the judge's own are kept; an answer in the journal belongs to the model that gave it."""
+    rows = [Sample("by another", "doc 1", task="Code Summary Retrieval", difficulty="simple", difficulty_model="openai/big"),
+            Sample("unknown model", "doc 2", task="Code Summary Retrieval", difficulty="hard"),
+            Sample("by the judge", "doc 3", task="Code Summary Retrieval", difficulty="no", difficulty_model="openai/judge")]
+    with OpenAIStub(lambda prompt: "Yes, medium") as server:
+        kept, report = llm_judge_filter(rows, {}, llm="openai/judge", api_base=server.api_base, rejudge=True,
+                                        journal=tmp_path / "judge.jsonl")
+        assert sorted(r.split("Query:\n")[1].split("\n")[0] for r in server.requests) == ["by another", "unknown model"]
+        assert [s.query for s in kept] == ["by another", "unknown model"]  # re-labelled medium; "no" stays dropped
+        assert report.detail == {"medium": 2, "no": 1, "asked_llm": 2, "rejudged": 2}
+        llm_judge_filter(rows, {}, llm="openai/other", api_base=server.api_base, rejudge=True,
+                         journal=tmp_path / "judge.jsonl")
+        assert len(server.requests) == 5  # another judge's answers are not reused
 
 
 def test_difficulty_labels_decide_without_an_llm():

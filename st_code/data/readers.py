@@ -85,7 +85,7 @@ def records_to_samples(records: Iterable[dict[str, Any]], where: str, task: str 
             language=language or row_language,
             code_language=(canonical_code_language(code_language) or code_language) or row_code_language,
             instruction=record.get("instruction") or None, difficulty=record.get("difficulty") or None,
-            major_type=record.get("major_type") or None,
+            major_type=record.get("major_type") or None, difficulty_model=record.get("difficulty_model") or None,
         ))
     return samples
 

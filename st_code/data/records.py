@@ -19,6 +19,7 @@ from typing import Any
 #: (English, Chinese), ``code_language`` the programming language of the code side.
 ROW_COLUMNS: tuple[str, ...] = (
     "query", "positive", "task", "major_type", "language", "code_language", "instruction", "difficulty",
+    "difficulty_model",
 )
 NEGATIVE_PREFIX = "negative_"
 
@@ -39,6 +40,7 @@ class Sample:
         instruction: this row's task instruction, placeholders filled (data_gen writes it); ``None``:
             the task's instruction from the registry.
         difficulty: CodeR Table 17 label (``simple``/``medium``/``hard``/``no``) if the row was judged.
+        difficulty_model: the LLM that gave ``difficulty`` (``openai/gpt-4o-mini``...), if known.
         major_type: Text2Code / Code2Text / Code2Code / Hybrid, if known.
     """
 
@@ -51,6 +53,7 @@ class Sample:
     instruction: str | None = None
     difficulty: str | None = None
     major_type: str | None = None
+    difficulty_model: str | None = None
 
     @property
     def group(self) -> tuple[str, str | None, str | None]:

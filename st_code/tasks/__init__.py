@@ -68,6 +68,8 @@ class Task:
     input_role: str
     llm_free: bool = False
     generation_flow: str | None = None  # one of GENERATION_FLOWS; None: derived, see ``flow``
+    #: the programming languages whose code this task is generated from (Text to SQL: SQL only); empty: any
+    code_languages: tuple[str, ...] = ()
 
     @property
     def is_two_step(self) -> bool:
@@ -90,6 +92,10 @@ class Task:
     def needs_target_language(self) -> bool:
         """Whether a pair needs a second programming language (Code Translation's ``{tgt_code_language}``)."""
         return any("{tgt_code_language}" in text for text in self.generation_instruction)
+
+    def takes_code_in(self, code_language: str) -> bool:
+        """Whether this task is generated from code in ``code_language`` (any, unless ``code_languages`` says)."""
+        return not self.code_languages or code_language.lower() in {name.lower() for name in self.code_languages}
 
     def format_instruction(self, **placeholders: str) -> str:
         """The task instruction with ``{src_code_language}``-style placeholders filled in."""
@@ -138,7 +144,7 @@ def _build(cls: type, entry: dict, source: str, index: int):
             f"{source}: entry {entry['name']!r} has major_type {entry['major_type']!r}; use one of {MAJOR_TYPES}"
         )
     values = dict(entry)
-    for key in ("generation_instruction", "output_content", "benchmarks"):
+    for key in ("generation_instruction", "output_content", "benchmarks", "code_languages"):
         if key in values:
             values[key] = _as_tuple(values[key])
     if cls is Task:

@@ -95,7 +95,9 @@ class FilterConfig:
     ``embedder_topk``: drop a sample when ``model`` ranks its positive in the top ``k`` for its query.
     ``difficulty``: keep rows whose CodeR Table 17 label (data_gen's ``difficulty`` column) is in
     ``keep``; rows with no label are kept or dropped as ``unlabeled`` says.
-    ``llm_judge``: the same labels, asking ``llm`` (Table 17 prompt) only for rows that have none."""
+    ``llm_judge``: the same labels, asking ``llm`` (Table 17 prompt) only for rows that have none, or
+    with ``rejudge: true`` for every row whose label another model gave (CodeR re-judged stage 3 with
+    GPT-4o-mini)."""
 
     type: str = "embedder_topk"
     k: int = 3
@@ -108,6 +110,7 @@ class FilterConfig:
     keep: list[str] = field(default_factory=lambda: ["medium", "hard"])
     concurrency: int = 16
     timeout: float = 60.0
+    rejudge: bool = False  # llm_judge: ask llm again for rows labelled by another (or an unknown) model
 
 
 @dataclass

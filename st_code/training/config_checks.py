@@ -22,6 +22,8 @@ def _check_filter(flt: FilterConfig, where: str) -> None:
         raise ConfigError(f"{where}.type: {flt.type!r}; use one of {FILTER_TYPES}")
     if flt.type == "llm_judge" and not flt.llm:
         raise ConfigError(f"{where}.llm: the llm_judge filter needs a litellm model name")
+    if flt.rejudge and flt.type != "llm_judge":
+        raise ConfigError(f"{where}.rejudge: only the llm_judge filter asks an LLM; set type: llm_judge or drop rejudge")
     if flt.unlabeled not in ("keep", "drop"):
         raise ConfigError(f"{where}.unlabeled: {flt.unlabeled!r}; use keep or drop")
     unknown = sorted(set(flt.keep) - set(DIFFICULTY_LABELS))

@@ -119,7 +119,7 @@ class CurriculumRunner:
             else:
                 samples, report = llm_judge_filter(samples, self._judge_instruction, flt.llm, flt.api_base,
                                                    tuple(flt.keep), flt.concurrency, flt.timeout,
-                                                   journal=stage_dir / "judge-journal.jsonl")
+                                                   journal=stage_dir / "judge-journal.jsonl", rejudge=flt.rejudge)
             reports.append(report)
             self.log(f"  filter {report.line()}")
         if not samples:

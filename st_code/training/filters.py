@@ -89,11 +89,12 @@ def difficulty_filter(samples: list[Sample], keep: tuple[str, ...] = ("medium", 
 def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Callable[[Sample], str | None],
                      llm: str, api_base: str | None = None, keep: tuple[str, ...] = ("medium", "hard"),
                      concurrency: int = 16, timeout: float = 60.0, retries: int = 3,
-                     journal: str | Path | None = None) -> tuple[list[Sample], FilterReport]:
+                     journal: str | Path | None = None, rejudge: bool = False) -> tuple[list[Sample], FilterReport]:
     """CodeR's Table 17 labels; keep the ``keep`` labels.
 
-    A row that already carries a label (data_gen's ``difficulty`` column) keeps it; only unlabeled
-    rows are sent to ``llm`` through st-code's LLM client (bounded concurrency, retries; any litellm
+    A row that already carries a label (data_gen's ``difficulty`` column) keeps it, unless ``rejudge``
+    asks ``llm`` again for every label another (or an unknown) model gave (a failed call leaves the old
+    label). Unlabeled rows are sent to ``llm`` through st-code's LLM client (bounded concurrency, retries; any litellm
     model, or an OpenAI-compatible ``api_base``). With ``journal`` (a JSONL path) every answer is
     journaled, so a rerun asks nothing twice. ``instructions`` gives the task instruction for the
     prompt: a function of the sample, or ``{task: instruction}``. If no call at all gets through,
@@ -104,17 +105,18 @@ def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Calla
             return instructions(sample) or sample.task
         return sample.instruction or instructions.get(sample.task, sample.task)
 
-    unlabeled = [s for s in samples if s.difficulty is None]
-    answers = asyncio.run(_judge(unlabeled, instruction_of, llm, api_base, concurrency, timeout, retries, journal))
-    judged = dict(zip(map(id, unlabeled), answers))
+    asked = [s for s in samples if s.difficulty is None or (rejudge and s.difficulty_model != llm)]
+    answers = asyncio.run(_judge(asked, instruction_of, llm, api_base, concurrency, timeout, retries, journal))
+    judged = dict(zip(map(id, asked), answers))
     counts: dict[str, int] = {}
     kept = []
     for sample in samples:
-        label = sample.difficulty if sample.difficulty is not None else judged[id(sample)]
+        label = judged.get(id(sample)) or sample.difficulty
         counts[label or "error"] = counts.get(label or "error", 0) + 1
         if label in keep:
             kept.append(sample)
-    detail = {**counts, "asked_llm": len(unlabeled)}
+    detail = {**counts, "asked_llm": len(asked),
+              "rejudged": sum(1 for s in asked if s.difficulty is not None)}
     return kept, FilterReport(f"llm_judge({llm})", len(kept), len(samples) - len(kept), detail)
 
 
@@ -135,7 +137,7 @@ async def _judge(samples: list[Sample], instruction_of: Callable[[Sample], str],
 
         async def one(sample: Sample):
             prompt = judge_prompt(instruction_of(sample), sample.query, sample.positive)
-            key = stable_hash([sample.task, sample.query, sample.positive])
+            key = stable_hash([llm, sample.task, sample.query, sample.positive])  # an answer is its model's
             return await ask(client, journal, "difficulty", (key,), prompt, parse_difficulty, task=sample.task,
                              temperature=0.0, max_tokens=32)
 
