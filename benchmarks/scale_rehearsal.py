@@ -128,7 +128,7 @@ def rehearse_config(name: str, files: dict[str, Path], base: str, out: Path) -> 
     from st_code.training.models import build_training_model
     from st_code.training.stage_datasets import build_stage_datasets
     from st_code.training.stage_plan import plan_lines
-    from st_code.training.sources import stage_rows
+    from st_code.training.stage_rows import stage_rows
 
     config = config_from_dict(rehearsal_config(name, files, base, out))
     state = PartialState(cpu=True)

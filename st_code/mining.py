@@ -92,11 +92,15 @@ def mine_rows(queries: list[str], positives: list[str], embedder, num_negatives:
     result = mine_hard_negatives(
         dataset, embedder, corpus=corpus or None, num_negatives=num_negatives, relative_margin=relative_margin,
         range_max=max(num_negatives + 1, min(range_max, len(queries) + len(corpus) - 1)), sampling_strategy="top",
-        output_format="n-tuple", use_faiss=True, batch_size=batch_size, verbose=False,
+        # faiss on the CPU; on a GPU, sentence-transformers' own exact search there, in blocks of queries
+        # small enough that a block's scores (block x corpus) stay near 1 GB at any corpus size
+        output_format="n-tuple", use_faiss=embedder.device.type == "cpu", batch_size=batch_size, verbose=False,
+        faiss_batch_size=max(64, min(16384, 2**28 // (len(queries) + len(corpus)))),
         query_prompt=query_prompt, corpus_prompt=corpus_prompt,
     )
-    found = {(row["anchor"], row["positive"]): [row[f"negative_{j + 1}"] for j in range(num_negatives)]
-             for row in result}
+    shared = {text: text for text in positives}  # a negative is another row's positive: keep one copy of its text
+    found = {(row["anchor"], row["positive"]): [shared.get(row[f"negative_{j + 1}"], row[f"negative_{j + 1}"])
+                                                for j in range(num_negatives)] for row in result}
     return [found.get((query, positive)) for query, positive in zip(queries, positives)]
 
 

@@ -64,8 +64,10 @@ def test_run_writes_stages_model_and_report(finished_run):
         assert (out / "report" / name).stat().st_size > 0
     assert "| code |" in (out / "report" / "metrics.md").read_text()
     card = (out / "final" / "README.md").read_text()
-    saved = {json.loads(p.with_suffix(".json").read_text())["name"]: len(p.read_text().splitlines())
-             for p in (out / "data").glob("source-*.jsonl")}
+    from st_code.training.sample_table import SampleTable
+
+    saved = {json.loads(p.with_suffix(".json").read_text())["name"]: len(SampleTable(p))
+             for p in (out / "data").glob("source-*.arrow")}
     code_rows = saved["offline:Code Summary Retrieval"] + saved["offline:Code Context Retrieval"]  # what stages use
     assert f"programming languages (training rows): Python ({code_rows:,})" in card
     assert any("mining 1 hard negative" in line for line in logs)

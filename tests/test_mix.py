@@ -15,7 +15,7 @@ import st_code
 from st_code.data.records import Sample
 from st_code.training.config import StageConfig
 from st_code.training.mix_sampler import QuotaBatchSampler
-from st_code.training.sources import mix_repeats, stage_rows
+from st_code.training.stage_rows import mix_repeats, stage_rows
 from st_code.training.stage_datasets import build_stage_datasets
 from st_code.training.stage_plan import plan_lines, planned_steps
 

@@ -68,10 +68,16 @@ def records_to_samples(records: Iterable[dict[str, Any]], where: str, task: str 
                        default_task: str | None = None) -> list[Sample]:
     """Rows -> samples. Explicit ``task``/``language``/``code_language`` win over the row's columns;
     ``default_task`` (or the file's stem) names rows that carry no task."""
+    return list(_samples_from(records, where, task, language, code_language, columns, max_samples, default_task))
+
+
+def _samples_from(records: Iterable[dict[str, Any]], where: str, task: str | None, language: str | None,
+                  code_language: str | None, columns: dict[str, str] | None, max_samples: int | None,
+                  default_task: str | None) -> Iterator[Sample]:
     columns = columns or {}
-    samples = []
+    made = 0
     for i, record in enumerate(records):
-        if max_samples is not None and len(samples) >= max_samples:
+        if max_samples is not None and made >= max_samples:
             break
         at = f"{where} row {i}"
         query = _pick(record, QUERY_KEYS, columns.get("anchor"), at, "anchor")
@@ -79,7 +85,8 @@ def records_to_samples(records: Iterable[dict[str, Any]], where: str, task: str 
         if not isinstance(query, str) or not isinstance(positive, str) or not query.strip() or not positive.strip():
             continue
         row_language, row_code_language = _languages(record)
-        samples.append(Sample(
+        made += 1
+        yield (Sample(
             query=query, positive=positive, negatives=row_negatives(record),
             task=task or record.get("task") or default_task or Path(where).stem,
             language=language or row_language,
@@ -87,7 +94,6 @@ def records_to_samples(records: Iterable[dict[str, Any]], where: str, task: str 
             instruction=record.get("instruction") or None, difficulty=record.get("difficulty") or None,
             major_type=record.get("major_type") or None, difficulty_model=record.get("difficulty_model") or None,
         ))
-    return samples
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -249,15 +255,25 @@ def load_samples(path: str | Path, task: str | None = None, language: str | None
         max_samples: read at most this many rows.
         split: the split of a datasets folder, BEIR qrels file or hub dataset.
     """
+    return list(iter_samples(path, task, language, columns, max_samples, split, code_language))
+
+
+def iter_samples(path: str | Path, task: str | None = None, language: str | None = None,
+                 columns: dict[str, str] | None = None, max_samples: int | None = None,
+                 split: str = "train", code_language: str | None = None) -> Iterator[Sample]:
+    """:func:`load_samples`, one row at a time: a local source of millions of rows streams through
+    (a hub source is read whole first). Raises :class:`DataError` at the end if no row was usable."""
     if str(path).startswith(HUB_PREFIX):
-        return _load_hub(str(path), task, language, code_language, columns or {}, max_samples, split)
+        yield from _load_hub(str(path), task, language, code_language, columns or {}, max_samples, split)
+        return
     path = require_dataset(path)
     records, name = _source_records(path, split)
-    samples = records_to_samples(records, str(path), task, language, code_language, columns, max_samples,
-                                 default_task=name)
-    if not samples:
+    made = 0
+    for sample in _samples_from(records, str(path), task, language, code_language, columns, max_samples, name):
+        made += 1
+        yield sample
+    if not made:
         raise DataError(f"{path}: no usable (query, positive) rows")
-    return samples
 
 
 def require_dataset(path: str | Path) -> Path:
@@ -375,6 +391,6 @@ def _hub_beir_pairs(name: str, split: str, prefix: str = "") -> list[dict[str, s
     return _beir_pairs(rs)
 
 
-__all__ = ["DataError", "load_samples", "require_dataset", "require_sources", "probe_source", "read_beir",
+__all__ = ["DataError", "load_samples", "iter_samples", "require_dataset", "require_sources", "probe_source", "read_beir",
            "read_jsonl", "records_to_samples", "write_beir", "is_beir_folder", "is_data_gen_output",
            "source_fingerprint", "HUB_PREFIX", "QUERY_KEYS", "POSITIVE_KEYS", "ROW_COLUMNS"]

@@ -49,7 +49,8 @@ from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
 from st_code.training.models import (build_training_model, enable_activation_checkpointing, float32_trainable,
                                      load_stage_model, mining_embedder, train_on_cpu)
-from st_code.training.sources import StageRows, resolve_base, stage_rows
+from st_code.training.sources import resolve_base
+from st_code.training.stage_rows import StageRows, column_of, stage_rows
 from st_code.training.stage_plan import plan_lines, planned_steps, steps_of
 from st_code.training.stage_trainer import (
     LinearSchedule, StageTrainer, load_optimizer_state, loader_settings, optimizer_state_by_name, resume_checkpoint,
@@ -145,10 +146,6 @@ class CurriculumRunner:
                 check_no_placeholders(prompt, f"stage {stage.name!r}, dataset {key!r}, column {column!r}")
         return result
 
-    def planned_steps(self, stage: StageConfig, sources: dict[str, list[Sample]]) -> int:
-        """Optimizer steps a stage will take (before filtering), as the trainer counts them."""
-        return planned_steps(stage, sources, self.config.seed, self.state.num_processes)
-
     def continuous_schedule(self, sources: dict[str, list[Sample]]) -> LinearSchedule:
         """One schedule over every stage, planned once and kept in ``schedule.json`` so a resumed run
         follows the same curve."""
@@ -162,7 +159,8 @@ class CurriculumRunner:
         if stored:
             self.log("continuous optimizer: the stages' schedule settings changed (--resume-anyway); planning again")
         first, last = self.config.stages[0], self.config.stages[-1]
-        total = sum(self.planned_steps(stage, sources) for stage in self.config.stages)
+        total = sum(planned_steps(stage, sources, self.config.seed, self.state.num_processes)
+                    for stage in self.config.stages)
         warmup = warmup_steps_of(first.warmup_steps, first.warmup_ratio, total)
         schedule = LinearSchedule(first.learning_rate, last.end_learning_rate, warmup, total)
         if self.state.is_main_process:
@@ -358,10 +356,10 @@ class CurriculumRunner:
                                           trained_instructions)
             final = merged_copy(model) if has_lora(model) else model
             table = write_report(self.out / "report", scores, losses)
-            languages = {sample.language for rows in sources.values() for sample in rows}
+            languages = {value for rows in sources.values() for value in column_of(rows, "language")}
             trained = {name for stage in self.config.stages for name in stage.datasets}
-            code_languages = Counter(sample.code_language for name in trained for sample in sources.get(name, ())
-                                     if sample.code_language)
+            code_languages = Counter(value for name in trained
+                                     for value in column_of(sources.get(name, ()), "code_language") if value)
             final.card_details = card_details(self.config, records, scores, self.out / "report", languages,
                                               dict(code_languages))
             final.save(str(self.out / "final"))

@@ -11,6 +11,7 @@ from pathlib import Path
 from sentence_transformers import SentenceTransformer
 
 from st_code.data.records import Sample
+from st_code.training.stage_rows import keep_rows
 
 logger = logging.getLogger(__name__)
 
@@ -39,36 +40,66 @@ def embedder_topk_filter(samples: list[Sample], model: SentenceTransformer, k: i
     vectors), never with its square. E5-style reference models need their ``query_prompt`` /
     ``document_prompt`` ("query: ", "passage: ").
     """
-    import faiss
-    import numpy as np
 
     groups: dict[tuple, list[int]] = {}
-    for index, sample in enumerate(samples):
+    queries, positives = [], []
+    for index, sample in enumerate(samples):  # one pass: a table's rows are read once, their negatives never kept
         groups.setdefault(sample.group, []).append(index)
-    keep = [True] * len(samples)
+        queries.append(sample.query)
+        positives.append(sample.positive)
+    keep = [True] * len(queries)
     for indices in groups.values():
-        docs = np.asarray(model.encode([samples[i].positive for i in indices], batch_size=batch_size,
-                                       convert_to_numpy=True, normalize_embeddings=True,
-                                       prompt=document_prompt or ""), dtype=np.float32)
+        docs = model.encode([positives[i] for i in indices], batch_size=batch_size, convert_to_tensor=True,
+                            normalize_embeddings=True, prompt=document_prompt or "")
         if len(indices) <= k:  # every positive is in its own top k
             for global_index in indices:
                 keep[global_index] = False
             continue
-        index = faiss.IndexFlatIP(docs.shape[1])
-        index.add(docs)
+        search = _searcher(docs)
         for start in range(0, len(indices), chunk):
             part = indices[start:start + chunk]
-            queries = np.asarray(model.encode([samples[i].query for i in part], batch_size=batch_size,
-                                              convert_to_numpy=True, normalize_embeddings=True,
-                                              prompt=query_prompt or ""), dtype=np.float32)
-            top_scores, top_rows = index.search(queries, k)
-            own = np.einsum("ij,ij->i", queries, docs[start:start + len(part)])
+            encoded = model.encode([queries[i] for i in part], batch_size=batch_size, convert_to_tensor=True,
+                                   normalize_embeddings=True, prompt=query_prompt or "")
+            top_scores, top_rows = search(encoded, k)
+            own = (encoded.float() * docs[start:start + len(part)].float()).sum(dim=1).cpu().numpy()
             for local, global_index in enumerate(part):
                 # fewer than k positives score above its own: it is in the top k (a tie counts for it)
                 if start + local in top_rows[local] or top_scores[local, k - 1] <= own[local]:
                     keep[global_index] = False
-    kept = [s for s, flag in zip(samples, keep) if flag]
-    return kept, FilterReport(f"embedder_topk(k={k})", len(kept), len(samples) - len(kept), {"too_easy": len(samples) - len(kept)})
+    kept = keep_rows(samples, keep)
+    dropped = len(keep) - sum(keep)
+    return kept, FilterReport(f"embedder_topk(k={k})", len(kept), dropped, {"too_easy": dropped})
+
+
+def _searcher(docs):
+    """``search(queries, k) -> (scores, rows)`` over ``docs`` (normalized embeddings, a tensor): an
+    exact faiss index on the CPU; on a GPU, chunked matrix products there (the same exact top-k,
+    without a faiss-gpu build). Memory grows with the docs, never with queries x docs at once."""
+    import numpy as np
+
+    if docs.device.type == "cpu":
+        import faiss
+
+        matrix = np.ascontiguousarray(docs.float().numpy())
+        index = faiss.IndexFlatIP(matrix.shape[1])
+        index.add(matrix)
+        return lambda queries, k: index.search(np.ascontiguousarray(queries.float().cpu().numpy()), k)
+
+    return lambda queries, k: blockwise_topk(queries, docs, k)
+
+
+def blockwise_topk(queries, docs, k: int, block_scores: int = 2**28):
+    """Exact top-``k`` inner products of ``queries`` against ``docs`` (tensors on any device), a block
+    of queries at a time so at most ``block_scores`` scores exist at once: ``(scores, rows)`` arrays."""
+    import torch
+
+    step = max(1, block_scores // max(1, len(docs)))
+    scores, rows = [], []
+    for start in range(0, len(queries), step):
+        top = torch.topk(queries[start:start + step].float() @ docs.float().T, k, dim=1)
+        scores.append(top.values.cpu())
+        rows.append(top.indices.cpu())
+    return torch.cat(scores).numpy(), torch.cat(rows).numpy()
 
 
 def difficulty_filter(samples: list[Sample], keep: tuple[str, ...] = ("medium", "hard"),
@@ -76,14 +107,13 @@ def difficulty_filter(samples: list[Sample], keep: tuple[str, ...] = ("medium", 
     """Keep the rows whose CodeR Table 17 label (``Sample.difficulty``, written by data_gen) is in
     ``keep``; rows without a label are kept or dropped as ``unlabeled`` says."""
     counts: dict[str, int] = {}
-    kept = []
-    for sample in samples:
-        label = sample.difficulty or "unlabeled"
-        counts[label] = counts.get(label, 0) + 1
-        if label in keep or (sample.difficulty is None and unlabeled == "keep"):
-            kept.append(sample)
+    flags = []
+    for label in (sample.difficulty for sample in samples):
+        counts[label or "unlabeled"] = counts.get(label or "unlabeled", 0) + 1
+        flags.append(label in keep or (label is None and unlabeled == "keep"))
+    kept = keep_rows(samples, flags)
     return kept, FilterReport(f"difficulty(keep={list(keep)}, unlabeled={unlabeled})", len(kept),
-                              len(samples) - len(kept), counts)
+                              len(flags) - len(kept), counts)
 
 
 def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Callable[[Sample], str | None],
@@ -105,19 +135,23 @@ def llm_judge_filter(samples: list[Sample], instructions: dict[str, str] | Calla
             return instructions(sample) or sample.task
         return sample.instruction or instructions.get(sample.task, sample.task)
 
-    asked = [s for s in samples if s.difficulty is None or (rejudge and s.difficulty_model != llm)]
-    answers = asyncio.run(_judge(asked, instruction_of, llm, api_base, concurrency, timeout, retries, journal))
-    judged = dict(zip(map(id, asked), answers))
+    labels: list[str | None] = []
+    asked: dict[int, Sample] = {}  # only the rows the LLM is asked about are held
+    for index, sample in enumerate(samples):
+        labels.append(sample.difficulty)
+        if sample.difficulty is None or (rejudge and sample.difficulty_model != llm):
+            asked[index] = sample
+    answers = asyncio.run(_judge(list(asked.values()), instruction_of, llm, api_base, concurrency, timeout, retries,
+                                 journal))
+    rejudged = sum(1 for sample in asked.values() if sample.difficulty is not None)
+    for index, answer in zip(asked, answers):
+        labels[index] = answer or labels[index]
     counts: dict[str, int] = {}
-    kept = []
-    for sample in samples:
-        label = judged.get(id(sample)) or sample.difficulty
+    for label in labels:
         counts[label or "error"] = counts.get(label or "error", 0) + 1
-        if label in keep:
-            kept.append(sample)
-    detail = {**counts, "asked_llm": len(asked),
-              "rejudged": sum(1 for s in asked if s.difficulty is not None)}
-    return kept, FilterReport(f"llm_judge({llm})", len(kept), len(samples) - len(kept), detail)
+    kept = keep_rows(samples, [label in keep for label in labels])
+    detail = {**counts, "asked_llm": len(asked), "rejudged": rejudged}
+    return kept, FilterReport(f"llm_judge({llm})", len(kept), len(labels) - len(kept), detail)
 
 
 async def _judge(samples: list[Sample], instruction_of: Callable[[Sample], str], llm: str, api_base: str | None,

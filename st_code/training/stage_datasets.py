@@ -17,6 +17,7 @@ from datasets import Dataset
 
 from st_code.data.readers import read_jsonl
 from st_code.data.records import Sample
+from st_code.training.sample_table import LocatedSample, training_dataset
 
 
 def dataset_key(task: str, language: str | None = None, code_language: str | None = None,
@@ -52,12 +53,17 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
     """Group ``samples`` by (task, code language, language, instruction); samples short of
     ``num_negatives`` negatives are dropped. Without ``instruction_of`` no prompts are made;
     ``repeat_of(sample)``: passes per epoch over the sample's source (``mix``), 1 without it."""
-    grouped: dict[tuple, list[Sample]] = {}
+    grouped: dict[tuple, list] = {}
+    weights: dict[tuple, float] = {}
     for sample in samples:
         if len(sample.negatives) < num_negatives:
             continue
         instruction = instruction_of(sample) if instruction_of else None
-        grouped.setdefault((*sample.group, instruction), []).append(sample)
+        key = (*sample.group, instruction)
+        weights[key] = weights.get(key, 0.0) + (repeat_of(sample) if repeat_of else 1.0)
+        # a row of an on-disk table is kept as its place in the file, not its text
+        located = isinstance(sample, LocatedSample) and sample.table is not None
+        grouped.setdefault(key, []).append((sample.table, sample.row) if located else sample)
     instructions_per_group: dict[tuple, set[str | None]] = {}
     for task, code_language, language, instruction in grouped:
         instructions_per_group.setdefault((task, code_language, language), set()).add(instruction)
@@ -69,12 +75,10 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
         several = len(instructions_per_group[(task, code_language, language)]) > 1
         variant = variant_label(task, instruction) if several and instruction else None
         key = dataset_key(task, language, code_language, variant)
-        columns: dict[str, list[str]] = {"anchor": [s.query for s in group], "positive": [s.positive for s in group]}
-        for j in range(num_negatives):
-            columns[f"negative_{j + 1}"] = [s.negatives[j] for s in group]
-        result.datasets[key] = Dataset.from_dict(columns)
+        result.datasets[key] = _group_dataset(group, num_negatives)
         result.groups[key] = (task, code_language, language, instruction)
-        result.rows_per_epoch[key] = sum(repeat_of(s) for s in group) if repeat_of else float(len(group))
+        result.rows_per_epoch[key] = weights[(task, code_language, language, instruction)]
+        columns = result.datasets[key].column_names
         if instruction_of is None:
             continue
         column_prompts: dict[str, str] = {}
@@ -88,6 +92,21 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
         if column_prompts:
             result.prompts[key] = column_prompts
     return result
+
+
+def _group_dataset(group: list, num_negatives: int) -> Dataset:
+    """A group's training dataset: a zero-copy cut of its tables where its rows are on disk, else
+    built from the samples' text."""
+    if all(isinstance(item, tuple) for item in group):
+        by_table: dict[int, tuple] = {}
+        for table, row in group:
+            by_table.setdefault(id(table), (table, []))[1].append(row)
+        return training_dataset(list(by_table.values()), num_negatives)
+    rows = [item[0][item[1]] if isinstance(item, tuple) else item for item in group]  # (table, row) read back
+    columns: dict[str, list[str]] = {"anchor": [s.query for s in rows], "positive": [s.positive for s in rows]}
+    for j in range(num_negatives):
+        columns[f"negative_{j + 1}"] = [s.negatives[j] for s in rows]
+    return Dataset.from_dict(columns)
 
 
 def check_batch_fits(stage_name: str, batch_size: int, stage_sets: StageDatasets,

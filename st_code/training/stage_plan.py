@@ -10,7 +10,7 @@ from collections import Counter
 
 from st_code.data.records import Sample
 from st_code.training.config import StageConfig
-from st_code.training.sources import StageRows, stage_rows
+from st_code.training.stage_rows import StageRows, stage_rows
 
 #: a repeat count past which the plan warns: each row is then seen this often per epoch
 MANY_REPEATS = 20.0
@@ -21,10 +21,10 @@ def planned_batches(rows: StageRows, num_negatives: int, batch_size: int) -> dic
     rows weighted by their source's repeats, in full batches; none for a group smaller than a batch."""
     counts: Counter = Counter()
     weighted: Counter = Counter()
-    for sample in rows.samples:
-        if len(sample.negatives) >= num_negatives:
-            counts[sample.group] += 1
-            weighted[sample.group] += rows.repeat_of(sample)
+    for source, group, enough in rows.group_sizes(num_negatives):
+        if enough:
+            counts[group] += 1
+            weighted[group] += rows.repeats[source]
     return {group: int(weighted[group] // batch_size) if counts[group] >= batch_size else 0 for group in counts}
 
 
@@ -47,10 +47,10 @@ def plan_lines(stage: StageConfig, sources: dict[str, list[Sample]], seed: int, 
     rows = stage_rows(stage, sources, seed)
     batches = planned_batches(rows, stage.num_negatives, stage.batch_size)
     total = sum(batches.values())
-    lines = [f"stage '{stage.name}' plan (before filtering): {len(rows.samples)} rows from "
+    lines = [f"stage '{stage.name}' plan (before filtering): {sum(rows.rows.values())} rows from "
              f"{len(rows.rows)} source(s), {len(batches)} group(s), batch {stage.batch_size} -> {total} batches "
              f"per epoch, {steps_of(stage, total, num_processes)} step(s)"]
-    short = Counter(rows.source_of[id(s)] for s in rows.samples if len(s.negatives) < stage.num_negatives)
+    short = Counter(source for source, _, enough in rows.group_sizes(stage.num_negatives) if not enough)
     for name, count in rows.rows.items():
         share = f", mix weight {stage.mix[name]:g}" if stage.mix else ""
         lacking = f"; {short[name]} lack {stage.num_negatives} negatives and are left out" if short[name] else ""
