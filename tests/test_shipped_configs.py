@@ -50,7 +50,7 @@ def test_all_three_paper_configs_ship():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_shipped_config_dry_runs_end_to_end(path, tiny_qwen_path, coder_pile, tmp_path):
+def test_shipped_config_dry_runs_end_to_end(path, tiny_qwen_path, coder_pile, tmp_path, capsys):
     config = yaml.safe_load(path.read_text())
     out = tmp_path / "run"
     with OpenAIStub(lambda prompt: "Yes, hard") as judge:
@@ -70,8 +70,12 @@ def test_shipped_config_dry_runs_end_to_end(path, tiny_qwen_path, coder_pile, tm
             assert done["instructions"], f"stage {stage['name']} trains with instructions but recorded none"
         filter_types = [f["type"] for f in stage.get("filters", [])]
         assert [r["name"].split("(")[0] for r in done["filters"]] == filter_types
-    if any(f["type"] == "llm_judge" for s in config["stages"] for f in s.get("filters", [])):
-        assert asked == 0  # data_gen labelled every row already: the judge is asked about none
+    judges = [f for s in config["stages"] for f in s.get("filters", []) if f["type"] == "llm_judge"]
+    if judges:  # data_gen labelled every row: asked again only where the config re-judges (coder-1.5b, as CodeR)
+        assert (asked > 0) if any(f.get("rejudge") for f in judges) else asked == 0
+    printed = capsys.readouterr().out
+    for stage in config["stages"]:  # --dry-run says what each stage reads, repeats and steps
+        assert f"stage '{stage['name']}' plan (before filtering)" in printed
     assert (out / "final" / "modules.json").is_file()
     prompts = json.loads((out / "final" / "config_sentence_transformers.json").read_text())["prompts"]
     if effective["model"]["instruction_set"] == "c2llm":  # C2LLM Table 1: documents are prefixed too
