@@ -83,16 +83,22 @@ class SampleTable(Sequence[Sample]):
     def __iter__(self) -> Iterator[LocatedSample]:
         return self.rows(range(len(self)))
 
-    def rows(self, indices: Sequence[int]) -> Iterator[LocatedSample]:
-        """The rows at ``indices`` as samples, read a chunk at a time."""
+    def rows(self, indices: Sequence[int], text: bool = True) -> Iterator[LocatedSample]:
+        """The rows at ``indices`` as samples, read a chunk at a time. ``text=False`` reads only the
+        metadata: query, positive and negatives come back empty (as many negatives as the row has),
+        for grouping rows whose text is then cut from the file, never read."""
+        names = ["num_negatives", *METADATA] + (["query", "positive"] + [f"negative_{j + 1}" for j in
+                                                                         range(self.max_negatives)] if text else [])
+        table = self.dataset.data.table.select(names)
         for start in range(0, len(indices), CHUNK):
             chunk = list(indices[start:start + CHUNK])
-            batch = self.dataset[chunk] if chunk else {}
+            batch = table.take(chunk).to_pydict()
             for k, row in enumerate(chunk):
                 count = batch["num_negatives"][k]
-                yield LocatedSample(batch["query"][k], batch["positive"][k],
-                                    [batch[f"negative_{j + 1}"][k] for j in range(count)],
-                                    **{name: batch[name][k] for name in METADATA}, table=self, row=row)
+                query, positive = (batch["query"][k], batch["positive"][k]) if text else ("", "")
+                negatives = [batch[f"negative_{j + 1}"][k] for j in range(count)] if text else [""] * count
+                yield LocatedSample(query, positive, negatives, **{name: batch[name][k] for name in METADATA},
+                                    table=self, row=row)
 
     def column(self, name: str) -> list:
         """One column as a list (cheap for the short metadata and count columns), read straight from

@@ -18,6 +18,7 @@ from datasets import Dataset
 from st_code.data.readers import read_jsonl
 from st_code.data.records import Sample
 from st_code.training.sample_table import LocatedSample, training_dataset
+from st_code.training.stage_rows import StageView
 
 
 def dataset_key(task: str, language: str | None = None, code_language: str | None = None,
@@ -55,7 +56,8 @@ def build_stage_datasets(samples: list[Sample], num_negatives: int,
     ``repeat_of(sample)``: passes per epoch over the sample's source (``mix``), 1 without it."""
     grouped: dict[tuple, list] = {}
     weights: dict[tuple, float] = {}
-    for sample in samples:
+    # rows on disk are grouped by their metadata alone: their text is cut from the file, never read
+    for sample in (samples.rows(text=False) if isinstance(samples, StageView) else samples):
         if len(sample.negatives) < num_negatives:
             continue
         instruction = instruction_of(sample) if instruction_of else None

@@ -84,9 +84,14 @@ class StageView(Sequence[Sample]):
         return sum(len(rows) if chosen is None else len(chosen) for rows, chosen in self.parts)
 
     def __iter__(self) -> Iterator[Sample]:
+        return self.rows()
+
+    def rows(self, text: bool = True) -> Iterator[Sample]:
+        """The rows in order; ``text=False``: a table's rows without their text (see
+        :meth:`~st_code.training.sample_table.SampleTable.rows`), for grouping them."""
         for rows, chosen in self.parts:
             if isinstance(rows, SampleTable):
-                yield from rows.rows(range(len(rows)) if chosen is None else chosen)
+                yield from rows.rows(range(len(rows)) if chosen is None else chosen, text=text)
             else:
                 yield from _chosen(rows, chosen)
 
