@@ -241,3 +241,21 @@ def test_unseen_language_sets_hold_out_every_file_and_score_each_model(tmp_path,
         unseen_languages.main(["--jdk-src", str(tmp_path / "missing.zip")])
     with pytest.raises(SystemExit, match="rust-docs"):
         unseen_languages.main(["--rust-docs", str(tmp_path / "missing")])
+
+
+def test_scale_rehearsal_runs_a_shipped_configs_data_path(tmp_path):
+    """The rehearsal end to end at a small size: every phase timed, codexembed's mix repeats the small
+    set (and nothing is cut), one optimizer step per stage, mining and the filter at two sizes."""
+    out = tmp_path / "rows.json"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale_rehearsal.py"), "--configs", "codexembed-2stage",
+                    "--rows", "3000", "--beir-rows", "1000", "--other-rows", "300", "--small-rows", "100",
+                    "--search-rows", "600", "--workdir", str(tmp_path / "work"), "--json", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    rows = json.loads(out.read_text())
+    phases = [(r["config"], r["phase"]) for r in rows]
+    assert ("codexembed-2stage", "stage 'text+code': 1 step") in phases and ("search", "embedder_topk k=3, 600 rows") in phases
+    assert all(r["seconds"] >= 0 and r["peak_gb"] > 0 for r in rows)
+    plan = next(r["plan"] for r in rows if r["phase"] == "stage 'text+code': rows + plan")
+    assert any(line.strip().startswith("trans_dl: 100 rows x 30.00 repeats = 3000 rows per epoch") for line in plan)
+    assert any(line.strip().startswith("csn: 3000 rows x 1.00 repeats") for line in plan)
