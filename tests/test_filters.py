@@ -25,7 +25,7 @@ def test_embedder_topk_drops_only_easy_samples(minilm_path):
 
 
 def test_the_topk_filter_drops_exactly_what_the_dense_ranking_drops(tiny_qwen_path):
-    """The faiss top-k search (chunked queries) against the dense N x N ranking it replaced, on 900 rows
+    """The faiss top-k search (chunked queries) against the dense N x N ranking it replaced, on 3000 rows
     in three groups: the same rows kept, for k = 1 and k = 3 (a tiny random decoder: the ranking's
     arithmetic is what is compared, not its quality)."""
     import random
@@ -39,7 +39,7 @@ def test_the_topk_filter_drops_exactly_what_the_dense_ranking_drops(tiny_qwen_pa
     verbs, nouns = ["sort", "parse", "merge", "count", "read", "write", "split", "join"], \
         ["list", "file", "dict", "string", "tree", "graph", "queue", "matrix", "json", "csv"]
     samples = []
-    for i in range(900):
+    for i in range(3000):
         verb, noun, other = rng.choice(verbs), rng.choice(nouns), rng.choice(nouns)
         samples.append(Sample(f"{verb} a {noun} of {other}s", f"def {verb}_{noun}_{i}(x):\n    return {other}(x, {i})",
                               task="t", code_language=["Python", "Go", "Java"][i % 3]))
@@ -56,7 +56,7 @@ def test_the_topk_filter_drops_exactly_what_the_dense_ranking_drops(tiny_qwen_pa
         return sorted(s.positive for rows, rank in groups.values() for s, r in zip(rows, rank) if r >= k)
 
     for k in (1, 3):
-        kept, report = embedder_topk_filter(samples, model, k=k, chunk=300)
+        kept, report = embedder_topk_filter(samples, model, k=k, chunk=700)
         assert sorted(s.positive for s in kept) == dense(k)
         assert 0 < report.kept < len(samples)
 
