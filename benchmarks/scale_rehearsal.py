@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beir-rows", type=int, default=500_000, help="pairs of the BEIR-shaped set (MS MARCO's role)")
     parser.add_argument("--small-rows", type=int, default=300, help="rows of the small set beside them in a mix")
     parser.add_argument("--other-rows", type=int, default=2_000, help="rows of every other source")
-    parser.add_argument("--search-rows", type=int, default=50_000, help="rows mined and filtered (and half of them)")
+    parser.add_argument("--search-rows", type=int, default=50_000, help="rows mined and filtered (and half of them); 0: skip")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     parser.add_argument("--workdir", type=Path, default=None, help="where the synthetic sets go (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
@@ -233,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         write_group_jsonl(files["other"], args.other_rows, "Code Summary Retrieval")
     for name in args.configs:
         rehearse_config(name, files, base, work / "runs")
-    rehearse_search(args.search_rows, base)
+    if args.search_rows:
+        rehearse_search(args.search_rows, base)
     if args.json:
         args.json.write_text(json.dumps(ROWS, indent=2))
     return 0

@@ -38,6 +38,9 @@ def test_repeats_meet_the_share_and_keep_every_row():
     assert mix_repeats({"a": 1, "b": 1}, {"a": 100, "b": 100_000}) == {"a": 1000.0, "b": 1.0}
     assert mix_repeats({"text": 1, "code": 3}, {"text": 600, "code": 900}) == {"text": 1.0, "code": 2.0}
     assert mix_repeats(None, {"a": 5, "b": 7}) == {"a": 1.0, "b": 1.0}
+    # a share of several sets: text:code 1:3 between kinds, each set in its kind in proportion to its rows
+    shared = mix_repeats({"msmarco+nq": 1, "csn+apps": 3}, {"msmarco": 500, "nq": 100, "csn": 900, "apps": 30})
+    assert shared == pytest.approx({"msmarco": 1.0, "nq": 1.0, "csn": 1800 / 930, "apps": 1800 / 930})
     sources = {"small": _rows("small", 100, "T1"), "large": _rows("large", 100_000, "T2")}
     stage = StageConfig(name="s", datasets=["small", "large"], mix={"small": 1, "large": 1}, batch_size=50,
                         num_negatives=1)

@@ -49,6 +49,7 @@ def test_valid_minimal_config():
         ({"data__offline__jdk_sources": 3}, r"data\.offline\.jdk_sources: expected a string"),
         ({"dataloader_workers": -1}, r"dataloader_workers: a whole number >= 0 or auto, got -1"),
         ({"dataloader_workers": "many"}, r"dataloader_workers: a whole number >= 0 or auto, got 'many'"),
+        ({"stages__0__mix": {"offline:Text Retrieval+nope": 1}}, r"give each of this stage's datasets .* one weight"),
         ({"stages__0__mix": {"offline:Text Retrieval": 1}, "stages__0__sampler": "round_robin"},
          r"stages\[0\] \(s1\)\.mix sets each dataset's share of the batches, which round_robin overrides"),
     ],

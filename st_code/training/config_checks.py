@@ -228,9 +228,10 @@ def validate(config: CurriculumConfig) -> None:
                               f"got {stage.matryoshka_dims}")
         for j, flt in enumerate(stage.filters):
             _check_filter(flt, f"{where}.filters[{j}]")
-        if stage.mix is not None and set(stage.mix) != set(stage.datasets):
-            raise ConfigError(f"{where}.mix: give a weight for each of this stage's datasets {stage.datasets}, "
-                              f"got {sorted(stage.mix)}")
+        named = [name for key in stage.mix or {} for name in key.split("+")]
+        if stage.mix is not None and (sorted(named) != sorted(stage.datasets)):
+            raise ConfigError(f"{where}.mix: give each of this stage's datasets {stage.datasets} one weight, alone "
+                              f"or in a share joined by '+' (msmarco+nq: 1), got {sorted(stage.mix)}")
         for name, weight in (stage.mix or {}).items():
             if not weight > 0:
                 raise ConfigError(f"{where}.mix.{name}: the weight must be > 0, got {weight}")

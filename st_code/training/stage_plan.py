@@ -10,7 +10,7 @@ from collections import Counter
 
 from st_code.data.records import Sample
 from st_code.training.config import StageConfig
-from st_code.training.stage_rows import StageRows, stage_rows
+from st_code.training.stage_rows import StageRows, mix_shares, stage_rows
 
 #: a repeat count past which the plan warns: each row is then seen this often per epoch
 MANY_REPEATS = 20.0
@@ -52,7 +52,8 @@ def plan_lines(stage: StageConfig, sources: dict[str, list[Sample]], seed: int, 
              f"per epoch, {steps_of(stage, total, num_processes)} step(s)"]
     short = Counter(source for source, _, enough in rows.group_sizes(stage.num_negatives) if not enough)
     for name, count in rows.rows.items():
-        share = f", mix weight {stage.mix[name]:g}" if stage.mix else ""
+        key, weight = mix_shares(stage.mix)[name] if stage.mix else (name, 0)
+        share = f", mix weight {weight:g}" + (f" (shared by {key})" if key != name else "") if stage.mix else ""
         lacking = f"; {short[name]} lack {stage.num_negatives} negatives and are left out" if short[name] else ""
         lines.append(f"  {name}: {count} rows x {rows.repeats[name]:.2f} repeats = "
                      f"{round(count * rows.repeats[name])} rows per epoch{share}{lacking}")

@@ -123,14 +123,23 @@ def keep_rows(samples: Sequence[Sample], keep: Sequence[bool]) -> Sequence[Sampl
     return [sample for sample, flag in zip(samples, keep) if flag]
 
 
+def mix_shares(mix: dict[str, float]) -> dict[str, tuple[str, float]]:
+    """``{dataset: (its share's key, the share's weight)}``: a key names one dataset, or several joined
+    by ``+`` (``msmarco+nq``) that share one weight in proportion to their rows."""
+    return {name: (key, weight) for key, weight in mix.items() for name in key.split("+")}
+
+
 def mix_repeats(mix: dict[str, float] | None, rows: dict[str, int]) -> dict[str, float]:
-    """Passes per epoch over each dataset so that each gets its ``mix`` share of the rows read: the
-    dataset with the most rows for its weight is read once, the others as often as their share needs.
-    Nothing is thrown away."""
+    """Passes per epoch over each dataset so that each share of ``mix`` gets its weight's part of the
+    rows read: the share with the most rows for its weight is read once, the others as often as their
+    weight needs (the datasets of one share equally often). Nothing is thrown away."""
     if not mix:
         return {name: 1.0 for name in rows}
-    unit = max((n / mix[name] for name, n in rows.items() if n), default=0.0)
-    return {name: (unit * mix[name] / n if n else 0.0) for name, n in rows.items()}
+    sizes: dict[str, int] = {}
+    for name, (key, _) in mix_shares(mix).items():
+        sizes[key] = sizes.get(key, 0) + rows.get(name, 0)
+    unit = max((n / mix[key] for key, n in sizes.items() if n), default=0.0)
+    return {name: (unit * mix[key] / sizes[key] if sizes[key] else 0.0) for name, (key, _) in mix_shares(mix).items()}
 
 
 def stage_rows(stage: StageConfig, sources: dict[str, Sequence[Sample]], seed: int) -> StageRows:
@@ -153,4 +162,4 @@ def stage_samples(stage: StageConfig, sources: dict[str, list[Sample]], seed: in
     return list(stage_rows(stage, sources, seed).samples)
 
 
-__all__ = ["StageRows", "StageView", "column_of", "keep_rows", "mix_repeats", "stage_rows", "stage_samples"]
+__all__ = ["StageRows", "StageView", "column_of", "keep_rows", "mix_repeats", "mix_shares", "stage_rows", "stage_samples"]
