@@ -175,7 +175,7 @@ def case_continuous_optimizer_with_two_learning_rates(tmp, assets):
     yield recipe_with(tmp, assets, change)
 
 
-@case("recipe", r"mix: give a weight for each of this stage's datasets")
+@case("recipe", r"mix: give each of this stage's datasets .* one weight")
 def case_mix_without_every_dataset(tmp, assets):
     def change(config):
         config["stages"][0]["datasets"].append("offline:Code Context Retrieval")
