@@ -261,8 +261,8 @@ def load_samples(path: str | Path, task: str | None = None, language: str | None
 def iter_samples(path: str | Path, task: str | None = None, language: str | None = None,
                  columns: dict[str, str] | None = None, max_samples: int | None = None,
                  split: str = "train", code_language: str | None = None) -> Iterator[Sample]:
-    """:func:`load_samples`, one row at a time: a local source of millions of rows streams through
-    (a hub source is read whole first). Raises :class:`DataError` at the end if no row was usable."""
+    """:func:`load_samples`, one row at a time: a source of millions of rows streams through (a BEIR-shaped
+    hub set is joined in memory first). Raises :class:`DataError` at the end if no row was usable."""
     if str(path).startswith(HUB_PREFIX):
         yield from _load_hub(str(path), task, language, code_language, columns or {}, max_samples, split)
         return
@@ -340,7 +340,7 @@ def _per_language_beir(configs: list[str]) -> list[str]:
                   and {c[:-len("-corpus")] + "-queries", c[:-len("-corpus")] + "-qrels"} <= names)
 
 
-def _load_hub(uri: str, task, language, code_language, columns, max_samples, split) -> list[Sample]:
+def _load_hub(uri: str, task, language, code_language, columns, max_samples, split) -> Iterator[Sample]:
     """``hf://datasets/<owner>/<name>[:<subset>]`` through ``datasets.load_dataset`` (needs hub access).
 
     Rows as they are, or, for BEIR-shaped repositories (CoIR-Retrieval/*, mteb/*), the ``split`` qrels
@@ -368,11 +368,12 @@ def _load_hub(uri: str, task, language, code_language, columns, max_samples, spl
         raise
     except Exception as exc:  # offline, unknown id, gated...: one clear line instead of a hub stack trace
         raise DataError(f"could not load {uri} from the Hugging Face hub ({type(exc).__name__}: {exc})") from None
-    samples = records_to_samples(records, uri, task, language, code_language, columns, max_samples,
-                                 default_task=default_task)
-    if not samples:
+    made = 0
+    for sample in _samples_from(records, uri, task, language, code_language, columns, max_samples, default_task):
+        made += 1
+        yield sample  # a hub dataset of rows is Arrow on disk: its rows stream from there
+    if not made:
         raise DataError(f"{uri}: no usable (query, positive) rows")
-    return samples
 
 
 def _hub_beir_pairs(name: str, split: str, prefix: str = "") -> list[dict[str, str]]:
