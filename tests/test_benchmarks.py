@@ -259,3 +259,40 @@ def test_scale_rehearsal_runs_a_shipped_configs_data_path(tmp_path):
     plan = next(r["plan"] for r in rows if r["phase"] == "stage 'text+code': rows + plan")
     assert any(line.strip().startswith("trans_dl: 100 rows x ") and "shared by csn+apps" in line for line in plan)
     assert any(line.strip().startswith("csn: 3000 rows x 1.00 repeats") for line in plan)
+
+
+def test_code_search_suite_scores_as_the_semble_suite_does(tmp_path):
+    """The suite's NDCG@10 (binary gains at each target's first covering rank, ideal over the indexed
+    targets), its path and span match, and a run over a tiny suite in its format, BM25 beside st-code."""
+    import math
+
+    import code_search_suite as suite
+
+    units = [{"path": "pkg/a.go", "start_line": 1, "end_line": 10}, {"path": "pkg/b.go", "start_line": 1, "end_line": 5},
+             {"path": "pkg/b.go", "start_line": 20, "end_line": 30}]
+    assert suite.covers(units[0], ("a.go", None, None)) and not suite.covers(units[0], ("ka.go", None, None))
+    assert suite.covers(units[2], ("b.go", 25, 40)) and not suite.covers(units[1], ("b.go", 6, 9))
+    targets = [("a.go", None, None), ("b.go", 21, 22), ("missing.go", None, None)]  # the last is not indexed
+    ranked = [units[1], units[0], units[2]]
+    want = (1 / math.log2(3) + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert suite.ndcg_at_10(ranked, targets, units) == pytest.approx(want)
+    assert suite.code_tokens("parseHTTPHeader read_file") == ["parsehttpheader", "parse", "http", "header",
+                                                             "read_file", "read", "file"]
+    repo = tmp_path / "checkouts" / "tiny" / "src"
+    repo.mkdir(parents=True)
+    (repo / "router.py").write_text("def route_request(path):\n    \"\"\"Match a URL path to its handler.\"\"\"\n"
+                                    "    return handlers[path]\n")
+    (repo / "gzip.py").write_text("def compress_body(data):\n    \"\"\"Gzip a response body.\"\"\"\n"
+                                  "    return zlib.compress(data)\n")
+    (tmp_path / "suite" / "annotations").mkdir(parents=True)
+    (tmp_path / "suite" / "repos.json").write_text(json.dumps([{"name": "tiny", "language": "python", "url": "-",
+                                                                 "revision": "-", "benchmark_root": "src"}]))
+    (tmp_path / "suite" / "annotations" / "tiny.json").write_text(json.dumps([
+        {"query": "gzip response compression", "relevant": ["gzip.py"], "secondary": []},
+        {"query": "route_request", "relevant": [{"path": "router.py", "start_line": 1, "end_line": 3}]}]))
+    out = tmp_path / "scores.json"
+    assert suite.main(["--suite", str(tmp_path / "suite"), "--checkouts", str(tmp_path / "checkouts"),
+                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())[0]
+    assert result["units"] == 2 and [q["category"] for q in result["queries"]] == ["semantic", "symbol"]
+    assert result["queries"][1]["bm25"] == 1.0  # the name itself: BM25 ranks its definition first
