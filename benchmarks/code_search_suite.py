@@ -1,5 +1,5 @@
 """Code search on a public suite: MinishLab's Semble benchmark (or any suite in its annotation format),
-scored exactly as the suite scores it, st-code beside BM25 over the same units.
+scored exactly as the suite scores it: st-code's search modes beside BM25 over the same units.
 
 The suite folder holds ``repos.json`` (name, language, url, pinned revision, ``benchmark_root``) and
 ``annotations/<repo>.json`` (queries with ``relevant`` / ``secondary`` targets: a path, optionally a line
@@ -119,47 +119,62 @@ class BM25:
         return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def run_repository(repo: dict, model: str, work: Path) -> dict:
-    from st_code.search import CodeSearcher, build_index
+def run_repository(repo: dict, model: str, work: Path, modes: list[str]) -> dict:
+    from st_code.search import CodeSearcher, build_index, update_index
 
     out = work / repo["name"]
     start = time.perf_counter()
-    build_index(repo["root"], out, model=model, log=lambda line: None, progress=False)
+    if (out / "manifest.json").is_file():  # a kept index: brought up to date, nothing re-embedded if unchanged
+        update_index(out, repo["root"], log=lambda line: None, progress=False)
+    else:
+        build_index(repo["root"], out, model=model, log=lambda line: None, progress=False)
     seconds = time.perf_counter() - start
-    searcher = CodeSearcher(out)
     root = Path(repo["root"]).resolve().as_posix()
     # paths as the suite sees them: absolute, so a target written from the checkout's top ("lib/view.js")
     # matches a unit of an index rooted below it ("view.js")
-    units = [dict(searcher.unit(i)) for i in range(len(searcher.offsets))]
+    searcher = CodeSearcher(out)
+    units = searcher.units(range(len(searcher.offsets)))
     for unit in units:
         unit["path"] = f"{root}/{unit['path']}"
-    hits = searcher.search([q["query"] for q in repo["queries"]], k=K)
+    queries = [q["query"] for q in repo["queries"]]
+    ranked = {}
+    for mode in modes:
+        mode_searcher = CodeSearcher(out, model=searcher.model, mode=mode.split("-")[0],
+                                     fusion=mode.split("-")[1] if "-" in mode else "blend")
+        start_search = time.perf_counter()
+        hits = mode_searcher.search(queries, k=K)
+        ranked[mode] = [[{"path": f"{root}/{h.path}", "start_line": h.start_line, "end_line": h.end_line}
+                         for h in found] for found in hits]
+        ranked[mode + " ms/q"] = (time.perf_counter() - start_search) * 1000 / len(queries)
     lexical = BM25(units)
     rows = []
-    for query, found in zip(repo["queries"], hits):
-        ours = [{"path": f"{root}/{h.path}", "start_line": h.start_line, "end_line": h.end_line} for h in found]
-        bm25 = [units[i] for i in lexical.search(query["query"], K)]
-        rows.append({"category": query["category"], "st_code": ndcg_at_10(ours, query["targets"], units),
-                     "bm25": ndcg_at_10(bm25, query["targets"], units)})
+    for i, query in enumerate(repo["queries"]):
+        row = {"query": query["query"], "category": query["category"]}
+        for mode in modes:
+            row[mode] = ndcg_at_10(ranked[mode][i], query["targets"], units)
+        row["bm25"] = ndcg_at_10([units[j] for j in lexical.search(query["query"], K)], query["targets"], units)
+        rows.append(row)
     return {"repo": repo["name"], "language": repo["language"], "units": len(units), "index_seconds": seconds,
-            "queries": rows}
+            "ms_per_query": {m: ranked[m + " ms/q"] for m in modes}, "queries": rows}
 
 
-def summary(results: list[dict]) -> list[str]:
+def summary(results: list[dict], methods: list[str]) -> list[str]:
     """Per repository, per category (each repository's queries averaged first) and overall."""
-    lines = [f"{'repository':<20} {'language':<12} {'units':>6} {'index s':>8} {'units/s':>8} {'st-code':>8} {'BM25':>8}"]
+    head = " ".join(f"{m:>13}" for m in methods)
+    lines = [f"{'repository':<20} {'language':<11} {'units':>6} {'index s':>8} {'units/s':>8} {head}"]
     for r in results:
-        mean = {m: sum(q[m] for q in r["queries"]) / len(r["queries"]) for m in ("st_code", "bm25")}
-        r["mean"] = mean
-        lines.append(f"{r['repo']:<20} {r['language']:<12} {r['units']:>6} {r['index_seconds']:>8.1f} "
-                     f"{r['units'] / r['index_seconds']:>8.0f} {mean['st_code']:>8.3f} {mean['bm25']:>8.3f}")
+        r["mean"] = {m: sum(q[m] for q in r["queries"]) / len(r["queries"]) for m in methods}
+        lines.append(f"{r['repo']:<20} {r['language']:<11} {r['units']:>6} {r['index_seconds']:>8.1f} "
+                     f"{r['units'] / r['index_seconds']:>8.0f} " + " ".join(f"{r['mean'][m]:>13.3f}" for m in methods))
     for category in sorted({q["category"] for r in results for q in r["queries"]}):
         per_repo = [[q for q in r["queries"] if q["category"] == category] for r in results]
         per_repo = [qs for qs in per_repo if qs]
-        score = {m: sum(sum(q[m] for q in qs) / len(qs) for qs in per_repo) / len(per_repo) for m in ("st_code", "bm25")}
-        lines.append(f"{'category ' + category:<48} {sum(map(len, per_repo)):>7} q {score['st_code']:>8.3f} {score['bm25']:>8.3f}")
-    overall = {m: sum(r["mean"][m] for r in results) / len(results) for m in ("st_code", "bm25")}
-    lines.append(f"{'mean over ' + str(len(results)) + ' repositories':<58} {overall['st_code']:>8.3f} {overall['bm25']:>8.3f}")
+        score = {m: sum(sum(q[m] for q in qs) / len(qs) for qs in per_repo) / len(per_repo) for m in methods}
+        lines.append(f"{'category ' + category:<40} {sum(map(len, per_repo)):>6} q {'':>8} "
+                     + " ".join(f"{score[m]:>13.3f}" for m in methods))
+    overall = {m: sum(r["mean"][m] for r in results) / len(results) for m in methods}
+    lines.append(f"{'mean over ' + str(len(results)) + ' repositories':<58} "
+                 + " ".join(f"{overall[m]:>13.3f}" for m in methods))
     return lines
 
 
@@ -169,14 +184,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkouts", type=Path, required=True, help="folder with one checkout per repository")
     parser.add_argument("--repos", nargs="+", default=None, help="only these repositories")
     parser.add_argument("--model", default="minilm", help="the model to index with (default: the packaged MiniLM)")
+    parser.add_argument("--modes", nargs="+", default=["hybrid", "dense"],
+                        help="st-code search modes to score: hybrid, dense, lexical, hybrid-rrf (default: hybrid "
+                             "dense); BM25 over the same units is always scored beside them")
     parser.add_argument("--json", type=Path, default=None, help="also write every query's scores here")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the indexes in this folder and reuse them on the next run (index time then "
+                             "measures an update, not a build)")
     args = parser.parse_args(argv)
     repos = load_suite(args.suite, args.checkouts, args.repos)
     if not repos:
         parser.error(f"no repository of {args.suite}/repos.json has both annotations and a checkout under {args.checkouts}")
-    with tempfile.TemporaryDirectory() as work:
-        results = [run_repository(repo, args.model, Path(work)) for repo in repos]
-    for line in summary(results):
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = [run_repository(repo, args.model, args.keep, args.modes) for repo in repos]
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            results = [run_repository(repo, args.model, Path(work), args.modes) for repo in repos]
+    for line in summary(results, args.modes + ["bm25"]):
         print(line)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

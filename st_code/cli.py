@@ -78,10 +78,10 @@ def _search(args: argparse.Namespace) -> int:
     else:
         queries = [args.query]
     searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
-                            device=args.device)
+                            device=args.device, mode=args.mode, fusion=args.fusion)
     for start in range(0, len(queries), 256):
         batch = queries[start:start + 256]
-        for query, hits in zip(batch, searcher.search(batch, args.k)):
+        for query, hits in zip(batch, searcher.search(batch, args.k, per_file=args.per_file)):
             if args.json or args.queries is not None:
                 print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False),
                       flush=True)
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     push.set_defaults(run=_push)
 
     from st_code.search.index import DEFAULT_TASK, FLAT_LIMIT, INDEX_TYPES, PRECISIONS
+    from st_code.search.ranking import FUSIONS
+    from st_code.search.searcher import MODES
 
     index = commands.add_parser(
         "index", help="embed a repository's functions, methods and classes into a search index",
@@ -201,9 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser(
         "search", help="search an index",
-        description="Queries get the model's query instruction for --task; hits print as path:line, symbol, "
-                    "score and a snippet. --json prints one JSON line per query (for tools); --queries FILE "
-                    "answers one query a line in one process.")
+        description="Hybrid by default: the vectors and a BM25 index over code-aware tokens, fused, then "
+                    "ranked (a query that is one identifier finds its definition first; tests, examples and "
+                    "tiny units count less; more files in the top k). Queries get the model's query "
+                    "instruction for --task; hits print as path:line, symbol, score and a snippet. --json prints "
+                    "one JSON line per query (for tools); --queries FILE answers one query a line in one process.")
     search.add_argument("index", help="the index folder")
     search.add_argument("query", nargs="?", help="what to look for")
     search.add_argument("-k", type=positive_int, default=10, help="hits per query (default: %(default)s)")
@@ -214,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--lines", type=positive_int, default=6, help="snippet lines per hit (default: %(default)s)")
     search.add_argument("--rescore-multiplier", type=positive_int, default=4,
                         help="int8/binary indexes: candidates fetched per hit for float rescoring")
+    search.add_argument("--mode", choices=MODES, default="hybrid",
+                        help="hybrid (default): vectors + BM25 + ranking; dense: the vectors alone (scores are "
+                             "cosines); lexical: BM25 + ranking, no model needed per query")
+    search.add_argument("--fusion", choices=FUSIONS, default="blend",
+                        help="how hybrid joins its scores: blend (default) or rrf (reciprocal ranks)")
+    search.add_argument("--per-file", action="store_true", help="one hit per file: the best unit of each of the "
+                                                                "top k files")
     search.add_argument("--device")
     search.set_defaults(run=_search)
 

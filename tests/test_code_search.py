@@ -216,13 +216,13 @@ def test_a_build_that_fails_on_a_full_disk_keeps_the_old_index_whole(repo, tmp_p
     try:
         index = disk / "index"
         build_index(repo, index, _loaded=minilm, log=lambda _: None, progress=False)
-        before = {p.name: p.read_bytes() for p in index.iterdir()}
+        before = {str(p.relative_to(index)): p.read_bytes() for p in index.rglob("*") if p.is_file()}
         for i in range(60):
             (repo / f"more_{i}.py").write_text("".join(f'def f{i}_{j}(x):\n    """Step {j} of {i}."""\n    return x\n\n\n'
                                                        for j in range(5)))
         with pytest.raises(OSError, match="No space left"):
             build_index(repo, index, _loaded=minilm, log=lambda _: None, progress=False)
-        assert {p.name: p.read_bytes() for p in index.iterdir()} == before
+        assert {str(p.relative_to(index)): p.read_bytes() for p in index.rglob("*") if p.is_file()} == before
         assert sorted(p.name for p in disk.iterdir()) == ["index"]
         assert CodeSearcher(index, model=minilm[0]).search(["Compute the square."], k=1)[0][0].symbol == "square"
     finally:

@@ -10,7 +10,9 @@ An index is a folder:
 - ``vectors.npy``: the float32 unit embeddings (normalized), kept for updates and for rescoring
   quantized search;
 - ``index.faiss`` (float32: flat, HNSW or IVF), ``index.binary.faiss`` (binary) or ``vectors.int8.npy``
-  (int8), the structure searched.
+  (int8), the structure searched;
+- ``lexical/``: the BM25 index over the units' code-aware tokens (bm25s' files), hybrid search's other
+  half. An index from before it existed still opens: its BM25 is built from ``units.jsonl`` on open.
 
 Building streams: units go to disk as they are split, then are embedded a chunk at a time into a
 memory-mapped ``vectors.npy``, so no more than one chunk of texts is in memory. A build or an update
@@ -197,6 +199,10 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
                 "dim": int(dim), "precision": precision, "requested_index_type": index_type, "root": str(root.resolve()), "units": len(hashes),
                 "files": file_hashes, "walk": report.walk}
     manifest.update(_write_search_structure(staging, vectors, index_type, precision))
+    from st_code.search.lexical import LexicalIndex
+
+    LexicalIndex.build(_read_rows(staging / "units.jsonl")).save(staging)  # hybrid search's BM25 half
+    manifest["lexical"] = "bm25s"
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     del vectors, old_vectors
     return report

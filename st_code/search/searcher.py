@@ -1,5 +1,9 @@
 """Searching a code index: queries get the task's instruction, hits come back as path:line + symbol.
 
+``hybrid`` (the default) searches the vectors and the BM25 index beside them
+(:mod:`st_code.search.lexical`), fuses the two and reorders the candidates
+(:mod:`st_code.search.ranking`); ``dense`` is the vectors alone, ``lexical`` BM25 with the ranking stage.
+
 Queries are embedded with the model's own query prompt for ``task`` (an st-code model carries one per
 task, e.g. ``"Web Query to Code Retrieval-query"``; a plain model gets none). Quantized indexes
 (int8, binary) are searched in their precision for ``k x rescore_multiplier`` candidates, which are
@@ -18,6 +22,11 @@ import numpy as np
 from st_code.errors import UsageError
 from st_code.search.index import DEFAULT_TASK, load_search_model
 from st_code.search.manifest import check_index_files, damaged, read_manifest
+from st_code.search.ranking import FUSIONS, RankingWeights, rank, symbol_query
+
+MODES = ("hybrid", "dense", "lexical")
+#: Candidates each half of a hybrid search brings to the ranking stage.
+CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,11 @@ class Hit:
         return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol,
                 "language": self.language, "kind": self.kind, "score": round(self.score, 6), "text": self.text}
 
+    @classmethod
+    def from_unit(cls, unit: dict[str, Any], score: float) -> "Hit":
+        return cls(unit["path"], unit["start_line"], unit["end_line"], unit["symbol"], unit["language"], unit["kind"],
+                   float(score), unit["text"])
+
     def snippet(self, lines: int = 6) -> str:
         return "\n".join(self.text.split("\n")[:lines])
 
@@ -49,14 +63,23 @@ class CodeSearcher:
         model: an already loaded model (default: load the one the manifest names and check its weights).
         task: the registered task whose query instruction the queries get.
         rescore_multiplier: quantized indexes fetch ``k x`` this many candidates to rescore.
+        mode: ``hybrid`` (vectors + BM25 + the ranking stage), ``dense`` or ``lexical``.
+        fusion: how hybrid joins its two scores: ``blend`` or ``rrf`` (reciprocal ranks).
     """
 
     def __init__(self, index: str | Path, model: Any = None, task: str = DEFAULT_TASK,
-                 rescore_multiplier: int = 4, device: str | None = None) -> None:
+                 rescore_multiplier: int = 4, device: str | None = None, mode: str = "hybrid",
+                 fusion: str = "blend") -> None:
         from st_code.fingerprint import model_fingerprint
         from st_code.retrieval.score import resolve_prompts
 
         _check_task(task)
+        if mode not in MODES:
+            raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
+        if fusion not in FUSIONS:
+            raise UsageError(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
+        self.mode = mode
+        self.weights = RankingWeights(fusion=fusion, dense_weight=0.0 if mode == "lexical" else 0.7)
         if not isinstance(rescore_multiplier, int) or rescore_multiplier < 1:
             raise UsageError(f"--rescore-multiplier must be a whole number >= 1 (candidates fetched per hit), got "
                              f"{rescore_multiplier!r}")
@@ -86,6 +109,7 @@ class CodeSearcher:
         self.vectors = np.load(self.folder / "vectors.npy", mmap_mode="r")
         self.precision = self.manifest["precision"]
         self._load_structure()
+        self._lexical = None
 
     def _load_structure(self) -> None:
         try:
@@ -114,13 +138,60 @@ class CodeSearcher:
         return self.model.encode(queries, prompt=self.query_prompt, batch_size=batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
-    def search(self, queries: list[str], k: int = 10) -> list[list[Hit]]:
-        """The top ``k`` units for each query, best first."""
+    @property
+    def lexical(self):
+        """The BM25 index: the one saved beside the vectors, or for an index built before it had one,
+        built now from ``units.jsonl`` (``st-code update`` saves it)."""
+        if self._lexical is None:
+            from st_code.search.lexical import LexicalIndex, has_lexical
+
+            if has_lexical(self.folder):
+                self._lexical = LexicalIndex.load(self.folder)
+            else:
+                self._lexical = LexicalIndex.build(self.units(range(len(self.offsets))))
+        return self._lexical
+
+    def search(self, queries: list[str], k: int = 10, per_file: bool = False) -> list[list[Hit]]:
+        """The top ``k`` units for each query, best first (``per_file``: the best unit of each of the top
+        ``k`` files)."""
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         if not queries:
             return []
-        return self.search_embeddings(self.embed_queries(queries), k)
+        embeddings = None if self.mode == "lexical" else self.embed_queries(queries)
+        if self.mode == "dense" and not per_file:
+            return self.search_embeddings(embeddings, k)
+        results = []
+        for i, query in enumerate(queries):
+            ranked = self._ranked(query, None if embeddings is None else embeddings[i], k, per_file)
+            if per_file:
+                ranked = _best_per_file(ranked)
+            results.append([Hit.from_unit(unit, score) for unit, score in ranked[:k]])
+        return results
+
+    def _ranked(self, query: str, embedding: np.ndarray | None, k: int, per_file: bool) -> list[tuple[dict, float]]:
+        """Every candidate of one query as (unit, score), best first."""
+        wanted = max(CANDIDATES, k * (5 if per_file else 1))
+        if self.mode == "dense":
+            rows, scores = self.nearest(embedding[None, :], wanted)
+            return [(unit, float(s)) for unit, s in zip(self.units(int(r) for r in rows[0] if r >= 0), scores[0])]
+        lexical = self.lexical.scores(query)
+        rows = np.flatnonzero(lexical > 0)
+        if len(rows) > wanted:
+            rows = rows[np.argpartition(-lexical[rows], wanted - 1)[:wanted]]
+        if embedding is not None:
+            dense_rows, _ = self.nearest(embedding[None, :], wanted)
+            rows = np.union1d(rows, dense_rows[0][dense_rows[0] >= 0])
+        name = symbol_query(query)
+        if name:  # the definitions a one-identifier query names are candidates wherever they rank
+            rows = np.union1d(rows, np.asarray(self.lexical.named(name)[:wanted], dtype=np.int64))
+        rows = np.sort(rows.astype(np.int64))
+        if not len(rows):
+            return []
+        dense = (np.asarray(self.vectors[rows]) @ embedding if embedding is not None  # exact, for every candidate
+                 else np.zeros(len(rows), dtype=np.float32))
+        units = self.units(int(r) for r in rows)
+        return [(units[i], score) for i, score in rank(query, units, dense, lexical[rows], self.weights)]
 
     def search_embeddings(self, embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """The top ``k`` units for already embedded (normalized float32) queries."""
@@ -178,18 +249,35 @@ class CodeSearcher:
 
     def unit(self, row: int) -> dict[str, Any]:
         """The stored unit of one row (read from disk by its offset)."""
+        return self.units([row])[0]
+
+    def units(self, rows) -> list[dict[str, Any]]:
+        """The stored units of several rows, read in one pass over ``units.jsonl``."""
+        found = []
         with (self.folder / "units.jsonl").open("rb") as handle:
-            handle.seek(int(self.offsets[row]))
-            line = handle.readline()
-        try:
-            return json.loads(line)
-        except ValueError:
-            raise damaged(self.folder, f"units.jsonl has no whole unit at row {row}", self.manifest.get("root")) from None
+            for row in rows:
+                handle.seek(int(self.offsets[row]))
+                line = handle.readline()
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    raise damaged(self.folder, f"units.jsonl has no whole unit at row {row}",
+                                  self.manifest.get("root")) from None
+        return found
 
     def _hit(self, row: int, score: float) -> Hit:
-        unit = self.unit(row)
-        return Hit(unit["path"], unit["start_line"], unit["end_line"], unit["symbol"], unit["language"], unit["kind"],
-                   score, unit["text"])
+        return Hit.from_unit(self.unit(row), score)
+
+
+def _best_per_file(ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+    """The first (best) unit of each file, in order."""
+    seen: set[str] = set()
+    best = []
+    for unit, score in ranked:
+        if unit["path"] not in seen:
+            seen.add(unit["path"])
+            best.append((unit, score))
+    return best
 
 
 def _check_task(task: str) -> None:
@@ -202,9 +290,10 @@ def _check_task(task: str) -> None:
                          "such as CosQA)")
 
 
-def search_index(index: str | Path, queries: list[str], k: int = 10, task: str = DEFAULT_TASK) -> list[list[Hit]]:
+def search_index(index: str | Path, queries: list[str], k: int = 10, task: str = DEFAULT_TASK,
+                 mode: str = "hybrid", per_file: bool = False) -> list[list[Hit]]:
     """One-shot search: open ``index`` with its model and answer ``queries``."""
-    return CodeSearcher(index, task=task).search(queries, k)
+    return CodeSearcher(index, task=task, mode=mode).search(queries, k, per_file=per_file)
 
 
-__all__ = ["CodeSearcher", "Hit", "search_index"]
+__all__ = ["CodeSearcher", "Hit", "search_index", "MODES"]

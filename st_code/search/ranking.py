@@ -1,0 +1,147 @@
+"""The ranking stage of hybrid code search: dense and lexical scores fused, then reordered by what a
+code searcher knows about units.
+
+Fusion is either a blend of the two scores, each scaled to [0, 1] over the query's candidates
+(``blend``, the default: it keeps how far apart the candidates are), or reciprocal-rank fusion
+(``rrf``, ranks only). On the fused score:
+
+- **symbols**: a query that is one identifier (``Router``, ``HTTPException``, ``Mux.Route``) lifts the
+  units it names: the exact name most, the same name in another case, the type whose methods it
+  names, and the file named after it, less;
+- **auxiliary code** (tests, examples, docs, benchmarks, fixtures, vendored code) and **tiny units** (a
+  few lines: imports, aliases, re-exports) are down-weighted, not dropped: they can still be the answer;
+- **files**: a file several candidates come from gains a little (evidence from several units), and
+  each further unit of a file already ranked loses some, so the top 10 show more files.
+
+Weights are few and round; docs/benchmarks.md measures each against the suite it was tuned on and
+against repositories held out from tuning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+FUSIONS = ("blend", "rrf")
+_AUXILIARY = re.compile(
+    r"(^|/)(tests?|__tests__|testing|testdata|spec|specs|fixtures?|examples?|_examples|samples?|docs?|"
+    r"benchmarks?|bench|vendor|third_party|node_modules)(/|$)"
+    r"|(_test\.go|_test\.py|(^|/)test_[^/]*\.py|\.(test|spec)\.[cm]?[jt]sx?|Tests?\.(java|kt|cs)|_spec\.rb|"
+    r"(^|/)conftest\.py)$")
+_IDENTIFIER_QUERY = re.compile(r"^[A-Za-z_$][\w$]*([.:]{1,2}[A-Za-z_$][\w$]*)*$")
+_ASKS_FOR_TESTS = re.compile(r"\b(tests?|testing|spec|specs|examples?|benchmarks?)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RankingWeights:
+    """The ranking stage's knobs (defaults: docs/benchmarks.md, code search on a public suite)."""
+
+    fusion: str = "blend"
+    dense_weight: float = 0.7  # blend: dense share; lexical gets the rest
+    rrf_k: int = 60
+    auxiliary: float = 0.5  # factor on tests, examples, docs... unless the query asks for them
+    tiny_lines: int = 6  # code outside functions and classes shorter than this (imports, aliases,
+    tiny_unit_lines: int = 4  # re-exports), or any unit shorter than this...
+    tiny: float = 0.8  # ...gets this factor
+    symbol: float = 1.0  # added to a unit the one-identifier query names exactly
+    file_repeat: float = 0.7  # factor per unit of the same file already ranked
+    file_evidence: float = 0.1  # x log(candidates from the same file)
+    window: int = 30  # candidates the file stage reorders
+
+
+def is_auxiliary(path: str) -> bool:
+    """Tests, examples, docs, benchmarks, fixtures, vendored code."""
+    return bool(_AUXILIARY.search(path.replace("\\", "/")))
+
+
+def symbol_query(query: str) -> str | None:
+    """The identifier a query consists of, if it is one (``Router``, ``Mux.Route``, ``fmt::format``)."""
+    query = query.strip().rstrip("()")
+    return query if _IDENTIFIER_QUERY.match(query) else None
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, weights: RankingWeights) -> np.ndarray:
+    """One score per candidate from its dense and lexical scores (-inf dense: not among the dense hits)."""
+    if weights.fusion == "rrf":
+        fused = np.zeros(len(dense))
+        for scores in (dense, lexical):
+            present = np.isfinite(scores) & (scores > (-np.inf if scores is dense else 0))
+            order = np.argsort(-np.where(present, scores, -np.inf), kind="stable")
+            ranks = np.empty(len(order), dtype=np.int64)
+            ranks[order] = np.arange(len(order))
+            fused += np.where(present, 1.0 / (weights.rrf_k + ranks + 1), 0.0)
+        return fused
+    return weights.dense_weight * _unit_scale(dense) + (1 - weights.dense_weight) * _unit_scale(lexical)
+
+
+def _unit_scale(scores: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(scores)
+    if not finite.any():
+        return np.zeros(len(scores))
+    low, high = scores[finite].min(), scores[finite].max()
+    scaled = (scores - low) / (high - low) if high > low else np.where(scores > 0, 1.0, 0.0)
+    return np.where(finite, scaled, 0.0)
+
+
+def rank(query: str, units: list[dict], dense: np.ndarray, lexical: np.ndarray,
+         weights: RankingWeights = RankingWeights()) -> list[tuple[int, float]]:
+    """(candidate position, score) best first, for candidates ``units`` (each with path, symbol and
+    lines) and their dense and lexical scores."""
+    scores = fuse(np.asarray(dense, dtype=np.float64), np.asarray(lexical, dtype=np.float64), weights)
+    if scores.size and scores.max() <= 0:
+        scores = scores + 1e-9
+    wants_auxiliary = bool(_ASKS_FOR_TESTS.search(query))
+    name = symbol_query(query)
+    named = np.array([_names(unit, name) if name else 0.0 for unit in units])
+    for i, unit in enumerate(units):
+        if not wants_auxiliary and is_auxiliary(unit["path"]):
+            scores[i] *= weights.auxiliary
+        if _is_tiny(unit, weights):
+            scores[i] *= weights.tiny
+    scores += weights.symbol * named
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    head, tail = order[:weights.window], order[weights.window:]
+    per_file: dict[str, int] = {}
+    for i in head:
+        per_file[units[i]["path"]] = per_file.get(units[i]["path"], 0) + 1
+    seen: dict[str, int] = {}
+    final = {}
+    top = max(float(scores[head[0]]), 1e-9) if head else 1.0
+    for i in head:  # scores relative to the best: the same scale for every query
+        path = units[i]["path"]
+        repeat = seen.get(path, 0)
+        seen[path] = repeat + 1
+        final[i] = (float(scores[i]) / top * weights.file_repeat ** repeat
+                    + weights.file_evidence * math.log(per_file[path]) + weights.symbol * named[i])
+    head = sorted(head, key=lambda i: -final[i])
+    below = float(scores.max()) + 1.0 if scores.size else 0.0  # the rest after the head, still in order
+    return [(i, float(final[i])) for i in head] + [(i, float(scores[i]) - below) for i in tail]
+
+
+def _is_tiny(unit: dict, weights: RankingWeights) -> bool:
+    lines = unit["end_line"] - unit["start_line"] + 1
+    return lines < weights.tiny_unit_lines or (lines < weights.tiny_lines and unit.get("kind") in ("module", "window"))
+
+
+def _names(unit: dict, name: str) -> float:
+    """How squarely a unit is what the identifier ``name`` names: 1 exactly, less for near matches."""
+    symbol = unit.get("symbol") or ""
+    leaf = re.split(r"[.:]+", name)[-1]
+    parts = symbol.split(".")
+    score = 0.0
+    if symbol == name or parts[-1] == leaf:
+        score = 1.0
+    elif parts[-1].lower() == leaf.lower():
+        score = 0.3
+    elif len(parts) > 1 and parts[0] == leaf:
+        score = 0.2
+    stem = unit["path"].replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+    if stem.lower() == leaf.lower():
+        score += 0.3
+    return score
+
+
+__all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query"]

@@ -1,0 +1,180 @@
+"""Hybrid code search: BM25 over code-aware tokens beside the vectors, fused and ranked, on repositories
+written here with the packaged MiniLM, real faiss and real bm25s."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from st_code.errors import UsageError
+from st_code.search import CodeSearcher, build_index
+from st_code.search.lexical import LexicalIndex, code_tokens, query_tokens
+from st_code.search.ranking import RankingWeights, fuse, is_auxiliary, rank, symbol_query
+from tests.test_code_search import write_repo
+
+ROUTER = '''package chi
+
+// Router consists of the core routing methods used by chi's Mux.
+type Router interface {
+	Handle(pattern string, h Handler)
+	Route(pattern string, fn func(r Router)) Router
+	Mount(pattern string, h Handler)
+}
+'''
+MUX = '''package chi
+
+// Mux is a simple HTTP route multiplexer that parses a request path,
+// records any URL params, and executes an end handler.
+type Mux struct {
+	handler Handler
+	tree    *node
+}
+
+// Route creates a new Mux and mounts it along the pattern as a subrouter.
+func (mx *Mux) Route(pattern string, fn func(r Router)) Router {
+	subRouter := NewRouter()
+	fn(subRouter)
+	mx.Mount(pattern, subRouter)
+	return subRouter
+}
+'''
+COMPRESS = '''package middleware
+
+// Compress is a middleware that compresses response bodies of the given content types
+// to a data format based on the Accept-Encoding request header, using gzip or deflate.
+func Compress(level int, types ...string) func(next Handler) Handler {
+	encoder := newCompressor(level, types...)
+	return encoder.Handler
+}
+'''
+COMPRESS_TEST = '''package middleware
+
+// TestCompress checks that gzip response compression middleware compresses the body.
+func TestCompress(t *testing.T) {
+	r := NewRouter()
+	r.Use(Compress(5, "text/html"))
+	check(t, r, "gzip")
+}
+'''
+SOURCES = {"chi.go": ROUTER, "mux.go": MUX, "middleware/compress.go": COMPRESS,
+           "middleware/compress_test.go": COMPRESS_TEST,
+           "examples/router/main.go": "package main\n\n// articleRouter routes articles.\nfunc articleRouter() Router {\n"
+                                      "\tr := NewRouter()\n\treturn r\n}\n"}
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path):
+    from st_code.search.index import load_search_model
+
+    return load_search_model(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, minilm):
+    root = write_repo(tmp_path_factory.mktemp("chi") / "repo", SOURCES)
+    out = tmp_path_factory.mktemp("index") / "index"
+    build_index(root, out, _loaded=minilm, log=lambda _: None, progress=False)
+    return out
+
+
+def test_code_tokens_keep_identifiers_whole_and_split_them():
+    assert code_tokens("parseHTTPHeader read_file") == ["parsehttpheader", "parse", "http", "header",
+                                                       "read_file", "read", "file"]
+    assert query_tokens("how are routes registered") == ["routes", "registered"]
+    assert query_tokens("how is it") == ["how", "is", "it"]  # nothing but function words: keep them
+
+
+def test_a_saved_bm25_index_scores_as_the_built_one(tmp_path):
+    units = [{"path": "mux.go", "symbol": "Mux.Route", "text": "func (mx *Mux) Route() Router {}"},
+             {"path": "tree.go", "symbol": "node", "text": "type node struct {}"},
+             {"path": "empty.go", "symbol": "", "text": ""}]
+    built = LexicalIndex.build(units)
+    built.save(tmp_path)
+    loaded = LexicalIndex.load(tmp_path)
+    for query in ("Router", "tree node", "nothing here"):
+        np.testing.assert_allclose(loaded.scores(query), built.scores(query))
+    assert built.scores("Router")[0] > 0 and built.scores("Router")[1:].tolist() == [0, 0]
+    assert loaded.named("route") == [0] and loaded.named("Node") == [1] and loaded.named("x") == []
+
+
+def test_fusion_and_ranking_by_hand():
+    weights = RankingWeights()
+    dense, lexical = np.array([0.9, 0.5, 0.1]), np.array([0.0, 4.0, 2.0])
+    np.testing.assert_allclose(fuse(dense, lexical, weights), [0.7, 0.7 * 0.5 + 0.3, 0.3 * 0.5])
+    rrf = fuse(dense, lexical, RankingWeights(fusion="rrf"))
+    np.testing.assert_allclose(rrf, [1 / 61, 1 / 62 + 1 / 61, 1 / 63 + 1 / 62])
+    assert symbol_query("Mux.Route") == "Mux.Route" and symbol_query("fmt::format") == "fmt::format"
+    assert symbol_query("route a request") is None
+    assert is_auxiliary("middleware/compress_test.go") and is_auxiliary("_examples/rest/main.go")
+    assert is_auxiliary("src/__tests__/a.spec.ts") and not is_auxiliary("src/testament.py")
+    units = [{"path": "a_test.go", "symbol": "TestRouter", "start_line": 1, "end_line": 20},
+             {"path": "chi.go", "symbol": "Router", "start_line": 1, "end_line": 20},
+             {"path": "mux.go", "symbol": "Mux.Route", "start_line": 1, "end_line": 20},
+             {"path": "mux.go", "symbol": "Mux.Mount", "start_line": 30, "end_line": 50}]
+    order = [i for i, _ in rank("Router", units, np.array([0.9, 0.5, 0.6, 0.55]), np.array([5.0, 3.0, 1.0, 0.0]))]
+    assert order[0] == 1  # the definition the identifier names, above a test that scores higher
+    others = [{"path": f"other{i}.go", "symbol": f"f{i}", "start_line": 1, "end_line": 20} for i in range(10)]
+    dense = np.array([0.2, 0.8, 0.9, 0.85] + [0.1] * 10)
+    order = [i for i, _ in rank("routing", units + others, dense, np.zeros(14))]
+    assert order[:2] == [2, 1]  # a second unit of mux.go yields to the next file
+
+
+def test_hybrid_finds_definitions_and_keeps_tests_below(index, minilm):
+    hybrid = CodeSearcher(index, model=minilm[0])
+    dense = CodeSearcher(index, model=minilm[0], mode="dense")
+    router = hybrid.search(["Router"], k=3)[0]
+    assert (router[0].path, router[0].symbol) == ("chi.go", "Router")
+    gzip = hybrid.search(["gzip response compression middleware"], k=5)[0]
+    assert gzip[0].path == "middleware/compress.go"
+    assert [h.path for h in gzip].index("middleware/compress_test.go") > 0
+    asks = hybrid.search(["test of the gzip compression"], k=1)[0]
+    assert asks[0].path == "middleware/compress_test.go"  # asked for, a test is not held back
+    # dense alone is the vectors' cosine order, as before hybrid search existed
+    query = dense.embed_queries(["Router"])
+    rows, scores = dense.nearest(query, 3)
+    assert [h.score for h in dense.search(["Router"], k=3)[0]] == pytest.approx(scores[0].tolist())
+    lexical = CodeSearcher(index, model=minilm[0], mode="lexical")
+    assert lexical.search(["Compress"], k=1)[0][0].symbol == "Compress"
+
+
+def test_per_file_gives_one_hit_per_file(index, minilm):
+    searcher = CodeSearcher(index, model=minilm[0])
+    hits = searcher.search(["Mux route subrouter"], k=10, per_file=True)[0]
+    paths = [h.path for h in hits]
+    assert len(paths) == len(set(paths)) == len(SOURCES)
+    with pytest.raises(UsageError, match="--mode 'fuzzy'"):
+        CodeSearcher(index, model=minilm[0], mode="fuzzy")
+    with pytest.raises(UsageError, match="--fusion"):
+        CodeSearcher(index, model=minilm[0], fusion="max")
+
+
+def test_an_index_from_before_hybrid_search_opens_and_update_saves_its_bm25(index, minilm, tmp_path):
+    """Indexes written before ``lexical/`` existed get their BM25 from units.jsonl on open; the next
+    update writes it."""
+    from st_code.search import update_index
+
+    old = tmp_path / "old"
+    shutil.copytree(index, old)
+    shutil.rmtree(old / "lexical")
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest.pop("lexical")
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    fresh = CodeSearcher(index, model=minilm[0]).search(["Router", "gzip middleware"], k=4)
+    opened = CodeSearcher(old, model=minilm[0]).search(["Router", "gzip middleware"], k=4)
+    assert [[(h.path, h.symbol) for h in hits] for hits in opened] == [[(h.path, h.symbol) for h in hits]
+                                                                         for hits in fresh]
+    update_index(old, log=lambda _: None, progress=False)
+    assert (old / "lexical" / "symbols.json").is_file()
+
+
+def test_the_command_line_takes_mode_fusion_and_per_file(index, capsys):
+    from st_code.cli import main
+
+    assert main(["search", str(index), "Router", "-k", "2", "--json", "--per-file", "--fusion", "rrf"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["hits"][0]["path"] == "chi.go" and len({h["path"] for h in answer["hits"]}) == 2
+    assert main(["search", str(index), "Router", "--mode", "dense", "-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(" 1. ")
