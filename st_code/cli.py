@@ -93,6 +93,13 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mcp(args: argparse.Namespace) -> int:
+    from st_code.search.mcp_server import serve
+
+    serve(args.repository, index=args.index, model=args.model, device=args.device)
+    return 0
+
+
 def _adapt(args: argparse.Namespace) -> int:
     from st_code.adapt.options import AdaptOptions
 
@@ -227,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "top k files")
     search.add_argument("--device")
     search.set_defaults(run=_search)
+
+    mcp = commands.add_parser(
+        "mcp", help="serve a repository's code search to coding agents (MCP, stdio)",
+        description="An MCP server on stdio with the tools search, index, update and status, for Claude Code, "
+                    "Cursor, Continue and other MCP clients. Register it, e.g.: claude mcp add st-code -- "
+                    "st-code mcp /path/to/repo. Needs pip install 'st-code[mcp]'.")
+    mcp.add_argument("repository", help="the repository to serve")
+    mcp.add_argument("--index", help="its index folder (default: REPOSITORY/.st-code-index)")
+    mcp.add_argument("--model", help="the model to build the index with (default: the index's own, else the "
+                                     "packaged MiniLM)")
+    mcp.add_argument("--device")
+    mcp.set_defaults(run=_mcp)
 
     from st_code.adapt.gate import GENERAL_SETS
 

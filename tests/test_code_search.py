@@ -80,6 +80,13 @@ def test_update_re_embeds_only_what_changed_and_drops_deleted_files(repo, tmp_pa
     assert "cmd/sum.go" not in read_manifest(index)["files"]
     hits = CodeSearcher(index, model=minilm[0]).search(["Say hello to the world."], k=5)[0]
     assert hits[0].symbol == "brand_new" and not any(h.path == "cmd/sum.go" for h in hits)
+    # back to the old content, as a branch switch back would: every unit was embedded before
+    (repo / "csrc" / "square.c").write_text(SOURCES["csrc/square.c"])
+    (repo / "cmd" / "sum.go").write_text(SOURCES["cmd/sum.go"])
+    report = update_index(index, log=lambda _: None, progress=False)
+    assert report.embedded == 0 and report.reused == len(before) + 1  # and brand_new
+    for unit_hash, vector in before.items():
+        np.testing.assert_array_equal(_stored(index)[unit_hash], vector)
 
 
 def test_another_model_or_changed_weights_refuse_to_update(repo, tmp_path, minilm, minilm_path):

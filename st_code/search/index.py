@@ -12,14 +12,16 @@ An index is a folder:
 - ``index.faiss`` (float32: flat, HNSW or IVF), ``index.binary.faiss`` (binary) or ``vectors.int8.npy``
   (int8), the structure searched;
 - ``lexical/``: the BM25 index over the units' code-aware tokens (bm25s' files), hybrid search's other
-  half. An index from before it existed still opens: its BM25 is built from ``units.jsonl`` on open.
+  half. An index from before it existed still opens: its BM25 is built from ``units.jsonl`` on open;
+- ``cache/``: vectors of units the index dropped (:mod:`st_code.search.vector_cache`), so an update
+  after switching branches and back embeds nothing it has embedded before.
 
 Building streams: units go to disk as they are split, then are embedded a chunk at a time into a
 memory-mapped ``vectors.npy``, so no more than one chunk of texts is in memory. A build or an update
 writes a new folder beside the old one and swaps it in at the end (:mod:`st_code.outputs`): a crash or
 a full disk leaves the old index whole. ``--out`` must be new, empty or an index: a folder of other
 files, the repository itself or a folder containing it is refused before any work.
-An update re-embeds only units whose content hash is new; the rest keep their vectors.
+An update re-embeds only units whose content hash it has never seen; the rest keep their vectors.
 """
 
 from __future__ import annotations
@@ -170,27 +172,26 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
     report.walk = {"files": walk.files, "skipped": dict(walk.skipped), "languages": dict(walk.per_language)}
     log(f"index: {walk.line()}")
 
-    old_rows: dict[str, int] = {}
-    old_vectors = None
+    from st_code.search.vector_cache import KnownVectors
+
+    old_hashes = [row["hash"] for row in _read_rows(previous / "units.jsonl")] if previous is not None else []
+    known = KnownVectors(previous, old_hashes)  # the old index's vectors and those it kept of dropped code
     if previous is not None:
-        old_vectors = np.load(previous / "vectors.npy", mmap_mode="r")
-        for row_number, row in enumerate(_read_rows(previous / "units.jsonl")):
-            old_rows.setdefault(row["hash"], row_number)
         old_manifest = read_manifest(previous)
         old_files = old_manifest["files"]
         check_same_repository(previous, old_manifest, root, file_hashes)
         report.files_added = len(set(file_hashes) - set(old_files))
         report.files_deleted = len(set(old_files) - set(file_hashes))
         report.files_changed = sum(1 for p, h in file_hashes.items() if p in old_files and old_files[p] != h)
-        report.removed = len(set(old_rows) - set(hashes))
+        report.removed = len(set(old_hashes) - set(hashes))
 
     dim = model.get_embedding_dimension()
     vectors = np.lib.format.open_memmap(staging / "vectors.npy", mode="w+", dtype=np.float32,
                                         shape=(len(hashes), dim))
-    todo = [i for i, h in enumerate(hashes) if h not in old_rows]
+    todo = [i for i, h in enumerate(hashes) if h not in known]
     for i, h in enumerate(hashes):
-        if h in old_rows:
-            vectors[i] = old_vectors[old_rows[h]]
+        if h in known:
+            vectors[i] = known[h]
     report.reused = len(hashes) - len(todo)
     report.embedded = len(todo)
     _embed(model, staging, todo, vectors, prompt, batch_size, progress)
@@ -203,8 +204,9 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
 
     LexicalIndex.build(_read_rows(staging / "units.jsonl")).save(staging)  # hybrid search's BM25 half
     manifest["lexical"] = "bm25s"
+    known.write_cache(staging, set(hashes))  # for a branch switch back: those units need no embedding
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    del vectors, old_vectors
+    del vectors, known
     return report
 
 
