@@ -116,6 +116,14 @@ def test_fusion_and_ranking_by_hand():
              {"path": "mux.go", "symbol": "Mux.Mount", "start_line": 30, "end_line": 50}]
     order = [i for i, _ in rank("Router", units, np.array([0.9, 0.5, 0.6, 0.55]), np.array([5.0, 3.0, 1.0, 0.0]))]
     assert order[0] == 1  # the definition the identifier names, above a test that scores higher
+    window = [{"path": "types.ts", "symbol": "", "kind": "module", "start_line": 1, "end_line": 30,
+               "text": "import { x } from './x'\n\nexport type inferProcedureInput<T> = T['_def']['input']\n"},
+              {"path": "extract/mod.rs", "symbol": "", "kind": "module", "start_line": 1, "end_line": 30,
+               "text": "pub use axum_core::extract::{FromRequest, FromRequestParts};\n"},
+              {"path": "form.rs", "symbol": "Form.from_request", "kind": "method", "start_line": 1, "end_line": 30,
+               "text": "impl<S> FromRequest<S> for Form<T> {\n    fn from_request() {}\n}\n"}]
+    for query, first in (("inferProcedureInput", 0), ("FromRequest", 1)):  # a type alias in a window; a re-export
+        assert rank(query, window, np.array([0.1, 0.5, 0.5]), np.array([1.0, 2.0, 2.0]))[0][0] == first
     others = [{"path": f"other{i}.go", "symbol": f"f{i}", "start_line": 1, "end_line": 20} for i in range(10)]
     dense = np.array([0.2, 0.8, 0.9, 0.85] + [0.1] * 10)
     order = [i for i, _ in rank("routing", units + others, dense, np.zeros(14))]

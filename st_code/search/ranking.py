@@ -126,15 +126,27 @@ def _is_tiny(unit: dict, weights: RankingWeights) -> bool:
     return lines < weights.tiny_unit_lines or (lines < weights.tiny_lines and unit.get("kind") in ("module", "window"))
 
 
+_MODIFIERS = r"(?:(?:[A-Z][A-Z0-9_]{2,}|export|default|declare|pub(?:\([^)]*\))?|public|private|protected|internal|static|abstract|final|async|unsafe|extern|inline|constexpr|template\s*<[^>\n]*>)\s+)*"
+_DECLARES = (r"^[ \t]*" + _MODIFIERS + r"(?:class|struct|union|interface|type|typedef|trait|enum|fn|func|def|"
+             r"function|const|let|var|val|module|namespace|object|record|macro_rules!|#define)\s+(?:[\w:<>,*& ]*?\s)?")
+_REEXPORTS = r"^[ \t]*(?:pub(?:\([^)]*\))?\s+use\s|export\s*\{|export\s+\*|from\s+\S+\s+import\s|using\s)[^\n]*?\b"
+
+
 def _names(unit: dict, name: str) -> float:
-    """How squarely a unit is what the identifier ``name`` names: 1 exactly, less for near matches."""
+    """How squarely a unit is what the identifier ``name`` names: 1 when its symbol is the name, 0.6 when a
+    line of it declares the name (a type alias or a Ruby module inside a window), 0.3 for a re-export or
+    the same name in another case, 0.2 for the methods of the type it names; +0.3 for the file named so."""
     symbol = unit.get("symbol") or ""
     leaf = re.split(r"[.:]+", name)[-1]
     parts = symbol.split(".")
     score = 0.0
+    text = unit.get("text") or ""
     if symbol == name or parts[-1] == leaf:
         score = 1.0
-    elif parts[-1].lower() == leaf.lower():
+    elif leaf in text and re.search(_DECLARES + re.escape(leaf) + r"\b", text, re.MULTILINE):
+        score = 0.6
+    elif parts[-1].lower() == leaf.lower() or (
+            leaf in text and re.search(_REEXPORTS + re.escape(leaf) + r"\b", text, re.MULTILINE)):
         score = 0.3
     elif len(parts) > 1 and parts[0] == leaf:
         score = 0.2
