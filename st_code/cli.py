@@ -6,6 +6,8 @@
     st-code index ~/src/repo --out repo.index [--model runs/annealing/final]  # embed a repository's code
     st-code search repo.index "read a jsonl file" [-k 10] [--json]       # search it
     st-code update repo.index                                            # re-embed what changed
+    st-code distill --out static-minilm                                  # a static model: index in seconds
+    st-code mcp ~/src/repo                                               # code search for coding agents
     st-code adapt ~/src/repo [--minutes 20] [--model M] [--out DIR]       # an embedder that knows your code
 
     st-code train [--config c2llm-0.5b] [--set KEY=VALUE ...] [--dry-run]  # the Annealing curriculum
@@ -90,6 +92,13 @@ def _search(args: argparse.Namespace) -> int:
                 print(f"{rank:>2}. {hit.path}:{hit.start_line}  {hit.symbol or hit.kind}  ({hit.score:.3f})")
                 for line in hit.snippet(args.lines).split("\n"):
                     print(f"      {line}")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from st_code.search.static import distill
+
+    distill(args.model, args.out, dims=args.dims, device=args.device, log=lambda line: print(line, file=sys.stderr))
     return 0
 
 
@@ -234,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "top k files")
     search.add_argument("--device")
     search.set_defaults(run=_search)
+
+    distill = commands.add_parser(
+        "distill", help="distill an embedder into a static model that indexes thousands of units a second",
+        description="Every vocabulary token is embedded by the model on its own, reduced by PCA and weighted "
+                    "(model2vec's recipe); the folder is a sentence-transformers StaticEmbedding model. Index "
+                    "with it: st-code index REPO --model OUT (hybrid search makes up most of what it loses).")
+    distill.add_argument("model", nargs="?", default=None, help="the embedder (default: the packaged MiniLM)")
+    distill.add_argument("--out", required=True, help="the static model's folder")
+    distill.add_argument("--dims", type=positive_int, default=256, help="dimensions kept by PCA (default: %(default)s)")
+    distill.add_argument("--device")
+    distill.set_defaults(run=_distill)
 
     mcp = commands.add_parser(
         "mcp", help="serve a repository's code search to coding agents (MCP, stdio)",

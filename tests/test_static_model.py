@@ -1,0 +1,63 @@
+"""``st-code distill``: a static model distilled from a tiny BERT built here (the packaged MiniLM's tokenizer,
+random weights: the real vocabulary at a fraction of the cost), loaded by plain sentence-transformers and
+used by ``st-code index`` and hybrid search."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from st_code.errors import UsageError
+from st_code.search import CodeSearcher, build_index
+from st_code.search.static import _pca, _weighted, distill
+from tests.test_code_search import write_repo
+from tests.test_hybrid_search import SOURCES
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, minilm_path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(folder / "bert")
+    tokenizer.save_pretrained(folder / "bert")
+    transformer = Transformer(str(folder / "bert"), max_seq_length=64)
+    SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu").save(str(folder / "model"))
+    return str(folder / "model")
+
+
+def test_pca_keeps_distances_and_sif_weights_frequent_tokens_down():
+    vectors = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    rotated = _pca(vectors, 8)
+    before = np.linalg.norm(vectors[:, None] - vectors[None], axis=-1)
+    after = np.linalg.norm(rotated[:, None] - rotated[None], axis=-1)
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4)
+    assert _pca(vectors, 3).shape == (50, 3)
+    weights = np.linalg.norm(_weighted(np.ones((50, 2), dtype=np.float32), np.arange(50), 1e-3), axis=1)
+    assert np.all(np.diff(weights) > 0)  # the rarer (later) a token, the more it weighs
+
+
+def test_a_distilled_model_loads_anywhere_and_indexes_a_repository(tiny_bert, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    out = distill(tiny_bert, tmp_path / "static", dims=16, log=lambda _: None, progress=False)
+    model = SentenceTransformer(str(out), device="cpu")
+    vectors = model.encode(["route a request", "gzip the body"])
+    assert vectors.shape == (2, 16) and np.all(np.isfinite(vectors)) and not np.allclose(vectors[0], vectors[1])
+    repo = write_repo(tmp_path / "repo", SOURCES)
+    report = build_index(repo, tmp_path / "index", model=str(out), log=lambda _: None, progress=False)
+    assert report.embedded == report.units > 0
+    hits = CodeSearcher(tmp_path / "index").search(["Router"], k=1)[0]
+    assert (hits[0].path, hits[0].symbol) == ("chi.go", "Router")
+    distill(tiny_bert, out, dims=8, log=lambda _: None, progress=False)  # its own folder: replaced
+    assert SentenceTransformer(str(out), device="cpu").get_embedding_dimension() == 8
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(UsageError, match="--out"):
+        distill(tiny_bert, tmp_path / "notes", log=lambda _: None, progress=False)
