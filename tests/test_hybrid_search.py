@@ -135,6 +135,10 @@ def test_hybrid_finds_definitions_and_keeps_tests_below(index, minilm):
     dense = CodeSearcher(index, model=minilm[0], mode="dense")
     router = hybrid.search(["Router"], k=3)[0]
     assert (router[0].path, router[0].symbol) == ("chi.go", "Router")
+    query = hybrid.embed_queries(["Router"])[0]  # the cosine to threshold, beside the ranked score
+    chi = next(i for i, u in enumerate(hybrid.units(range(len(hybrid.offsets)))) if u["symbol"] == "Router")
+    assert router[0].similarity == pytest.approx(float(np.asarray(hybrid.vectors[chi]) @ query), abs=1e-5)
+    assert router[0].to_dict()["similarity"] == pytest.approx(router[0].similarity, abs=1e-5)
     gzip = hybrid.search(["gzip response compression middleware"], k=5)[0]
     assert gzip[0].path == "middleware/compress.go"
     assert [h.path for h in gzip].index("middleware/compress_test.go") > 0
@@ -145,7 +149,8 @@ def test_hybrid_finds_definitions_and_keeps_tests_below(index, minilm):
     rows, scores = dense.nearest(query, 3)
     assert [h.score for h in dense.search(["Router"], k=3)[0]] == pytest.approx(scores[0].tolist())
     lexical = CodeSearcher(index, model=minilm[0], mode="lexical")
-    assert lexical.search(["Compress"], k=1)[0][0].symbol == "Compress"
+    found = lexical.search(["Compress"], k=1)[0][0]
+    assert found.symbol == "Compress" and found.similarity is None and "similarity" not in found.to_dict()
 
 
 def test_per_file_gives_one_hit_per_file(index, minilm):

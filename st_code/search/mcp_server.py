@@ -60,7 +60,8 @@ class RepositorySearch:
     def search(self, query: str, k: int = 10, per_file: bool = False, lines: int = 12) -> list[dict[str, Any]]:
         hits = self.searcher().search([query], k=k, per_file=per_file)[0]
         return [{"path": h.path, "start_line": h.start_line, "end_line": h.end_line, "symbol": h.symbol,
-                 "kind": h.kind, "score": round(h.score, 4), "snippet": h.snippet(lines)} for h in hits]
+                 "kind": h.kind, "score": round(h.score, 4), "similarity": round(h.similarity or 0.0, 4),
+                 "snippet": h.snippet(lines)} for h in hits]
 
     def build(self) -> str:
         from st_code.search import build_index

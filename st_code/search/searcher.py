@@ -31,7 +31,9 @@ CANDIDATES = 100
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result. ``score`` orders the hits of one query (in hybrid search a fused, ranked score,
+    comparable within a query only); ``similarity`` is the query's cosine with the unit, the number to
+    threshold across queries (``None`` in lexical search)."""
 
     path: str
     start_line: int
@@ -41,15 +43,19 @@ class Hit:
     kind: str
     score: float
     text: str
+    similarity: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol,
-                "language": self.language, "kind": self.kind, "score": round(self.score, 6), "text": self.text}
+        found = {"path": self.path, "start_line": self.start_line, "end_line": self.end_line, "symbol": self.symbol,
+                 "language": self.language, "kind": self.kind, "score": round(self.score, 6), "text": self.text}
+        if self.similarity is not None:
+            found["similarity"] = round(self.similarity, 6)
+        return found
 
     @classmethod
-    def from_unit(cls, unit: dict[str, Any], score: float) -> "Hit":
+    def from_unit(cls, unit: dict[str, Any], score: float, similarity: float | None = None) -> "Hit":
         return cls(unit["path"], unit["start_line"], unit["end_line"], unit["symbol"], unit["language"], unit["kind"],
-                   float(score), unit["text"])
+                   float(score), unit["text"], None if similarity is None else float(similarity))
 
     def snippet(self, lines: int = 6) -> str:
         return "\n".join(self.text.split("\n")[:lines])
@@ -166,15 +172,17 @@ class CodeSearcher:
             ranked = self._ranked(query, None if embeddings is None else embeddings[i], k, per_file)
             if per_file:
                 ranked = _best_per_file(ranked)
-            results.append([Hit.from_unit(unit, score) for unit, score in ranked[:k]])
+            results.append([Hit.from_unit(unit, score, similarity) for unit, score, similarity in ranked[:k]])
         return results
 
-    def _ranked(self, query: str, embedding: np.ndarray | None, k: int, per_file: bool) -> list[tuple[dict, float]]:
-        """Every candidate of one query as (unit, score), best first."""
+    def _ranked(self, query: str, embedding: np.ndarray | None, k: int,
+                per_file: bool) -> list[tuple[dict, float, float | None]]:
+        """Every candidate of one query as (unit, score, cosine), best first."""
         wanted = max(CANDIDATES, k * (5 if per_file else 1))
         if self.mode == "dense":
             rows, scores = self.nearest(embedding[None, :], wanted)
-            return [(unit, float(s)) for unit, s in zip(self.units(int(r) for r in rows[0] if r >= 0), scores[0])]
+            return [(unit, float(s), float(s)) for unit, s in zip(self.units(int(r) for r in rows[0] if r >= 0),
+                                                                  scores[0])]
         lexical = self.lexical.scores(query)
         rows = np.flatnonzero(lexical > 0)
         if len(rows) > wanted:
@@ -191,7 +199,8 @@ class CodeSearcher:
         dense = (np.asarray(self.vectors[rows]) @ embedding if embedding is not None  # exact, for every candidate
                  else np.zeros(len(rows), dtype=np.float32))
         units = self.units(int(r) for r in rows)
-        return [(units[i], score) for i, score in rank(query, units, dense, lexical[rows], self.weights)]
+        return [(units[i], score, None if embedding is None else float(dense[i]))
+                for i, score in rank(query, units, dense, lexical[rows], self.weights)]
 
     def search_embeddings(self, embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """The top ``k`` units for already embedded (normalized float32) queries."""
@@ -266,17 +275,17 @@ class CodeSearcher:
         return found
 
     def _hit(self, row: int, score: float) -> Hit:
-        return Hit.from_unit(self.unit(row), score)
+        return Hit.from_unit(self.unit(row), score, score)
 
 
-def _best_per_file(ranked: list[tuple[dict, float]]) -> list[tuple[dict, float]]:
+def _best_per_file(ranked: list[tuple]) -> list[tuple]:
     """The first (best) unit of each file, in order."""
     seen: set[str] = set()
     best = []
-    for unit, score in ranked:
-        if unit["path"] not in seen:
-            seen.add(unit["path"])
-            best.append((unit, score))
+    for found in ranked:
+        if found[0]["path"] not in seen:
+            seen.add(found[0]["path"])
+            best.append(found)
     return best
 
 
