@@ -208,9 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     update = commands.add_parser(
         "update", help="re-embed only the units that changed since the index was built",
-        description="Walk the repository again: units whose content hash is new are embedded, the others keep "
-                    "their vectors, units of deleted files drop out. Refused when the model's weights or prompts "
-                    "are not the ones the index was built with.")
+        description="Walk the repository again: units whose content the index has never embedded are embedded "
+                    "(vectors of dropped code are kept, so switching branches back embeds nothing), the others "
+                    "keep their vectors, units of deleted files drop out. Refused when the model's weights or "
+                    "prompts are not the ones the index was built with.")
     update.add_argument("index", help="the index folder")
     update.add_argument("--path", help="the repository (default: the one the index was built from)")
     update.add_argument("--batch-size", type=positive_int, default=32)
