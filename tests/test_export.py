@@ -72,3 +72,33 @@ def test_export_command(saved_minilm, tmp_path, capsys):
     assert (tmp_path / "onnx" / "model.onnx").is_file()
     assert main(["export", str(tmp_path / "missing")]) == 2
     assert "no modules.json" in capsys.readouterr().err
+
+
+def test_an_int8_onnx_graph_indexes_updates_and_searches(saved_minilm, tmp_path):
+    """st-code index --model FOLDER/onnx/model_qint8.onnx: the graph embeds (no PyTorch in the loop), the
+    manifest keeps its path, update and search reuse it, and a changed graph is refused."""
+    from st_code.cli import main
+    from st_code.search import CodeSearcher, build_index, read_manifest, update_index
+    from tests.test_code_search import write_repo
+    from tests.test_hybrid_search import SOURCES
+
+    folder, model = saved_minilm
+    graph = folder / "onnx" / "model_qint8.onnx"
+    if not graph.is_file():
+        export_model(folder, to="onnx", quantize="int8", log=lambda _: None)
+    repo = write_repo(tmp_path / "repo", SOURCES)
+    report = build_index(repo, tmp_path / "index", model=str(graph), log=lambda _: None, progress=False)
+    assert report.embedded == report.units and read_manifest(tmp_path / "index")["model"] == str(graph.resolve())
+    searcher = CodeSearcher(tmp_path / "index")
+    hit = searcher.search(["gzip response compression middleware"], k=1)[0][0]
+    assert hit.path == "middleware/compress.go"
+    torch_vector = model.encode([hit.text], normalize_embeddings=True)[0]
+    row = next(i for i, u in enumerate(searcher.units(range(report.units))) if u["text"] == hit.text)
+    assert float(np.load(tmp_path / "index" / "vectors.npy")[row] @ torch_vector) > 0.97  # int8 ~ PyTorch
+    assert update_index(tmp_path / "index", log=lambda _: None, progress=False).embedded == 0
+    original = graph.read_bytes()
+    try:
+        graph.write_bytes((folder / "onnx" / "model.onnx").read_bytes())  # another (float) graph at that path
+        assert main(["update", str(tmp_path / "index")]) != 0
+    finally:
+        graph.write_bytes(original)

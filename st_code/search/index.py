@@ -79,12 +79,17 @@ def _document_prompt(model: Any, task: str) -> str | None:
 
 
 def load_search_model(name: str | None, device: str | None = None):
-    """(model, name, fingerprint): an st-code or any sentence-transformers model; the packaged MiniLM
-    by default (offline)."""
+    """(model, name, fingerprint): an st-code or any sentence-transformers model, or the path of a graph
+    ``st-code export`` wrote (``FOLDER/onnx/model_qint8.onnx``); the packaged MiniLM by default (offline)."""
     from st_code.assets import resolve_model_name
     from st_code.fingerprint import model_fingerprint
     from st_code.model import load_model
 
+    from st_code.search.exported_model import ExportedSearchModel, is_exported_graph
+
+    if is_exported_graph(name):  # st-code export's ONNX (int8) or OpenVINO graph: no PyTorch in the loop
+        exported = ExportedSearchModel(name)
+        return exported, str(exported.graph), exported.fingerprint()
     name = name or "minilm"
     path = resolve_model_name(name)
     if Path(path).expanduser().is_dir() and name == path:

@@ -102,7 +102,7 @@ class CodeSearcher:
                                  f"vectors belong to the old ones; rebuild it with st-code index "
                                  f"{self.manifest['root']} --model {self.manifest['model']} --out {index}")
         else:
-            fingerprint = model_fingerprint(model)
+            fingerprint = model.fingerprint() if hasattr(model, "fingerprint") else model_fingerprint(model)
         dim = model.get_embedding_dimension()
         if dim != self.manifest["dim"]:
             raise UsageError(f"the model gives {dim}-dimensional vectors, the index at {index} holds "
