@@ -201,13 +201,18 @@ class ExportedEncoder:
         if prompt_name is not None and prompt_name not in self.prompts:
             raise UsageError(f"prompt_name {prompt_name!r} is not one of the model's prompts {sorted(self.prompts)}")
         prefix = self.prompts.get(prompt_name, "") if prompt_name else ""
+        order = np.argsort([-len(text) for text in texts], kind="stable")  # batches of like lengths pad little
         batches = []
         for start in range(0, len(texts), batch_size):
-            chunk = [prefix + text for text in texts[start:start + batch_size]]
+            chunk = [prefix + texts[i] for i in order[start:start + batch_size]]
             encoded = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_seq_length,
                                      return_tensors="np")
             batches.append(self._run({name: encoded[name].astype(np.int64) for name in self.inputs}))
-        return np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
+        if not batches:
+            return np.zeros((0, 0), dtype=np.float32)
+        embeddings = np.empty_like(np.concatenate(batches))
+        embeddings[order] = np.concatenate(batches)
+        return embeddings
 
 
 __all__ = ["export_model", "ExportedEncoder", "EXPORT_TARGETS"]

@@ -296,3 +296,14 @@ def test_code_search_suite_scores_as_the_semble_suite_does(tmp_path):
     result = json.loads(out.read_text())[0]
     assert result["units"] == 2 and [q["category"] for q in result["queries"]] == ["semantic", "symbol"]
     assert result["queries"][1]["bm25"] == 1.0  # the name itself: BM25 ranks its definition first
+
+
+def test_index_speed_prints_units_per_second_side_by_side(tmp_path, minilm_path, capsys):
+    import index_speed
+
+    from tests.test_code_search import write_repo
+
+    repo = write_repo(tmp_path / "repo")
+    assert index_speed.main([str(repo), "--models", minilm_path, minilm_path]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert len(rows) == 2 and rows[0][-1] == "1.00" and int(rows[1][1]) == int(rows[0][1]) > 0
