@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="int8/binary indexes: candidates fetched per hit for float rescoring")
     search.add_argument("--mode", choices=MODES, default="hybrid",
                         help="hybrid (default): vectors + BM25 + ranking; dense: the vectors alone (scores are "
-                             "cosines); lexical: BM25 + ranking, no model needed per query")
+                             "cosines); lexical: BM25 + ranking, queries not embedded")
     search.add_argument("--fusion", choices=FUSIONS, default="blend",
                         help="how hybrid joins its scores: blend (default) or rrf (reciprocal ranks)")
     search.add_argument("--per-file", action="store_true", help="one hit per file: the best unit of each of the "
