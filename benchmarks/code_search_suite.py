@@ -124,8 +124,9 @@ def run_repository(repo: dict, model: str, work: Path, modes: list[str]) -> dict
 
     out = work / repo["name"]
     start = time.perf_counter()
-    if (out / "manifest.json").is_file():  # a kept index: brought up to date, nothing re-embedded if unchanged
-        update_index(out, repo["root"], log=lambda line: None, progress=False)
+    if (out / "manifest.json").is_file():  # a kept index: brought up to date, nothing re-embedded if unchanged;
+        # refused (with the rebuild command) when it was built with another model than --model
+        update_index(out, repo["root"], model=model, log=lambda line: None, progress=False)
     else:
         build_index(repo["root"], out, model=model, log=lambda line: None, progress=False)
     seconds = time.perf_counter() - start
@@ -196,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     if not repos:
         parser.error(f"no repository of {args.suite}/repos.json has both annotations and a checkout under {args.checkouts}")
     if args.keep:
+        from st_code.errors import UsageError
+
         args.keep.mkdir(parents=True, exist_ok=True)
-        results = [run_repository(repo, args.model, args.keep, args.modes) for repo in repos]
+        try:
+            results = [run_repository(repo, args.model, args.keep, args.modes) for repo in repos]
+        except UsageError as exc:  # a kept index of another model: its scores would not be --model's
+            parser.exit(2, f"error: {exc} (or keep this model's indexes in another --keep folder)\n")
     else:
         with tempfile.TemporaryDirectory() as work:
             results = [run_repository(repo, args.model, Path(work), args.modes) for repo in repos]
