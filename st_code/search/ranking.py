@@ -43,9 +43,9 @@ class RankingWeights:
     dense_weight: float = 0.7  # blend: dense share; lexical gets the rest
     rrf_k: int = 60
     auxiliary: float = 0.5  # factor on tests, examples, docs... unless the query asks for them
-    tiny_lines: int = 6  # code outside functions and classes shorter than this (imports, aliases,
-    tiny_unit_lines: int = 4  # re-exports), or any unit shorter than this...
-    tiny: float = 0.8  # ...gets this factor
+    tiny_lines: int = 6  # code outside functions and classes (imports, aliases, re-exports) shorter than this
+    tiny_unit_lines: int = 4  # any unit shorter than this
+    tiny: float = 0.8  # the factor on both
     symbol: float = 1.0  # added to a unit the one-identifier query names exactly
     file_repeat: float = 0.7  # factor per unit of the same file already ranked
     file_evidence: float = 0.1  # x log(candidates from the same file)
@@ -64,7 +64,8 @@ def symbol_query(query: str) -> str | None:
 
 
 def fuse(dense: np.ndarray, lexical: np.ndarray, weights: RankingWeights) -> np.ndarray:
-    """One score per candidate from its dense and lexical scores (-inf dense: not among the dense hits)."""
+    """One score per candidate from its dense and lexical scores (a non-finite score counts as absent; in
+    ``rrf`` a lexical score of 0 too)."""
     if weights.fusion == "rrf":
         fused = np.zeros(len(dense))
         for scores in (dense, lexical):
