@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import nullcontext
 from pathlib import Path
@@ -15,8 +16,12 @@ from st_code.gguf_reading import gguf_read_once
 from st_code.lora import LoraSettings, add_lora
 from st_code.model import CodeSentenceTransformer
 from st_code.modules import CodeTransformer, PMAPooling
+from st_code.modules.attention_choice import resolve_attention
+from st_code.modules.liger import apply_liger
 from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS, PoolingName
 from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
+
+logger = logging.getLogger(__name__)
 
 
 def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
@@ -53,6 +58,7 @@ def build_model(
     device: str | None = None,
     dtype: Any = None,
     attn_implementation: str | None = None,
+    liger_kernel: bool | str = False,
     **model_kwargs: Any,
 ) -> CodeSentenceTransformer:
     """Build a code embedding model: backbone -> pooling -> (normalize), with instructions as prompts.
@@ -74,7 +80,11 @@ def build_model(
         append_eos, padding_side: see :class:`~st_code.modules.CodeTransformer`; defaults suit the backbone.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default picks the best available.
         dtype: e.g. ``torch.bfloat16`` or ``"auto"``; passed to ``from_pretrained``.
-        attn_implementation: ``"sdpa"``, ``"eager"``, ``"flash_attention_2"``...
+        attn_implementation: ``"sdpa"``, ``"eager"``, ``"flex_attention"``, ``"flash_attention_2"``, ``"varlen"``
+            (PyTorch's variable-length flash kernel) or ``"auto"`` (the best installed for ``device``;
+            :mod:`st_code.modules.attention_choice`).
+        liger_kernel: Liger Kernel's fused RMSNorm/RoPE/SwiGLU (``True``, ``False`` or ``"auto"``: where
+            installed, on a CUDA GPU; :mod:`st_code.modules.liger`).
         **model_kwargs: more ``from_pretrained`` kwargs (``revision``, ``trust_remote_code``, ...).
     """
     if pooling not in POOLINGS:
@@ -88,7 +98,10 @@ def build_model(
     if dtype is not None:
         model_kwargs["dtype"] = dtype
     if attn_implementation is not None:
-        model_kwargs["attn_implementation"] = attn_implementation
+        try:
+            model_kwargs["attn_implementation"] = resolve_attention(attn_implementation, device)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     model_kwargs.update(loader_kwargs)
     shared = dict(loader_kwargs)  # gguf_file must reach the config and tokenizer loaders too
     if "trust_remote_code" in model_kwargs:
@@ -111,6 +124,10 @@ def build_model(
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"could not load the base model {name_or_path!r} ({first_line}); pass a local model folder, "
                          "or check the hub id and that the hub can be reached (HF_HUB_OFFLINE unset)") from None
+    try:
+        logger.info(apply_liger(backbone.model, liger_kernel, device))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     hidden_size = backbone.get_embedding_dimension()
     if pooling == "pma":
         try:

@@ -164,3 +164,18 @@ def flatten_like_flash_attention(model) -> None:
         backbone.model_forward_params |= {"cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k",
                                           "seq_idx"}
     backbone._flatten_position_offset = 0
+
+
+def reference_varlen_kernel(query, key, value, cu_seq, max_length, *, causal, scale):
+    """What PyTorch's variable-length flash kernel computes, one sequence at a time through sdpa: the
+    stand-in for that kernel on a CPU, where it does not run (st_code.modules.varlen_attention)."""
+    import torch
+
+    outputs = []
+    bounds = cu_seq.tolist()
+    for begin, end in zip(bounds, bounds[1:]):
+        q, k, v = (states[begin:end].transpose(0, 1) for states in (query, key, value))  # (heads, len, dim)
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale,
+                                                               enable_gqa=k.shape[0] != q.shape[0])
+        outputs.append(out.transpose(0, 1))
+    return torch.cat(outputs) if outputs else query.new_zeros(query.shape)

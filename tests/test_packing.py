@@ -73,18 +73,19 @@ def test_packed_rows_embed_as_padded_rows(tiny_qwen_path, pooling, padding_side,
 
 
 def test_models_packing_cannot_serve_say_why(tiny_qwen_path, minilm_path):
-    bidirectional = st_code.build_model(tiny_qwen_path, bidirectional=True, device="cpu", max_seq_length=32)
-    assert "bidirectional" in packing_unsupported(bidirectional)
+    encoder = st_code.build_model(minilm_path, pooling="mean", device="cpu", max_seq_length=32)
+    assert "encoder" in packing_unsupported(encoder)
+    assert packing_unsupported(st_code.build_model(tiny_qwen_path, bidirectional=True, device="cpu")) is None
     assert "not st-code's CodeTransformer" in packing_unsupported(SentenceTransformer(minilm_path, device="cpu"))
     from st_code.training.config import StageConfig
     from st_code.training.losses import LengthSortedCachedMNRL
     from st_code.training.stage_loss import stage_loss
 
     stage = StageConfig(name="s", datasets=["offline:Text Retrieval"], mini_batch_size=4, pack_sequences=True)
-    with pytest.raises(UsageError, match="stage 's': pack_sequences: true, but bidirectional attention"):
-        stage_loss(bidirectional, stage)
-    with pytest.raises(UsageError, match="sequence packing: bidirectional"):
-        LengthSortedCachedMNRL(bidirectional, pack=True)
+    with pytest.raises(UsageError, match="stage 's': pack_sequences: true, but the backbone is an encoder"):
+        stage_loss(encoder, stage)
+    with pytest.raises(UsageError, match="sequence packing: the backbone is an encoder"):
+        LengthSortedCachedMNRL(encoder, pack=True)
 
 
 @pytest.mark.parametrize(("stage", "error"), [
@@ -107,20 +108,20 @@ def test_pack_sequences_in_the_config(stage, error):
             config_from_dict(config)
 
 
-def test_a_run_that_cannot_pack_stops_before_reading_data(tiny_qwen_path, tmp_path):
+def test_a_run_that_cannot_pack_stops_before_reading_data(tiny_qwen_path, minilm_path, tmp_path):
     """The check runs when the model is built, not minutes later at the packed stage's start."""
     from st_code.training import CurriculumRunner, config_from_dict
     from tests.test_curriculum import tiny_config
 
     config = tiny_config(tiny_qwen_path, tmp_path / "run")
-    config["model"]["bidirectional"] = True  # the mixed stage packs: refused for bidirectional attention
-    with pytest.raises(UsageError, match="stage 'mixed': pack_sequences: true, but bidirectional attention"):
+    config["model"]["base"] = minilm_path  # the mixed stage packs: refused for an encoder
+    with pytest.raises(UsageError, match="stage 'mixed': pack_sequences: true, but the backbone is an encoder"):
         CurriculumRunner(config_from_dict(config), log=lambda _: None).run()
     assert not (tmp_path / "run" / "data").exists()
     # the setup it recorded does not stand in the way of the corrected config's run (no --overwrite needed)
     from st_code.training.run_state import prepare_output, run_identity
 
-    config["model"]["bidirectional"] = False
+    config["model"]["base"] = tiny_qwen_path
     said: list[str] = []
     assert prepare_output(tmp_path / "run", run_identity(config_from_dict(config)), log=said.append)
     assert said and said[0].endswith("stopped before training anything; this run takes its place")
@@ -134,7 +135,7 @@ def test_the_default_packs_on_a_gpu_where_the_model_can(tiny_qwen_path, minilm_p
     from st_code.training.packing import stage_packs
 
     decoder = st_code.build_model(tiny_qwen_path, device="cpu", max_seq_length=32)
-    bidirectional = st_code.build_model(tiny_qwen_path, bidirectional=True, device="cpu", max_seq_length=32)
+    encoder = st_code.build_model(minilm_path, pooling="mean", device="cpu", max_seq_length=32)
     stage = StageConfig(name="s", datasets=["offline:Text Retrieval"])
     assert stage.pack_sequences == "auto"
     assert stage_packs(decoder, stage, device="cuda:0")
@@ -142,9 +143,8 @@ def test_the_default_packs_on_a_gpu_where_the_model_can(tiny_qwen_path, minilm_p
     assert not stage_packs(decoder, StageConfig(name="s", datasets=["x"], length_sorted=False), device="cuda:0")
     assert not stage_packs(decoder, StageConfig(name="s", datasets=["x"], pack_sequences=False), device="cuda:0")
     logs: list[str] = []
-    assert not stage_packs(bidirectional, stage, logs.append, device="cuda:0")
-    assert logs == ["  pack_sequences auto: not packed, bidirectional attention: transformers' bidirectional "
-                    "mask does not separate packed sequences"]
+    assert not stage_packs(encoder, stage, logs.append, device="cuda:0")
+    assert logs == ["  pack_sequences auto: not packed, the backbone is an encoder; packing is for decoders"]
     assert not stage_packs(SentenceTransformer(minilm_path, device="cpu"), stage, device="cuda:0")
     assert stage_packs(decoder, StageConfig(name="s", datasets=["x"], pack_sequences=True))  # asked: packs anywhere
 

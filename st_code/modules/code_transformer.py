@@ -28,12 +28,19 @@ from tokenizers import processors
 from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 from st_code.errors import UsageError
+from st_code.modules.document_mask import packed_document_mask
 from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer, make_bidirectional
+from st_code.modules.varlen_attention import VARLEN_ATTENTION
 
 logger = logging.getLogger(__name__)
 
 #: The feature key of a packed mini-batch's way back to padded rows (``st_code.training.packing``).
 PACKED_ROWS = "st_code_packed_rows"
+
+#: Attention implementations that keep packed texts apart: transformers reads causal texts off the
+#: position ids on the first three (a bidirectional model gets a document mask from here), the varlen
+#: kernel reads them itself (st_code.modules.varlen_attention).
+PACKING_ATTENTION = ("sdpa", "eager", "flex_attention", VARLEN_ATTENTION)
 
 TEXT_ONLY_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
 
@@ -157,23 +164,26 @@ class CodeTransformer(Transformer):
     # -- packed mini-batches (training) ------------------------------------------------------
     def packing_unsupported(self) -> str | None:
         """Why :func:`st_code.training.packing.pack_feature`'s rows would not compute what padded rows do
-        here, or None: packing needs a causal decoder on sdpa or eager attention that takes position ids
-        (transformers then masks each packed sequence off from the others)."""
+        here, or None: packing needs a decoder that takes position ids, on an attention implementation
+        that keeps packed texts apart (:data:`PACKING_ATTENTION`)."""
         implementation = getattr(self.model.config, "_attn_implementation", None)
         if not self.is_decoder:
-            return "the backbone is an encoder; packing is for causal decoders"
-        if self.bidirectional:
-            return "bidirectional attention: transformers' bidirectional mask does not separate packed sequences"
+            return "the backbone is an encoder; packing is for decoders"
         if not self._accepts_position_ids:
             return "the backbone's forward takes no position_ids"
         if getattr(self, "can_flatten_inputs", False):
             return "flash attention's variable-length kernels already run this backbone without padding"
-        if implementation not in ("sdpa", "eager"):
-            return f"attention implementation {implementation!r}; packing is tested on sdpa and eager"
+        if implementation not in PACKING_ATTENTION:
+            return f"attention implementation {implementation!r}; packing is tested on {', '.join(PACKING_ATTENTION)}"
         return None
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         packed = features.pop(PACKED_ROWS, None)
+        implementation = self.model.config._attn_implementation
+        if packed is not None and self.bidirectional and implementation != VARLEN_ATTENTION:
+            # transformers' bidirectional mask ignores packed position ids: each text gets its own block
+            features["attention_mask"] = packed_document_mask(features["position_ids"], implementation,
+                                                              self.model.dtype)
         features = super().forward(features, **kwargs)
         if packed is not None:  # back to the padded rows the pooling reads
             features["token_embeddings"] = packed.token_embeddings(features["token_embeddings"])

@@ -29,7 +29,8 @@ class ModelConfig:
     instruction_set: str = "coder"  # coder | c2llm | codexembed | none: whose instructions (st_code.prompts)
     max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH  # inference (evaluation, saved model); build_model's default
     dtype: str | None = None  # "bfloat16", "float16", "float32" or None
-    attn_implementation: str | None = None
+    attn_implementation: str | None = None  # sdpa, flex_attention, varlen, auto, ... (st_code.modules.attention_choice)
+    liger_kernel: bool | str = False  # Liger's fused kernels: true, false or auto (st_code.modules.liger)
     bidirectional: bool = False
 
 

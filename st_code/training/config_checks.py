@@ -141,6 +141,8 @@ def validate(config: CurriculumConfig) -> None:
         raise ConfigError(f"model.pooling: {config.model.pooling!r} is not one of {POOLINGS}")
     if config.model.dtype not in (None, "bfloat16", "float16", "float32"):
         raise ConfigError(f"model.dtype: {config.model.dtype!r}; use bfloat16, float16, float32 or null")
+    if config.model.liger_kernel not in (True, False, "auto"):
+        raise ConfigError(f"model.liger_kernel: {config.model.liger_kernel!r}; use true, false or auto")
     if not config.stages:
         raise ConfigError("stages: at least one stage is required")
     _check_numbers(config)

@@ -48,7 +48,7 @@ from st_code.training.run_report import markdown_table, write_report
 from st_code.training.run_state import prepare_output, run_identity
 from st_code.training.data_cache import data_fingerprint, prepare_data
 from st_code.training.models import (build_training_model, enable_activation_checkpointing, float32_trainable,
-                                     load_stage_model, mining_embedder, train_on_cpu)
+                                     kernel_lines, load_stage_model, mining_embedder, train_on_cpu)
 from st_code.training.sources import resolve_base
 from st_code.training.stage_rows import StageRows, column_of, stage_rows
 from st_code.training.stage_plan import plan_lines, planned_steps, steps_of
@@ -270,6 +270,8 @@ class CurriculumRunner:
             (self.out / "config.yaml").write_text(yaml.safe_dump(self.config.to_dict(), sort_keys=False))
         self.state.wait_for_everyone()
         model = self.build_initial_model()
+        for line in kernel_lines(self.config.model, model):
+            self.log(line)
         cuda_graphs = records_cuda_graphs(self.config.compile, self.config.compile_mode,
                                           str(next(model.parameters()).device))
         # before minutes of data preparation, not at that stage's start (the setup it recorded does not stand in

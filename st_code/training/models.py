@@ -12,6 +12,8 @@ import st_code
 from st_code.assets import MINILM
 from st_code.lora import LoraSettings, has_lora, merged_copy
 from st_code.mining import load_embedder
+from st_code.modules.attention_choice import AUTO, VARLEN, choose_attention, resolve_attention
+from st_code.modules.liger import apply_liger, liger_unavailable
 from st_code.training.config import CurriculumConfig, ModelConfig
 from st_code.training.sources import is_sentence_embedder, resolve_base
 
@@ -65,17 +67,36 @@ def build_training_model(m: ModelConfig) -> SentenceTransformer:
         resolve_base(m.base), pooling=m.pooling, embedding_dim=m.embedding_dim, pma_num_heads=m.pma_num_heads,
         lora=LoraSettings.from_value(m.lora), instruction_format=m.instruction_format,
         instruction_set=m.instruction_set, max_seq_length=m.max_seq_length, dtype=torch_dtype(m.dtype),
-        attn_implementation=m.attn_implementation, bidirectional=m.bidirectional,
+        attn_implementation=m.attn_implementation, liger_kernel=m.liger_kernel, bidirectional=m.bidirectional,
     )
     float32_trainable(model)
     return model
+
+
+def kernel_lines(m: ModelConfig, model: SentenceTransformer) -> list[str]:
+    """What the log says of the backbone's kernels: the attention implementation (and why, where st-code
+    chose it) and whether Liger's fused kernels are in."""
+    backbone = getattr(model[0], "model", None)
+    if backbone is None:
+        return []
+    device = next(model.parameters()).device
+    lines = [f"attention: {backbone.config._attn_implementation}"]
+    if m.attn_implementation in (AUTO, VARLEN):
+        lines[0] += f" ({choose_attention(m.attn_implementation, device)[1]})"
+    if m.liger_kernel:
+        reason = liger_unavailable(backbone.config.model_type, device)
+        lines.append(f"liger kernels: {'off (' + reason + ')' if reason else 'RMSNorm, RoPE and SwiGLU fused'}")
+    return lines
 
 
 def load_stage_model(path: Path, m: ModelConfig) -> SentenceTransformer:
     """A finished stage's saved model, ready to train on: a reloaded LoRA adapter comes back frozen,
     so it (and the head) is made trainable again, the frozen base in the configured precision."""
     model_kwargs = {"dtype": torch_dtype(m.dtype)} if m.dtype else {}
+    if m.attn_implementation:  # the saved folder keeps no attention choice: the next stage trains on the configured one
+        model_kwargs["attn_implementation"] = resolve_attention(m.attn_implementation)
     model = st_code.load_model(path, model_kwargs=model_kwargs)
+    apply_liger(model[0].model, m.liger_kernel)
     model.max_seq_length = m.max_seq_length
     if has_lora(model):
         for name, parameter in model.named_parameters():
@@ -96,5 +117,5 @@ def mining_embedder(config: CurriculumConfig, built: SentenceTransformer) -> tup
     return load_embedder(MINILM), f"{MINILM} (the base {m.base} is not a trained sentence embedder yet)"
 
 
-__all__ = ["train_on_cpu", "float32_trainable", "build_training_model", "load_stage_model", "mining_embedder",
-           "torch_dtype", "enable_activation_checkpointing"]
+__all__ = ["build_training_model", "enable_activation_checkpointing", "float32_trainable", "kernel_lines",
+           "load_stage_model", "mining_embedder", "torch_dtype", "train_on_cpu"]

@@ -1,11 +1,13 @@
-"""Sequence packing for GradCache mini-batches where no variable-length attention kernel is installed.
+"""Sequence packing for GradCache mini-batches where flash-attn's unpadding does not already run.
 
 Several rows of a length-sorted mini-batch are put side by side in one row (first-fit, longest first),
-each with its own position ids from 0: transformers then gives sdpa/eager a block-diagonal causal mask,
-so each text attends only to itself, as when padded, and the token states go back to the padded layout
-for pooling. The layers' work goes to real tokens instead of padding. Causal decoders only
-(transformers' bidirectional mask ignores position ids). A :class:`ShapeMultiple` rounds packed shapes
-up so that a few recur, for runs whose layers record CUDA graphs. Measurements: docs/benchmarks.md.
+each with its own position ids from 0, and the token states go back to the padded layout for pooling, so
+the layers' work goes to real tokens instead of padding. Each text attends only to itself, as when
+padded: on sdpa, eager and FlexAttention transformers builds a block-diagonal causal mask from the
+position ids (for a bidirectional decoder the backbone hands it a document mask,
+:mod:`st_code.modules.document_mask`); PyTorch's variable-length kernel reads the texts off the position
+ids and needs no mask (:mod:`st_code.modules.varlen_attention`). A :class:`ShapeMultiple` rounds packed
+shapes up so that a few recur, for runs whose layers record CUDA graphs. Measurements: docs/benchmarks.md.
 """
 
 from __future__ import annotations
