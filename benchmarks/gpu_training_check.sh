@@ -23,6 +23,11 @@
 # cut short), so the whole call fits one device command. RUNS and STEPS_FOR (train_throughput's --runs and
 # --steps-for) pick the training runs; ENCODE_SECONDS=0 skips encoding; ANATOMY_SECONDS > 0 then times one
 # batch's loss under the GPU's cut, packed and without peft's LoRA input cast (step_anatomy.py) in what is left. Logs and JSON go to $OUT (8 files at most: what the device tool brings back).
+# CHECK=attention runs only the attention comparison (issue 38): the packed run for $ATTENTION_STEPS steps
+# once per attention setting in $ATTENTION (sdpa, varlen: PyTorch's variable-length kernel, flex:
+# FlexAttention, eager; "+liger" adds Liger's fused kernels), then benchmarks/attention_comparison.py prints
+# them side by side against the first: s/step, samples/s, real tokens/s, MFU, peak memory and how far each
+# loss curve strays from the first's. ATTENTION set with the default CHECK adds it after the extras.
 # Every setting can be overridden from the environment (the CPU test runs it with a tiny model).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +37,15 @@ DEVICE=${DEVICE:-cuda}
 MODEL=${MODEL-random:qwen2.5-coder-0.5b}
 CONFIG=${CONFIG:-recipes/configs/c2llm-0.5b.yaml}
 STEPS=${STEPS:-50}
+CHECK=${CHECK:-throughput}
+if [[ "$CHECK" == attention ]]; then  # the comparison alone fits one device call
+  RUNS=${RUNS-}; ENCODE_SECONDS=${ENCODE_SECONDS:-0}; EXTRAS=${EXTRAS-}
+  ATTENTION=${ATTENTION-sdpa,varlen,varlen+liger,flex,sdpa+liger,flex+liger}
+elif [[ "$CHECK" != throughput ]]; then echo "CHECK: throughput or attention, got '$CHECK'"; exit 2; fi
+ATTENTION=${ATTENTION-}
+ATTENTION_STEPS=${ATTENTION_STEPS:-50}
 PREVIOUS_STEPS=${PREVIOUS_STEPS:-3}  # the slow settings: a warm-up and 2 timed steps, no profile
-RUNS=${RUNS:-now,packed,unsorted,previous}
+RUNS=${RUNS-now,packed,unsorted,previous}
 STEPS_FOR=${STEPS_FOR:-}
 ANATOMY_SECONDS=${ANATOMY_SECONDS:-0}
 ANATOMY_ARGS=${ANATOMY_ARGS:-}  # more step_anatomy.py arguments (later ones win: --shares 1,0.25)
@@ -82,11 +94,28 @@ MODEL_ARGS=()
 [[ -n "$MODEL" ]] && MODEL_ARGS=(--model "$MODEL")
 BATCH_ARGS=()
 [[ -n "$BATCH" ]] && BATCH_ARGS=(--batch-size "$BATCH")
-timeout "$(within "$TRAIN_SECONDS")" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
-  --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
-  --previous-steps "$PREVIOUS_STEPS" --steps-for "$STEPS_FOR" --rounds 1 --runs "$RUNS" --json "$OUT/train.json" 2>&1 \
-  | tee "$OUT/train.log"
-train_status=${PIPESTATUS[0]}
+train_status=0
+if [[ -n "$RUNS" ]]; then
+  timeout "$(within "$TRAIN_SECONDS")" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+    --config "$CONFIG" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$STEPS" \
+    --previous-steps "$PREVIOUS_STEPS" --steps-for "$STEPS_FOR" --rounds 1 --runs "$RUNS" --json "$OUT/train.json" 2>&1 \
+    | tee "$OUT/train.log"
+  train_status=${PIPESTATUS[0]}
+fi
+
+# a config written from the shipped one with settings changed (model: {...} merged into the model's)
+changed_config() {
+  "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); change = yaml.safe_load(sys.argv[2])
+c['model'] = {**c.get('model', {}), **change.pop('model', {})}; c.update(change); yaml.safe_dump(c, open(sys.argv[3], 'w'))" \
+    "$CONFIG" "$1" "$2"
+}
+# $3's figures under the name $2 in the JSON file $1 (the device tool brings back few files)
+merge_json() {
+  "$PYTHON" -c "import json, pathlib, sys
+out = pathlib.Path(sys.argv[1]); merged = json.loads(out.read_text()) if out.exists() else {}
+merged[sys.argv[2]] = json.loads(pathlib.Path(sys.argv[3]).read_text()); out.write_text(json.dumps(merged, indent=2))" \
+    "$1" "$2" "$3"
+}
 
 DTYPE_ARGS=()
 [[ "$DEVICE" == cuda* ]] && DTYPE_ARGS=(--dtype bfloat16)
@@ -132,8 +161,7 @@ for extra in "${extras[@]}"; do
   seconds=$(within 600)
   if (( seconds < 30 )); then echo "extra $extra: skipped, $DEADLINE s reached" | tee -a "$OUT/extras.log"; continue; fi
   config="$scratch/$extra.yaml"
-  "$PYTHON" -c "import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c.update(yaml.safe_load(sys.argv[2]));
-yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
+  changed_config "$change" "$config"
   echo "extra $extra ($run with $change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
   ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=$allow_cuda_graphs \
   timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
@@ -141,11 +169,38 @@ yaml.safe_dump(c, open(sys.argv[3], 'w'))" "$CONFIG" "$change" "$config"
     --rounds 1 --runs "$run" --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"
   status=${PIPESTATUS[0]}
   # every extra's figures in one file, keyed by its name (the device tool brings back 8 files at most)
-  [[ -f "$scratch/$extra.json" ]] && "$PYTHON" -c "import json, pathlib, sys
-out = pathlib.Path(sys.argv[1]); merged = json.loads(out.read_text()) if out.exists() else {}
-merged[sys.argv[2]] = json.loads(pathlib.Path(sys.argv[3]).read_text()); out.write_text(json.dumps(merged, indent=2))" \
-    "$OUT/extras.json" "$extra" "$scratch/$extra.json"
+  [[ -f "$scratch/$extra.json" ]] && merge_json "$OUT/extras.json" "$extra" "$scratch/$extra.json"
   (( status != 0 )) && extras_status=$status
 done
-echo "train exit $train_status, encode exit $encode_status, anatomy exit $anatomy_status, extras exit $extras_status"
-[[ $train_status -eq 0 && $encode_status -eq 0 && $anatomy_status -eq 0 && $extras_status -eq 0 ]]
+
+attention_status=0
+if [[ -n "$ATTENTION" ]]; then rm -f "$OUT/attention.json" "$OUT/attention.log"; fi
+IFS=, read -ra settings <<< "$ATTENTION"
+for setting in "${settings[@]}"; do
+  name=${setting%+liger}; liger=false
+  [[ "$setting" == *+liger ]] && liger=true
+  case "$name" in
+    flex) name=flex_attention ;;
+    sdpa|varlen|eager) ;;
+    *) echo "unknown attention '$setting' (known: sdpa, varlen, flex, eager, each with +liger)" | tee -a "$OUT/attention.log"
+       attention_status=2; continue ;;
+  esac
+  seconds=$(within 600)
+  if (( seconds < 30 )); then echo "attention $setting: skipped, $DEADLINE s reached" | tee -a "$OUT/attention.log"; continue; fi
+  config="$scratch/attention-$setting.yaml"
+  changed_config "{model: {attn_implementation: $name, liger_kernel: $liger}}" "$config"
+  echo "attention $setting (packed, attn_implementation: $name, liger_kernel: $liger), $ATTENTION_STEPS steps," \
+    "at most $seconds s" | tee -a "$OUT/attention.log"
+  timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+    --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$ATTENTION_STEPS" \
+    --rounds 1 --runs packed --json "$scratch/attention-$setting.json" 2>&1 | tee -a "$OUT/attention.log"
+  status=${PIPESTATUS[0]}
+  [[ -f "$scratch/attention-$setting.json" ]] && merge_json "$OUT/attention.json" "$setting" "$scratch/attention-$setting.json"
+  (( status != 0 )) && attention_status=$status
+done
+if [[ -n "$ATTENTION" ]]; then
+  "$PYTHON" benchmarks/attention_comparison.py "$OUT/attention.json" --asked "$ATTENTION" 2>&1 | tee -a "$OUT/attention.log"
+fi
+echo "train exit $train_status, encode exit $encode_status, anatomy exit $anatomy_status, extras exit $extras_status," \
+  "attention exit $attention_status"
+[[ $train_status -eq 0 && $encode_status -eq 0 && $anatomy_status -eq 0 && $extras_status -eq 0 && $attention_status -eq 0 ]]

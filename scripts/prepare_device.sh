@@ -29,6 +29,7 @@ SPECS=()
 for name in "${PACKAGES[@]}"; do
   SPECS+=("$name==$(.venv/bin/python -c "import importlib.metadata as m; print(m.version('$name'))")")
 done
+SPECS+=("liger-kernel==0.8.5")  # the attention check's +liger settings (Triton comes with CUDA PyTorch)
 echo "wheels for Python $PY_VERSION: ${SPECS[*]}"
 .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version "$PY_VERSION" \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \

@@ -307,3 +307,24 @@ def test_index_speed_prints_units_per_second_side_by_side(tmp_path, minilm_path,
     assert index_speed.main([str(repo), "--models", minilm_path, minilm_path]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert len(rows) == 2 and rows[0][-1] == "1.00" and int(rows[1][1]) == int(rows[0][1]) > 0
+
+
+@pytest.mark.slow
+def test_gpu_check_compares_attention_settings_side_by_side(tmp_path, tiny_qwen_path):
+    """CHECK=attention: the packed run once per attention setting, the table against the first, and a
+    setting that cannot run here (varlen: CUDA only) named as missing while the others keep their figures."""
+    pairs = tmp_path / "pairs.json"
+    meters.load_or_make_pairs(24, pairs)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PYTHON": sys.executable, "DEVICE": "cpu", "MODEL": tiny_qwen_path,
+           "BATCH": "8", "PAIRS": "24", "PAIRS_FILE": str(pairs), "WHEELS": str(tmp_path / "no-wheels"),
+           "CHECK": "attention", "ATTENTION": "sdpa,eager,varlen", "ATTENTION_STEPS": "3"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_training_check.sh")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0  # varlen failed here, and the exit status says so
+    runs = json.loads((tmp_path / "out" / "attention.json").read_text())
+    assert set(runs) == {"sdpa", "eager"} and len(runs["sdpa"]["packed"]) == len(runs["eager"]["packed"]) == 1
+    assert runs["eager"]["packed"][0]["losses"] == pytest.approx(runs["sdpa"]["packed"][0]["losses"], abs=1e-3)
+    log = (tmp_path / "out" / "attention.log").read_text()
+    assert "attention varlen (packed, attn_implementation: varlen, liger_kernel: false)" in log
+    assert "ratios and loss gaps against sdpa" in log and "no packed run finished for: varlen" in log
+    assert not (tmp_path / "out" / "train.json").exists()  # the attention check runs nothing else
