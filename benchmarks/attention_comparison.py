@@ -33,7 +33,8 @@ def comparison_lines(runs: dict[str, dict], asked: list[str] | None = None) -> l
         gap = max((abs(a - b) for a, b in zip(run["losses"][:steps], first["losses"][:steps])), default=0.0)
         mfu = run.get("mfu")
         lines.append(
-            f"{name:<14} {run['seconds_per_step']:>7.3f} {run['samples_per_s']:>9.1f} {run['real_tokens_per_s']:>10.0f} "
+            f"{name:<14} {run['seconds_per_step']:>7.3f} {run['samples_per_s']:>9.1f} "
+            f"{run['real_tokens_per_s']:>10.0f} "
             f"{_figure(None if mfu is None else 100 * mfu, '.1f%'):>6} {_figure(run.get('peak_memory_gb'), '.2f'):>7} "
             f"{run['seconds_per_step'] / first['seconds_per_step']:>11.2f}x "
             f"{run['real_tokens_per_s'] / first['real_tokens_per_s']:>10.2f}x {gap:>9.4f}")

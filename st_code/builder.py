@@ -18,6 +18,7 @@ from st_code.model import CodeSentenceTransformer
 from st_code.modules import CodeTransformer, PMAPooling
 from st_code.modules.attention_choice import resolve_attention
 from st_code.modules.liger import apply_liger
+from st_code.modules.varlen_attention import VARLEN_ATTENTION, varlen_unsuited
 from st_code.pooling_names import DEFAULT_MAX_SEQ_LENGTH, POOLINGS, PoolingName
 from st_code.prompts import DEFAULT_QUERY_INSTRUCTION, build_prompts
 
@@ -39,6 +40,19 @@ def _resolve_base(base: str | os.PathLike) -> tuple[str, dict[str, Any]]:
             f"base model folder {text!r} does not exist; pass an existing folder or a hub id like 'Qwen/Qwen2.5-Coder-0.5B'"
         )
     return text, {}
+
+
+def _check_varlen_suits(backbone: CodeTransformer, setting: str | None, max_seq_length: int | None) -> None:
+    """The varlen kernel on a model whose attention it cannot compute (soft-capping, narrow sliding
+    windows): ``auto`` falls back to sdpa, saying so; ``varlen`` named is refused."""
+    config = backbone.model.config
+    reason = varlen_unsuited(config, max_seq_length) if config._attn_implementation == VARLEN_ATTENTION else None
+    if reason is None:
+        return
+    if setting != "auto":
+        raise UsageError(f"attn_implementation {setting!r}: {reason}; use sdpa or flex_attention")
+    backbone.model.set_attn_implementation("sdpa")
+    logger.info("attention: sdpa (auto: %s)", reason)
 
 
 def build_model(
@@ -124,6 +138,7 @@ def build_model(
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"could not load the base model {name_or_path!r} ({first_line}); pass a local model folder, "
                          "or check the hub id and that the hub can be reached (HF_HUB_OFFLINE unset)") from None
+    _check_varlen_suits(backbone, attn_implementation, max_seq_length)
     try:
         logger.info(apply_liger(backbone.model, liger_kernel, device))
     except ValueError as exc:

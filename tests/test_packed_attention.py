@@ -191,3 +191,20 @@ def test_a_model_trained_on_varlen_saves_a_plain_folder(tiny_qwen_path, tmp_path
     # the next stage of a curriculum reloads it on the configured attention
     reloaded = load_stage_model(tmp_path / "m", ModelConfig(attn_implementation=VARLEN_ATTENTION))
     assert reloaded[0].model.config._attn_implementation == VARLEN_ATTENTION
+
+
+def test_attention_the_kernels_cannot_compute_is_refused(tiny_qwen_path, tmp_path):
+    """Sliding-window layers narrower than the texts: the varlen kernel is refused when named (auto falls
+    back to sdpa), and a bidirectional model's per-text mask, which has no window, does not pack."""
+    import json
+    import shutil
+
+    folder = tmp_path / "sliding"
+    shutil.copytree(tiny_qwen_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(use_sliding_window=True, sliding_window=8, max_window_layers=0, layer_types=None)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UsageError, match="sliding-window layers of 8 tokens and texts up to 64; use sdpa"):
+        _model(str(folder), VARLEN_ATTENTION)
+    assert "sliding-window layers (8 tokens)" in packing_unsupported(_model(str(folder), "sdpa", bidirectional=True))
+    assert packing_unsupported(_model(str(folder), "sdpa")) is None  # causal: transformers windows packed texts

@@ -30,7 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from st_code.errors import UsageError
 from st_code.modules.document_mask import packed_document_mask
 from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer, make_bidirectional
-from st_code.modules.varlen_attention import VARLEN_ATTENTION
+from st_code.modules.varlen_attention import VARLEN_ATTENTION, narrow_sliding_window
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ class CodeTransformer(Transformer):
             return "flash attention's variable-length kernels already run this backbone without padding"
         if implementation not in PACKING_ATTENTION:
             return f"attention implementation {implementation!r}; packing is tested on {', '.join(PACKING_ATTENTION)}"
+        window = narrow_sliding_window(self.model.config, self.max_seq_length)
+        if self.bidirectional and implementation != VARLEN_ATTENTION and window:
+            return f"bidirectional sliding-window layers ({window} tokens) under texts up to {self.max_seq_length}"
         return None
 
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -88,6 +88,27 @@ def varlen_unavailable(device: torch.device | str | None = None) -> str | None:
     return None
 
 
+def narrow_sliding_window(config: Any, max_length: int | None) -> int | None:
+    """The model's sliding attention window where texts of ``max_length`` tokens can outgrow it, else None."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return window if max_length is None or max_length > window else None
+
+
+def varlen_unsuited(config: Any, max_length: int | None) -> str | None:
+    """Why the variable-length kernel would not compute this model's attention, or None."""
+    if getattr(config, "attn_logit_softcapping", None):
+        return f"{config.model_type} soft-caps its attention logits, which the kernel does not do"
+    window = narrow_sliding_window(config, max_length)
+    if window:
+        return f"{config.model_type} has sliding-window layers of {window} tokens and texts up to {max_length}"
+    return None
+
+
 def sequence_offsets(attention_mask: Tensor | None, position_ids: Tensor | None, rows: int, length: int,
                      device: torch.device) -> tuple[Tensor, int]:
     """The cumulative lengths of the sequences in the flattened (rows x length) stream of real tokens,
@@ -118,10 +139,10 @@ def varlen_attention_forward(module: torch.nn.Module, query: Tensor, key: Tensor
     heads, dim), no weights. Padding slots of a padded batch come back as zeros."""
     if _kernel is None:
         raise RuntimeError(f"{VARLEN_ATTENTION} is not registered: call register_varlen_attention() first")
-    if dropout or sliding_window or softcap:
-        raise NotImplementedError(f"{VARLEN_ATTENTION} does not do attention dropout, sliding windows or soft-capping; "
-                                  "use attn_implementation: sdpa for this model")
     rows, heads, length, dim = query.shape
+    if dropout or softcap or (sliding_window and length > sliding_window):
+        raise NotImplementedError(f"{VARLEN_ATTENTION} does not do attention dropout, soft-capping or sliding windows "
+                                  "narrower than the texts; use attn_implementation: sdpa for this model")
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
     padding = attention_mask if attention_mask is not None and attention_mask.ndim == 2 else None
     if attention_mask is not None and padding is None:
@@ -167,4 +188,5 @@ def register_varlen_attention(kernel: VarlenKernel | Callable[..., Tensor] | Non
 
 
 __all__ = ["VARLEN_ATTENTION", "VarlenKernel", "register_varlen_attention", "sequence_offsets", "torch_varlen_kernel",
-           "varlen_attention_forward", "varlen_registered", "varlen_unavailable"]
+           "varlen_attention_forward", "varlen_registered", "varlen_unavailable",
+           "varlen_unsuited", "narrow_sliding_window"]
