@@ -3,7 +3,9 @@ installed and says which and why; ``varlen`` names PyTorch's own variable-length
 
 On a CUDA GPU, best first: the flash-attn package (``flash_attention_2``: sentence-transformers then
 also encodes without padding), PyTorch's variable-length flash kernel (``st_code_varlen``, PyTorch >= 2.10
-on an Ampere or newer GPU), FlexAttention (``flex_attention``, compiled by Triton), sdpa. On a CPU: sdpa
+on an Ampere or newer GPU), the hub's flash kernel (``kernels-community/flash-attn``, where the ``kernels``
+package is installed and the hub is not switched off), FlexAttention (``flex_attention``, compiled by
+Triton), sdpa. On a CPU: sdpa
 (FlexAttention compiles there too, but sdpa is the one measured). Any other name goes to transformers
 as given (``eager``, ``kernels-community/flash-attn`` from the hub, ...).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 
 import torch
 
@@ -23,6 +26,13 @@ logger = logging.getLogger(__name__)
 
 #: The settings st-code resolves itself; every other name is transformers'.
 AUTO, VARLEN = "auto", "varlen"
+#: transformers loads this flash-attention build from the hub through the ``kernels`` package.
+HUB_FLASH_KERNEL = "kernels-community/flash-attn"
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _flex_unavailable() -> str | None:
@@ -56,6 +66,8 @@ def choose_attention(setting: str | None, device: torch.device | str | None = No
     if varlen_reason is None:
         return register_varlen_attention(), f"auto: PyTorch {torch.__version__}'s variable-length flash kernel " \
                                             "(flash-attn is not installed)"
+    if importlib.util.find_spec("kernels") is not None and not _hub_offline():
+        return HUB_FLASH_KERNEL, f"auto: the hub's flash kernel through the kernels package (varlen: {varlen_reason})"
     flex_reason = _flex_unavailable()
     if flex_reason is None:
         return "flex_attention", f"auto: FlexAttention (flash-attn is not installed; varlen: {varlen_reason})"
@@ -70,4 +82,4 @@ def resolve_attention(setting: str | None, device: torch.device | str | None = N
     return name
 
 
-__all__ = ["AUTO", "VARLEN", "choose_attention", "resolve_attention"]
+__all__ = ["AUTO", "HUB_FLASH_KERNEL", "VARLEN", "choose_attention", "resolve_attention"]
