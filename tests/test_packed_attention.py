@@ -208,3 +208,30 @@ def test_attention_the_kernels_cannot_compute_is_refused(tiny_qwen_path, tmp_pat
         _model(str(folder), VARLEN_ATTENTION)
     assert "sliding-window layers (8 tokens)" in packing_unsupported(_model(str(folder), "sdpa", bidirectional=True))
     assert packing_unsupported(_model(str(folder), "sdpa")) is None  # causal: transformers windows packed texts
+
+
+def test_a_bidirectional_curriculum_packs_on_varlen_and_saves_a_portable_model(tiny_qwen_path, tmp_path):
+    """Across the seams: a config naming the varlen attention and bidirectional attention trains its packed
+    stage through the real curriculum, says which attention it used, and the saved folder loads with
+    sentence-transformers alone (its bidirectional module ships in the folder) on sdpa, giving the
+    trained model's own embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    from st_code.training import CurriculumRunner, config_from_dict
+    from tests.test_curriculum import tiny_config
+
+    config = tiny_config(tiny_qwen_path, tmp_path / "run")
+    config["model"].update(bidirectional=True, attn_implementation=VARLEN_ATTENTION)
+    config["stages"] = config["stages"][:2]  # text, then the packed mixed stage
+    config["evaluation"]["max_queries"] = 5
+    logs: list[str] = []
+    CurriculumRunner(config_from_dict(config), log=logs.append).run()
+    assert f"attention: {VARLEN_ATTENTION}" in logs
+    assert any("rows packed side by side" in line for line in logs)
+    plain = SentenceTransformer(str(tmp_path / "run" / "final"), device="cpu", trust_remote_code=True)
+    assert plain[0].model.config._attn_implementation == "sdpa" and not plain[0].model.config.is_causal
+    trained = st_code.load_model(tmp_path / "run" / "final", device="cpu",
+                                 model_kwargs={"attn_implementation": VARLEN_ATTENTION})
+    texts = ["def read_json(path): ...", "parse a json file"]
+    torch.testing.assert_close(plain.encode(texts, convert_to_tensor=True), trained.encode(texts, convert_to_tensor=True),
+                               rtol=1e-4, atol=1e-5)
