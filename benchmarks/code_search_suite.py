@@ -119,7 +119,7 @@ class BM25:
         return [int(i) for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-def run_repository(repo: dict, model: str, work: Path, modes: list[str]) -> dict:
+def run_repository(repo: dict, model: str, work: Path, modes: list[str], reranker=None) -> dict:
     from st_code.search import CodeSearcher, build_index, update_index
 
     out = work / repo["name"]
@@ -139,9 +139,11 @@ def run_repository(repo: dict, model: str, work: Path, modes: list[str]) -> dict
         unit["path"] = f"{root}/{unit['path']}"
     queries = [q["query"] for q in repo["queries"]]
     ranked = {}
-    for mode in modes:
-        mode_searcher = CodeSearcher(out, model=searcher.model, mode=mode.split("-")[0],
-                                     fusion=mode.split("-")[1] if "-" in mode else "blend")
+    for mode in modes:  # "hybrid-rrf": fusion rrf; "hybrid+rerank": the cross-encoder after the ranking
+        base, _, rerank = mode.partition("+")
+        mode_searcher = CodeSearcher(out, model=searcher.model, mode=base.split("-")[0],
+                                     fusion=base.split("-")[1] if "-" in base else "blend",
+                                     reranker=reranker if rerank else None)
         start_search = time.perf_counter()
         hits = mode_searcher.search(queries, k=K)
         ranked[mode] = [[{"path": f"{root}/{h.path}", "start_line": h.start_line, "end_line": h.end_line}
@@ -176,6 +178,10 @@ def summary(results: list[dict], methods: list[str]) -> list[str]:
     overall = {m: sum(r["mean"][m] for r in results) / len(results) for m in methods}
     lines.append(f"{'mean over ' + str(len(results)) + ' repositories':<58} "
                  + " ".join(f"{overall[m]:>13.3f}" for m in methods))
+    timed = [r.get("ms_per_query", {}) for r in results]
+    lines.append(f"{'ms per query (mean over repositories)':<58} " + " ".join(
+        f"{sum(t[m] for t in timed) / len(timed):>13.1f}" if all(m in t for t in timed) else f"{'-':>13}"
+        for m in methods))
     return lines
 
 
@@ -188,12 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["hybrid", "dense"],
                         help="st-code search modes to score: hybrid, dense, lexical, hybrid-rrf (default: hybrid "
                              "dense); BM25 over the same units is always scored beside them")
+    parser.add_argument("--rerank", metavar="CROSS_ENCODER",
+                        help="also score each mode followed by this cross-encoder (MODE+rerank columns, with their "
+                             "ms per query): a CrossEncoder folder or hub id")
+    parser.add_argument("--rerank-candidates", type=int, default=30, help="candidates reread per query (default: 30)")
     parser.add_argument("--json", type=Path, default=None, help="also write every query's scores here")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the indexes in this folder and reuse them on the next run (index time then "
                              "measures an update, not a build)")
     args = parser.parse_args(argv)
     repos = load_suite(args.suite, args.checkouts, args.repos)
+    reranker = None
+    if args.rerank:
+        from st_code.search.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(args.rerank, candidates=args.rerank_candidates)
+        args.modes = args.modes + [f"{mode}+rerank" for mode in args.modes]
     if not repos:
         parser.error(f"no repository of {args.suite}/repos.json has both annotations and a checkout under {args.checkouts}")
     if args.keep:
@@ -201,12 +217,12 @@ def main(argv: list[str] | None = None) -> int:
 
         args.keep.mkdir(parents=True, exist_ok=True)
         try:
-            results = [run_repository(repo, args.model, args.keep, args.modes) for repo in repos]
+            results = [run_repository(repo, args.model, args.keep, args.modes, reranker) for repo in repos]
         except UsageError as exc:  # a kept index of another model: its scores would not be --model's
             parser.exit(2, f"error: {exc} (or keep this model's indexes in another --keep folder)\n")
     else:
         with tempfile.TemporaryDirectory() as work:
-            results = [run_repository(repo, args.model, Path(work), args.modes) for repo in repos]
+            results = [run_repository(repo, args.model, Path(work), args.modes, reranker) for repo in repos]
     for line in summary(results, args.modes + ["bm25"]):
         print(line)
     if args.json:

@@ -79,8 +79,13 @@ def _search(args: argparse.Namespace) -> int:
             raise UsageError(f"--queries {path} holds no query: write one query a line")
     else:
         queries = [args.query]
+    reranker = None
+    if args.rerank:
+        from st_code.search.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(args.rerank, candidates=args.rerank_candidates, device=args.device)
     searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
-                            device=args.device, mode=args.mode, fusion=args.fusion)
+                            device=args.device, mode=args.mode, fusion=args.fusion, reranker=reranker)
     for start in range(0, len(queries), 256):
         batch = queries[start:start + 256]
         for query, hits in zip(batch, searcher.search(batch, args.k, per_file=args.per_file)):
@@ -242,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how hybrid joins its scores: blend (default) or rrf (reciprocal ranks)")
     search.add_argument("--per-file", action="store_true", help="one hit per file: the best unit of each of the "
                                                                 "top k files")
+    search.add_argument("--rerank", metavar="CROSS_ENCODER",
+                        help="reorder each query's best candidates by a cross-encoder (a sentence-transformers "
+                             "CrossEncoder folder or hub id, e.g. BAAI/bge-reranker-base); slower, one pass per "
+                             "candidate; hit scores are then the cross-encoder's")
+    search.add_argument("--rerank-candidates", type=positive_int, default=30,
+                        help="candidates --rerank rereads per query (default: %(default)s)")
     search.add_argument("--device")
     search.set_defaults(run=_search)
 

@@ -261,9 +261,10 @@ def test_scale_rehearsal_runs_a_shipped_configs_data_path(tmp_path):
     assert any(line.strip().startswith("csn: 3000 rows x 1.00 repeats") for line in plan)
 
 
-def test_code_search_suite_scores_as_the_semble_suite_does(tmp_path):
+def test_code_search_suite_scores_as_the_semble_suite_does(tmp_path, minilm_path):
     """The suite's NDCG@10 (binary gains at each target's first covering rank, ideal over the indexed
-    targets), its path and span match, and a run over a tiny suite in its format, BM25 beside st-code."""
+    targets), its path and span match, and a run over a tiny suite in its format, BM25 beside st-code,
+    each mode also followed by a cross-encoder (MiniLM with a fresh head: its order, not its quality)."""
     import math
 
     import code_search_suite as suite
@@ -290,10 +291,15 @@ def test_code_search_suite_scores_as_the_semble_suite_does(tmp_path):
     (tmp_path / "suite" / "annotations" / "tiny.json").write_text(json.dumps([
         {"query": "gzip response compression", "relevant": ["gzip.py"], "secondary": []},
         {"query": "route_request", "relevant": [{"path": "router.py", "start_line": 1, "end_line": 3}]}]))
+    from sentence_transformers import CrossEncoder
+
+    CrossEncoder(minilm_path, num_labels=1, device="cpu").save(str(tmp_path / "reranker"))
     out = tmp_path / "scores.json"
     assert suite.main(["--suite", str(tmp_path / "suite"), "--checkouts", str(tmp_path / "checkouts"),
-                       "--json", str(out)]) == 0
+                       "--json", str(out), "--rerank", str(tmp_path / "reranker")]) == 0
     result = json.loads(out.read_text())[0]
+    assert set(result["ms_per_query"]) == {"hybrid", "dense", "hybrid+rerank", "dense+rerank"}
+    assert all("hybrid+rerank" in q for q in result["queries"])
     assert result["units"] == 2 and [q["category"] for q in result["queries"]] == ["semantic", "symbol"]
     assert result["queries"][1]["bm25"] == 1.0  # the name itself: BM25 ranks its definition first
 

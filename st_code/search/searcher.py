@@ -71,11 +71,13 @@ class CodeSearcher:
         rescore_multiplier: quantized indexes fetch ``k x`` this many candidates to rescore.
         mode: ``hybrid`` (vectors + BM25 + the ranking stage), ``dense`` or ``lexical``.
         fusion: how hybrid joins its two scores: ``blend`` or ``rrf`` (reciprocal ranks).
+        reranker: a :class:`~st_code.search.rerank.CrossEncoderReranker` that reorders each query's
+            best candidates (optional).
     """
 
     def __init__(self, index: str | Path, model: Any = None, task: str = DEFAULT_TASK,
                  rescore_multiplier: int = 4, device: str | None = None, mode: str = "hybrid",
-                 fusion: str = "blend") -> None:
+                 fusion: str = "blend", reranker: Any = None) -> None:
         from st_code.fingerprint import model_fingerprint
         from st_code.retrieval.score import resolve_prompts
 
@@ -84,7 +86,7 @@ class CodeSearcher:
             raise UsageError(f"--mode {mode!r}: use one of {', '.join(MODES)}")
         if fusion not in FUSIONS:
             raise UsageError(f"--fusion {fusion!r}: use one of {', '.join(FUSIONS)}")
-        self.mode = mode
+        self.mode, self.reranker = mode, reranker
         self.weights = RankingWeights(fusion=fusion, dense_weight=0.0 if mode == "lexical" else 0.7)
         if not isinstance(rescore_multiplier, int) or rescore_multiplier < 1:
             raise UsageError(f"--rescore-multiplier must be a whole number >= 1 (candidates fetched per hit), got "
@@ -165,11 +167,13 @@ class CodeSearcher:
         if not queries:
             return []
         embeddings = None if self.mode == "lexical" else self.embed_queries(queries)
-        if self.mode == "dense" and not per_file:
+        if self.mode == "dense" and not per_file and self.reranker is None:
             return self.search_embeddings(embeddings, k)
         results = []
         for i, query in enumerate(queries):
             ranked = self._ranked(query, None if embeddings is None else embeddings[i], k, per_file)
+            if self.reranker is not None:
+                ranked = self.reranker.rerank(query, ranked)
             if per_file:
                 ranked = _best_per_file(ranked)
             results.append([Hit.from_unit(unit, score, similarity) for unit, score, similarity in ranked[:k]])

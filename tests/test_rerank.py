@@ -1,0 +1,60 @@
+"""The optional cross-encoder stage of code search, with a real sentence-transformers CrossEncoder.
+
+No trained reranker ships in a package, so the cross-encoder here is the packaged MiniLM with a fresh
+one-logit head, saved and loaded as a user's would be: its order is arbitrary, which is what lets the tests
+see that the head of the results follows it and nothing else does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from st_code.errors import UsageError
+from st_code.search import CodeSearcher
+from st_code.search.rerank import CrossEncoderReranker, pair_text
+from tests.test_hybrid_search import index, minilm  # noqa: F401  (module fixtures: the chi repository's index)
+
+
+@pytest.fixture(scope="module")
+def cross_encoder_folder(tmp_path_factory, minilm_path):
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("reranker") / "cross-encoder"
+    CrossEncoder(minilm_path, num_labels=1, device="cpu").save(str(folder))
+    return str(folder)
+
+
+def test_the_head_follows_the_cross_encoder_and_the_rest_keeps_its_order(index, minilm, cross_encoder_folder):
+    reranker = CrossEncoderReranker(cross_encoder_folder, candidates=3, device="cpu")
+    plain = CodeSearcher(index, model=minilm[0])
+    reranked = CodeSearcher(index, model=minilm[0], reranker=reranker)
+    query = "compress response bodies with gzip"
+    before = plain._ranked(query, plain.embed_queries([query])[0], 10, False)
+    expected = reranker.model.predict([(query, pair_text(unit)) for unit, _, _ in before[:3]])
+    hits = reranked.search([query], k=5)[0]
+    head = sorted(zip(expected.tolist(), [unit["path"] for unit, _, _ in before[:3]]), reverse=True)
+    assert [(round(h.score, 5), h.path) for h in hits[:3]] == [(round(s, 5), p) for s, p in head]
+    assert [h.path for h in hits[3:5]] == [unit["path"] for unit, _, _ in before[3:5]]  # the rest: as ranked
+    assert hits[3].score < hits[2].score  # below the head
+    cosines = {(unit["path"], unit["start_line"]): cosine for unit, _, cosine in before}
+    assert all(h.similarity == pytest.approx(cosines[h.path, h.start_line]) for h in hits)  # the cosine stays a cosine
+
+
+def test_the_command_line_reranks(index, cross_encoder_folder, capsys):
+    from st_code.cli import main
+
+    assert main(["search", str(index), "Router", "--json", "-k", "3", "--rerank", cross_encoder_folder,
+                 "--rerank-candidates", "2", "--mode", "dense"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert len(answer["hits"]) == 3 and answer["hits"][0]["score"] > answer["hits"][2]["score"]
+
+
+def test_a_missing_cross_encoder_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(UsageError, match="--rerank .*no cross-encoder could be loaded .* a local sentence-transformers "
+                                         "CrossEncoder folder or a hub id"):
+        CrossEncoderReranker(str(tmp_path / "nowhere"), device="cpu")
+    with pytest.raises(UsageError, match="--rerank-candidates must be a whole number >= 1"):
+        CrossEncoderReranker(object(), candidates=0)
