@@ -109,7 +109,7 @@ changed_config() {
 c['model'] = {**c.get('model', {}), **change.pop('model', {})}; c.update(change); yaml.safe_dump(c, open(sys.argv[3], 'w'))" \
     "$CONFIG" "$1" "$2"
 }
-# $3's figures under the name $2 in the JSON file $1 (the device tool brings back few files)
+# $3's figures under the name $2 in the JSON file $1 (the device tool brings back 8 files at most)
 merge_json() {
   "$PYTHON" -c "import json, pathlib, sys
 out = pathlib.Path(sys.argv[1]); merged = json.loads(out.read_text()) if out.exists() else {}
@@ -139,8 +139,24 @@ if (( ANATOMY_SECONDS > 0 )); then
   fi
 fi
 
+scratch=$(mktemp -d)  # each changed config and its figures before they join $OUT/<kind>.json
+# train_throughput.py's $4 run for $5 steps on the shipped config with $3 changed, logged as "$1 $2" into
+# $6, its figures kept in $7 under $2; the exit status is the benchmark's (0 when skipped at $DEADLINE)
+run_changed() {
+  local kind=$1 name=$2 change=$3 run=$4 steps=$5 log=$6 json=$7 seconds status
+  seconds=$(within 600)
+  if (( seconds < 30 )); then echo "$kind $name: skipped, $DEADLINE s reached" | tee -a "$log"; return 0; fi
+  changed_config "$change" "$scratch/$kind-$name.yaml"
+  echo "$kind $name ($run with $change), $steps steps, at most $seconds s" | tee -a "$log"
+  timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
+    --config "$scratch/$kind-$name.yaml" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" \
+    --steps "$steps" --rounds 1 --runs "$run" --json "$scratch/$kind-$name.json" 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  [[ -f "$scratch/$kind-$name.json" ]] && merge_json "$json" "$name" "$scratch/$kind-$name.json"
+  return "$status"
+}
+
 extras_status=0
-scratch=$(mktemp -d)  # each extra's config and figures before they join $OUT/extras.json
 rm -f "$OUT/extras.json" "$OUT/extras.log"  # this call's extras only
 IFS=, read -ra extras <<< "$EXTRAS"
 for extra in "${extras[@]}"; do
@@ -158,19 +174,8 @@ for extra in "${extras[@]}"; do
          | tee -a "$OUT/extras.log"
        extras_status=2; continue ;;
   esac
-  seconds=$(within 600)
-  if (( seconds < 30 )); then echo "extra $extra: skipped, $DEADLINE s reached" | tee -a "$OUT/extras.log"; continue; fi
-  config="$scratch/$extra.yaml"
-  changed_config "$change" "$config"
-  echo "extra $extra ($run with $change), $EXTRA_STEPS steps, at most $seconds s" | tee -a "$OUT/extras.log"
-  ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=$allow_cuda_graphs \
-  timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
-    --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$EXTRA_STEPS" \
-    --rounds 1 --runs "$run" --json "$scratch/$extra.json" 2>&1 | tee -a "$OUT/extras.log"
-  status=${PIPESTATUS[0]}
-  # every extra's figures in one file, keyed by its name (the device tool brings back 8 files at most)
-  [[ -f "$scratch/$extra.json" ]] && merge_json "$OUT/extras.json" "$extra" "$scratch/$extra.json"
-  (( status != 0 )) && extras_status=$status
+  ST_CODE_ALLOW_CUDA_GRAPHS_WITH_GRADCACHE=$allow_cuda_graphs run_changed extra "$extra" "$change" "$run" "$EXTRA_STEPS" \
+    "$OUT/extras.log" "$OUT/extras.json" || extras_status=$?
 done
 
 attention_status=0
@@ -185,18 +190,8 @@ for setting in "${settings[@]}"; do
     *) echo "unknown attention '$setting' (known: sdpa, varlen, flex, eager, each with +liger)" | tee -a "$OUT/attention.log"
        attention_status=2; continue ;;
   esac
-  seconds=$(within 600)
-  if (( seconds < 30 )); then echo "attention $setting: skipped, $DEADLINE s reached" | tee -a "$OUT/attention.log"; continue; fi
-  config="$scratch/attention-$setting.yaml"
-  changed_config "{model: {attn_implementation: $name, liger_kernel: $liger}}" "$config"
-  echo "attention $setting (packed, attn_implementation: $name, liger_kernel: $liger), $ATTENTION_STEPS steps," \
-    "at most $seconds s" | tee -a "$OUT/attention.log"
-  timeout "$seconds" "$PYTHON" benchmarks/train_throughput.py --device "$DEVICE" "${MODEL_ARGS[@]}" \
-    --config "$config" "${BATCH_ARGS[@]}" --pairs "$PAIRS" --pairs-file "$PAIRS_FILE" --steps "$ATTENTION_STEPS" \
-    --rounds 1 --runs packed --json "$scratch/attention-$setting.json" 2>&1 | tee -a "$OUT/attention.log"
-  status=${PIPESTATUS[0]}
-  [[ -f "$scratch/attention-$setting.json" ]] && merge_json "$OUT/attention.json" "$setting" "$scratch/attention-$setting.json"
-  (( status != 0 )) && attention_status=$status
+  run_changed attention "$setting" "{model: {attn_implementation: $name, liger_kernel: $liger}}" packed \
+    "$ATTENTION_STEPS" "$OUT/attention.log" "$OUT/attention.json" || attention_status=$?
 done
 if [[ -n "$ATTENTION" ]]; then
   "$PYTHON" benchmarks/attention_comparison.py "$OUT/attention.json" --asked "$ATTENTION" 2>&1 | tee -a "$OUT/attention.log"

@@ -331,6 +331,6 @@ def test_gpu_check_compares_attention_settings_side_by_side(tmp_path, tiny_qwen_
     assert set(runs) == {"sdpa", "eager"} and len(runs["sdpa"]["packed"]) == len(runs["eager"]["packed"]) == 1
     assert runs["eager"]["packed"][0]["losses"] == pytest.approx(runs["sdpa"]["packed"][0]["losses"], abs=1e-3)
     log = (tmp_path / "out" / "attention.log").read_text()
-    assert "attention varlen (packed, attn_implementation: varlen, liger_kernel: false)" in log
+    assert "attention varlen (packed with {model: {attn_implementation: varlen, liger_kernel: false}})" in log
     assert "ratios and loss gaps against sdpa" in log and "no packed run finished for: varlen" in log
     assert not (tmp_path / "out" / "train.json").exists()  # the attention check runs nothing else
