@@ -47,6 +47,24 @@ def test_varlen_embeds_padded_and_packed_rows_as_sdpa_does(tiny_qwen_path, bidir
         torch.testing.assert_close(varlen(packed)["sentence_embedding"], expected, rtol=1e-4, atol=1e-5)
 
 
+def test_packed_varlen_layers_take_the_offsets_computed_once(tiny_qwen_path, monkeypatch):
+    """The backbone reads the packed texts' offsets once and hands them to every layer (as transformers'
+    flash-attention keywords), so no layer syncs with the GPU to read them off the position ids again."""
+    import st_code.modules.varlen_attention as varlen
+
+    model = _model(tiny_qwen_path, VARLEN_ATTENTION, pooling="pma")
+    feature = model.preprocess(_texts(9, seed=3))
+    packed = pack_feature(dict(feature), model[0].tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = model(dict(feature))["sentence_embedding"]
+
+        def per_layer(*args, **kwargs):
+            raise AssertionError("a layer recomputed the packed offsets")
+
+        monkeypatch.setattr(varlen, "sequence_offsets", per_layer)
+        torch.testing.assert_close(model(packed)["sentence_embedding"], expected, rtol=1e-4, atol=1e-5)
+
+
 def _texts_seen_from_outside(model, feature, packed, changed_text: int) -> tuple[float, float]:
     """Change one text's tokens inside the packed rows; return how far that text's own token states and
     the other texts' token states moved."""

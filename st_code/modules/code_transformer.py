@@ -30,7 +30,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_N
 from st_code.errors import UsageError
 from st_code.modules.document_mask import packed_document_mask
 from st_code.modules.modeling_st_code import PORTABLE_CODE_MODULE, BidirectionalTransformer, make_bidirectional
-from st_code.modules.varlen_attention import VARLEN_ATTENTION, narrow_sliding_window
+from st_code.modules.varlen_attention import VARLEN_ATTENTION, narrow_sliding_window, sequence_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ PACKED_ROWS = "st_code_packed_rows"
 #: position ids on the first three (a bidirectional model gets a document mask from here), the varlen
 #: kernel reads them itself (st_code.modules.varlen_attention).
 PACKING_ATTENTION = ("sdpa", "eager", "flex_attention", VARLEN_ATTENTION)
+
+#: transformers' flash-attention keywords, passed to the model for packed rows on the varlen kernel.
+VARLEN_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
 
 TEXT_ONLY_MODALITY = {"text": {"method": "forward", "method_output_name": "last_hidden_state"}}
 
@@ -183,7 +186,15 @@ class CodeTransformer(Transformer):
     def forward(self, features: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         packed = features.pop(PACKED_ROWS, None)
         implementation = self.model.config._attn_implementation
-        if packed is not None and self.bidirectional and implementation != VARLEN_ATTENTION:
+        if packed is not None and implementation == VARLEN_ATTENTION:
+            # the texts' offsets once for all layers (each would otherwise read them off the position ids)
+            positions = features["position_ids"]
+            offsets, longest = sequence_offsets(None, positions, positions.shape[0], positions.shape[1],
+                                                positions.device)
+            kwargs = {**kwargs, **dict(zip(VARLEN_KEYS, (offsets, offsets, longest, longest)))}
+            if self.model_forward_params is not None:
+                self.model_forward_params |= set(VARLEN_KEYS)
+        elif packed is not None and self.bidirectional:
             # transformers' bidirectional mask ignores packed position ids: each text gets its own block
             features["attention_mask"] = packed_document_mask(features["position_ids"], implementation,
                                                               self.model.dtype)
