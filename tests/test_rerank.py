@@ -11,9 +11,26 @@ import json
 import pytest
 
 from st_code.errors import UsageError
-from st_code.search import CodeSearcher
+from st_code.search import CodeSearcher, build_index
 from st_code.search.rerank import CrossEncoderReranker, pair_text
-from tests.test_hybrid_search import index, minilm  # noqa: F401  (module fixtures: the chi repository's index)
+from tests.test_code_search import write_repo
+from tests.test_hybrid_search import SOURCES
+
+
+@pytest.fixture(scope="module")
+def minilm(minilm_path):
+    from st_code.search.index import load_search_model
+
+    return load_search_model(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, minilm):
+    """The chi-like repository of tests/test_hybrid_search.py, indexed with the packaged MiniLM."""
+    root = write_repo(tmp_path_factory.mktemp("chi") / "repo", SOURCES)
+    out = tmp_path_factory.mktemp("index") / "index"
+    build_index(root, out, _loaded=minilm, log=lambda _: None, progress=False)
+    return out
 
 
 @pytest.fixture(scope="module")
