@@ -110,7 +110,7 @@ def _distill(args: argparse.Namespace) -> int:
 def _mcp(args: argparse.Namespace) -> int:
     from st_code.search.mcp_server import serve
 
-    serve(args.repository, index=args.index, model=args.model, device=args.device)
+    serve(args.repository, index=args.index, model=args.model, device=args.device, rerank=args.rerank)
     return 0
 
 
@@ -276,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--index", help="its index folder (default: REPOSITORY/.st-code-index)")
     mcp.add_argument("--model", help="the model to build the index with (default: the index's own, else the "
                                      "packaged MiniLM)")
+    mcp.add_argument("--rerank", metavar="CROSS_ENCODER", help="reorder each search's best 30 candidates by this "
+                                                               "cross-encoder (as st-code search --rerank)")
     mcp.add_argument("--device")
     mcp.set_defaults(run=_mcp)
 

@@ -75,3 +75,16 @@ def test_a_missing_cross_encoder_is_refused_with_the_fix(tmp_path):
         CrossEncoderReranker(str(tmp_path / "nowhere"), device="cpu")
     with pytest.raises(UsageError, match="--rerank-candidates must be a whole number >= 1"):
         CrossEncoderReranker(object(), candidates=0)
+
+
+def test_the_mcp_server_state_reranks_its_searches(index, minilm, cross_encoder_folder):
+    """``st-code mcp REPO --rerank CE``: the tools' search gives what ``st-code search --rerank`` gives."""
+    from st_code.search.manifest import read_manifest
+    from st_code.search.mcp_server import RepositorySearch
+
+    state = RepositorySearch(read_manifest(index)["root"], index=index, rerank=cross_encoder_folder, device="cpu")
+    served = state.search("compress response bodies with gzip", k=3)
+    reranker = CrossEncoderReranker(cross_encoder_folder, device="cpu")
+    searcher = CodeSearcher(index, model=minilm[0], reranker=reranker)
+    direct = searcher.search(["compress response bodies with gzip"], k=3)[0]
+    assert [(h["path"], h["score"]) for h in served] == [(h.path, round(h.score, 4)) for h in direct]

@@ -28,12 +28,17 @@ class RepositorySearch:
     """The state behind the tools: one repository, its index folder, a model loaded once."""
 
     def __init__(self, repository: str | Path, index: str | Path | None = None, model: str | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, rerank: str | None = None) -> None:
         self.repository = Path(repository).resolve()
         if not self.repository.exists():
             raise UsageError(f"{repository} does not exist: pass the repository to serve")
         self.index = Path(index) if index else self.repository / ".st-code-index"
         self.model_name, self.device = model, device
+        self.reranker = None
+        if rerank:  # loaded at start: a missing cross-encoder is an error before the client connects
+            from st_code.search.rerank import CrossEncoderReranker
+
+            self.reranker = CrossEncoderReranker(rerank, device=device)
         self._loaded = None
         self._searcher = None
 
@@ -54,7 +59,7 @@ class RepositorySearch:
 
             if not (self.index / "manifest.json").is_file():
                 raise UsageError(f"no index at {self.index} yet: call the index tool first")
-            self._searcher = CodeSearcher(self.index, model=self._model()[0])
+            self._searcher = CodeSearcher(self.index, model=self._model()[0], reranker=self.reranker)
         return self._searcher
 
     def search(self, query: str, k: int = 10, per_file: bool = False, lines: int = 12) -> list[dict[str, Any]]:
@@ -122,9 +127,9 @@ def build_server(state: RepositorySearch):
 
 
 def serve(repository: str | Path, index: str | Path | None = None, model: str | None = None,
-          device: str | None = None) -> None:
+          device: str | None = None, rerank: str | None = None) -> None:
     """Run the server on stdio until the client closes it."""
-    build_server(RepositorySearch(repository, index, model, device)).run("stdio")
+    build_server(RepositorySearch(repository, index, model, device, rerank)).run("stdio")
 
 
 __all__ = ["RepositorySearch", "build_server", "serve"]
