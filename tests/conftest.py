@@ -54,3 +54,24 @@ def coder_pile(tmp_path_factory):
     with OpenAIStub(scripted) as server:
         run_data_gen(server.api_base, write_repository(root), root / "coder-pile", num_negatives=7)
     return root / "coder-pile"
+
+
+@pytest.fixture(scope="module")
+def search_minilm(minilm_path):
+    """The packaged MiniLM as code search loads it: (model, name, fingerprint)."""
+    from st_code.search.index import load_search_model
+
+    return load_search_model(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def chi_index(tmp_path_factory, search_minilm):
+    """A small Go repository shaped like chi (tests/test_hybrid_search.py's SOURCES), indexed with MiniLM."""
+    from st_code.search import build_index
+    from tests.test_code_search import write_repo
+    from tests.test_hybrid_search import SOURCES
+
+    root = write_repo(tmp_path_factory.mktemp("chi") / "repo", SOURCES)
+    out = tmp_path_factory.mktemp("index") / "index"
+    build_index(root, out, _loaded=search_minilm, log=lambda _: None, progress=False)
+    return out

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from st_code.errors import UsageError
-from st_code.search import CodeSearcher, build_index
+from st_code.search import CodeSearcher
 from st_code.search.lexical import LexicalIndex, code_tokens, query_tokens
 from st_code.search.ranking import RankingWeights, fuse, is_auxiliary, rank, symbol_query
-from tests.test_code_search import write_repo
 
 ROUTER = '''package chi
 
@@ -63,21 +62,6 @@ SOURCES = {"chi.go": ROUTER, "mux.go": MUX, "middleware/compress.go": COMPRESS,
            "middleware/compress_test.go": COMPRESS_TEST,
            "examples/router/main.go": "package main\n\n// articleRouter routes articles.\nfunc articleRouter() Router {\n"
                                       "\tr := NewRouter()\n\treturn r\n}\n"}
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_path):
-    from st_code.search.index import load_search_model
-
-    return load_search_model(minilm_path)
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, minilm):
-    root = write_repo(tmp_path_factory.mktemp("chi") / "repo", SOURCES)
-    out = tmp_path_factory.mktemp("index") / "index"
-    build_index(root, out, _loaded=minilm, log=lambda _: None, progress=False)
-    return out
 
 
 def test_code_tokens_keep_identifiers_whole_and_split_them():
@@ -130,9 +114,9 @@ def test_fusion_and_ranking_by_hand():
     assert order[:2] == [2, 1]  # a second unit of mux.go yields to the next file
 
 
-def test_hybrid_finds_definitions_and_keeps_tests_below(index, minilm):
-    hybrid = CodeSearcher(index, model=minilm[0])
-    dense = CodeSearcher(index, model=minilm[0], mode="dense")
+def test_hybrid_finds_definitions_and_keeps_tests_below(chi_index, search_minilm):
+    hybrid = CodeSearcher(chi_index, model=search_minilm[0])
+    dense = CodeSearcher(chi_index, model=search_minilm[0], mode="dense")
     router = hybrid.search(["Router"], k=3)[0]
     assert (router[0].path, router[0].symbol) == ("chi.go", "Router")
     query = hybrid.embed_queries(["Router"])[0]  # the cosine to threshold, beside the ranked score
@@ -148,46 +132,46 @@ def test_hybrid_finds_definitions_and_keeps_tests_below(index, minilm):
     query = dense.embed_queries(["Router"])
     rows, scores = dense.nearest(query, 3)
     assert [h.score for h in dense.search(["Router"], k=3)[0]] == pytest.approx(scores[0].tolist())
-    lexical = CodeSearcher(index, model=minilm[0], mode="lexical")
+    lexical = CodeSearcher(chi_index, model=search_minilm[0], mode="lexical")
     found = lexical.search(["Compress"], k=1)[0][0]
     assert found.symbol == "Compress" and found.similarity is None and "similarity" not in found.to_dict()
 
 
-def test_per_file_gives_one_hit_per_file(index, minilm):
-    searcher = CodeSearcher(index, model=minilm[0])
+def test_per_file_gives_one_hit_per_file(chi_index, search_minilm):
+    searcher = CodeSearcher(chi_index, model=search_minilm[0])
     hits = searcher.search(["Mux route subrouter"], k=10, per_file=True)[0]
     paths = [h.path for h in hits]
     assert len(paths) == len(set(paths)) == len(SOURCES)
     with pytest.raises(UsageError, match="--mode 'fuzzy'"):
-        CodeSearcher(index, model=minilm[0], mode="fuzzy")
+        CodeSearcher(chi_index, model=search_minilm[0], mode="fuzzy")
     with pytest.raises(UsageError, match="--fusion"):
-        CodeSearcher(index, model=minilm[0], fusion="max")
+        CodeSearcher(chi_index, model=search_minilm[0], fusion="max")
 
 
-def test_an_index_from_before_hybrid_search_opens_and_update_saves_its_bm25(index, minilm, tmp_path):
+def test_an_index_from_before_hybrid_search_opens_and_update_saves_its_bm25(chi_index, search_minilm, tmp_path):
     """Indexes written before ``lexical/`` existed get their BM25 from units.jsonl on open; the next
     update writes it."""
     from st_code.search import update_index
 
     old = tmp_path / "old"
-    shutil.copytree(index, old)
+    shutil.copytree(chi_index, old)
     shutil.rmtree(old / "lexical")
     manifest = json.loads((old / "manifest.json").read_text())
     manifest.pop("lexical")
     (old / "manifest.json").write_text(json.dumps(manifest))
-    fresh = CodeSearcher(index, model=minilm[0]).search(["Router", "gzip middleware"], k=4)
-    opened = CodeSearcher(old, model=minilm[0]).search(["Router", "gzip middleware"], k=4)
+    fresh = CodeSearcher(chi_index, model=search_minilm[0]).search(["Router", "gzip middleware"], k=4)
+    opened = CodeSearcher(old, model=search_minilm[0]).search(["Router", "gzip middleware"], k=4)
     assert [[(h.path, h.symbol) for h in hits] for hits in opened] == [[(h.path, h.symbol) for h in hits]
                                                                          for hits in fresh]
     update_index(old, log=lambda _: None, progress=False)
     assert (old / "lexical" / "symbols.json").is_file()
 
 
-def test_the_command_line_takes_mode_fusion_and_per_file(index, capsys):
+def test_the_command_line_takes_mode_fusion_and_per_file(chi_index, capsys):
     from st_code.cli import main
 
-    assert main(["search", str(index), "Router", "-k", "2", "--json", "--per-file", "--fusion", "rrf"]) == 0
+    assert main(["search", str(chi_index), "Router", "-k", "2", "--json", "--per-file", "--fusion", "rrf"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["hits"][0]["path"] == "chi.go" and len({h["path"] for h in answer["hits"]}) == 2
-    assert main(["search", str(index), "Router", "--mode", "dense", "-k", "1"]) == 0
+    assert main(["search", str(chi_index), "Router", "--mode", "dense", "-k", "1"]) == 0
     assert capsys.readouterr().out.startswith(" 1. ")

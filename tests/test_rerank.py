@@ -11,26 +11,8 @@ import json
 import pytest
 
 from st_code.errors import UsageError
-from st_code.search import CodeSearcher, build_index
+from st_code.search import CodeSearcher
 from st_code.search.rerank import CrossEncoderReranker, pair_text
-from tests.test_code_search import write_repo
-from tests.test_hybrid_search import SOURCES
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_path):
-    from st_code.search.index import load_search_model
-
-    return load_search_model(minilm_path)
-
-
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, minilm):
-    """The chi-like repository of tests/test_hybrid_search.py, indexed with the packaged MiniLM."""
-    root = write_repo(tmp_path_factory.mktemp("chi") / "repo", SOURCES)
-    out = tmp_path_factory.mktemp("index") / "index"
-    build_index(root, out, _loaded=minilm, log=lambda _: None, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +26,11 @@ def cross_encoder_folder(tmp_path_factory, minilm_path):
     return str(folder)
 
 
-def test_the_head_follows_the_cross_encoder_and_the_rest_keeps_its_order(index, minilm, cross_encoder_folder):
+def test_the_head_follows_the_cross_encoder_and_the_rest_keeps_its_order(chi_index, search_minilm,
+                                                                          cross_encoder_folder):
     reranker = CrossEncoderReranker(cross_encoder_folder, candidates=3, device="cpu")
-    plain = CodeSearcher(index, model=minilm[0])
-    reranked = CodeSearcher(index, model=minilm[0], reranker=reranker)
+    plain = CodeSearcher(chi_index, model=search_minilm[0])
+    reranked = CodeSearcher(chi_index, model=search_minilm[0], reranker=reranker)
     query = "compress response bodies with gzip"
     before = plain._ranked(query, plain.embed_queries([query])[0], 10, False)
     expected = reranker.model.predict([(query, pair_text(unit)) for unit, _, _ in before[:3]])
@@ -60,10 +43,10 @@ def test_the_head_follows_the_cross_encoder_and_the_rest_keeps_its_order(index, 
     assert all(h.similarity == pytest.approx(cosines[h.path, h.start_line]) for h in hits)  # the cosine stays a cosine
 
 
-def test_the_command_line_reranks(index, cross_encoder_folder, capsys):
+def test_the_command_line_reranks(chi_index, cross_encoder_folder, capsys):
     from st_code.cli import main
 
-    assert main(["search", str(index), "Router", "--json", "-k", "3", "--rerank", cross_encoder_folder,
+    assert main(["search", str(chi_index), "Router", "--json", "-k", "3", "--rerank", cross_encoder_folder,
                  "--rerank-candidates", "2", "--mode", "dense"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert len(answer["hits"]) == 3 and answer["hits"][0]["score"] > answer["hits"][2]["score"]
@@ -77,14 +60,15 @@ def test_a_missing_cross_encoder_is_refused_with_the_fix(tmp_path):
         CrossEncoderReranker(object(), candidates=0)
 
 
-def test_the_mcp_server_state_reranks_its_searches(index, minilm, cross_encoder_folder):
+def test_the_mcp_server_state_reranks_its_searches(chi_index, search_minilm, cross_encoder_folder):
     """``st-code mcp REPO --rerank CE``: the tools' search gives what ``st-code search --rerank`` gives."""
     from st_code.search.manifest import read_manifest
     from st_code.search.mcp_server import RepositorySearch
 
-    state = RepositorySearch(read_manifest(index)["root"], index=index, rerank=cross_encoder_folder, device="cpu")
+    state = RepositorySearch(read_manifest(chi_index)["root"], index=chi_index, rerank=cross_encoder_folder,
+                             device="cpu")
     served = state.search("compress response bodies with gzip", k=3)
     reranker = CrossEncoderReranker(cross_encoder_folder, device="cpu")
-    searcher = CodeSearcher(index, model=minilm[0], reranker=reranker)
+    searcher = CodeSearcher(chi_index, model=search_minilm[0], reranker=reranker)
     direct = searcher.search(["compress response bodies with gzip"], k=3)[0]
     assert [(h["path"], h["score"]) for h in served] == [(h.path, round(h.score, 4)) for h in direct]
