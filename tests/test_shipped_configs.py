@@ -49,6 +49,13 @@ def test_all_three_paper_configs_ship():
     assert [p.name for p in CONFIGS] == ["c2llm-0.5b.yaml", "coder-1.5b.yaml", "codexembed-2stage.yaml"]
 
 
+def test_the_recipe_configs_are_the_packaged_ones():
+    """recipes/configs/ links to st_code/configs/ (what `--config NAME` reads in an installed package), so
+    an edit to one is an edit to both; an editor that replaced a link with a copy would split them."""
+    for path in sorted((ROOT / "recipes" / "configs").glob("*.yaml")):
+        assert path.is_symlink() and path.resolve() == (ROOT / "st_code" / "configs" / path.name).resolve(), path
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_shipped_config_dry_runs_end_to_end(path, tiny_qwen_path, coder_pile, tmp_path, capsys):
     config = yaml.safe_load(path.read_text())
