@@ -40,18 +40,18 @@ class CrossEncoderReranker:
             model = _load_cross_encoder(model, device)
         self.model, self.candidates, self.batch_size = model, candidates, batch_size
 
-    def rerank(self, query: str, ranked: list[tuple[dict, float, float | None]]) -> list[tuple[dict, float, float | None]]:
+    def rerank(self, query: str, ranked: list[tuple[dict, float, float | None]]
+               ) -> list[tuple[dict, float, float | None]]:
         """``ranked`` (unit, score, cosine) best first -> the head reordered, scored by the cross-encoder;
         the rest after it, their scores shifted below the head's lowest."""
         head, tail = ranked[:self.candidates], ranked[self.candidates:]
         if not head:
             return ranked
-        scores = self.model.predict([(query, pair_text(unit)) for unit, _, _ in head], batch_size=self.batch_size,
-                                    show_progress_bar=False, convert_to_numpy=True)
-        order = sorted(range(len(head)), key=lambda i: -float(scores[i]))
-        reranked = [(head[i][0], float(scores[i]), head[i][2]) for i in order]
+        ranked_head = self.model.rank(query, [pair_text(unit) for unit, _, _ in head], batch_size=self.batch_size,
+                                      show_progress_bar=False)  # best first, as {"corpus_id", "score"}
+        reranked = [(head[r["corpus_id"]][0], float(r["score"]), head[r["corpus_id"]][2]) for r in ranked_head]
         if tail:
-            shift = max(score for _, score, _ in tail) - (min(float(s) for s in scores) - 1.0)
+            shift = max(score for _, score, _ in tail) - (reranked[-1][1] - 1.0)
             reranked += [(unit, score - shift, cosine) for unit, score, cosine in tail]
         return reranked
 

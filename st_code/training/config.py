@@ -135,8 +135,8 @@ class StageConfig:
     # the whole budget (the fewest mini-batches that fit, cut where they pad least); null, or a CPU:
     # mini_batch_padding's rule (st_code.training.losses)
     mini_batch_overhead: int | str | None = "auto"
-    # length_sorted: pack each mini-batch's rows side by side, each attending only to itself (causal
-    # decoders on sdpa/eager; st_code.training.packing): few mini-batches with almost no padding.
+    # length_sorted: pack each mini-batch's rows side by side, each attending only to itself (decoders
+    # on sdpa, eager, flex_attention or varlen; st_code.training.packing): few mini-batches, little padding.
     # "auto": on a GPU where the model can (1.65x a step on an H200); never on a CPU (no gain there)
     pack_sequences: bool | str = "auto"
     num_negatives: int = 1

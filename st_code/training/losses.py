@@ -165,7 +165,7 @@ class LengthSortedCachedMNRL(CachedMultipleNegativesRankingLoss):
             mini-batch costing this many token slots on top of its own; ``max_padding`` is then unused.
         pack: pack each mini-batch's rows side by side (:mod:`st_code.training.packing`); the cut then
             fills the token budget (``mini_batch_num_tokens``, else ``mini_batch_size`` rows of the
-            column's longest) and the two settings above are unused. Causal decoders on sdpa/eager only.
+            column's longest) and the two settings above are unused. Decoders only (``packing_unsupported``).
         pack_columns: packed, embed all columns as one (:func:`merge_columns`), so that a mini-batch
             holds rows of every column; ``False`` packs each column on its own (for comparison).
         shape_multiple: packed, round each mini-batch's packed rows and width up to these multiples, within
