@@ -195,3 +195,12 @@ def test_the_walk_honours_gitignore_and_counts_what_it_skipped(repo):
     assert report.skipped == {"gitignored": 1, "gitignored_dir": 1, "vendored_or_build_dir": 1, "minified": 1,
                               "binary": 1, "non_utf8": 1, "generated": 1, "not_code": 1}
     assert "skipped: binary 1" in report.line()
+
+
+@pytest.mark.parametrize("name", ["Client.kt", "Encoder.scala", "Session.swift", "router.ex", "mem.zig", "app.dart"])
+def test_the_languages_of_public_search_suites_are_code(tmp_path, name):
+    (tmp_path / name).write_text("\n".join(f"line {i} of some code" for i in range(12)))
+    report = WalkReport()
+    files = [f for f in walk_repository(tmp_path, report) if f.text is not None]
+    assert [f.path for f in files] == [name]
+    assert split_units(files[0].text, files[0].language, name)[0].kind == "window"

@@ -12,7 +12,8 @@ import pytest
 from st_code.errors import UsageError
 from st_code.search import CodeSearcher
 from st_code.search.lexical import LexicalIndex, code_tokens, query_tokens
-from st_code.search.ranking import RankingWeights, fuse, is_auxiliary, rank, symbol_query
+from st_code.search.ranking import (RankingWeights, fuse, is_auxiliary, path_word_share, query_words, rank,
+                                   symbol_query)
 
 ROUTER = '''package chi
 
@@ -112,6 +113,24 @@ def test_fusion_and_ranking_by_hand():
     dense = np.array([0.2, 0.8, 0.9, 0.85] + [0.1] * 10)
     order = [i for i, _ in rank("routing", units + others, dense, np.zeros(14))]
     assert order[:2] == [2, 1]  # a second unit of mux.go yields to the next file
+
+
+def test_a_question_whose_words_name_a_file_lifts_it():
+    words = query_words("how are connections pooled by the TCP connector")
+    assert words == {"connection", "pooled", "tcp", "connector"}  # no function words, singular
+    assert path_word_share(words, "aiohttp/tcp_connector.py") == 0.5
+    assert path_word_share(words, "aiohttp/client.py") == 0.0
+    assert path_word_share(query_words("how routes are matched"), "router.go") == 0.5  # route: a prefix of router
+    assert path_word_share(query_words("middleware"), "chi/middleware/strip.go") == 1.0  # the folder counts
+    assert path_word_share(query_words("cors"), "corsair.go") == 0.0  # prefixes of four letters or more only
+    units = [{"path": "client.py", "symbol": "Client.request", "start_line": 1, "end_line": 20},
+             {"path": "connector.py", "symbol": "Pool.acquire", "start_line": 1, "end_line": 20},
+             {"path": "web.py", "symbol": "serve", "start_line": 1, "end_line": 20}]
+    dense, lexical = np.array([0.62, 0.6, 0.1]), np.array([2.0, 1.9, 0.1])
+    assert [i for i, _ in rank("TCP connector pooling", units, dense, lexical)] == [1, 0, 2]
+    off = RankingWeights(path_words=0.0)
+    assert [i for i, _ in rank("TCP connector pooling", units, dense, lexical, off)] == [0, 1, 2]
+    assert [i for i, _ in rank("Client", units, dense, lexical)][0] == 0  # identifier queries: names decide
 
 
 def test_hybrid_finds_definitions_and_keeps_tests_below(chi_index, search_minilm):

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Extension -> language: CodeR-Pile's 20 languages (appendix D.2) and Verilog.
+#: Extension -> language: CodeR-Pile's 20 languages (appendix D.2), Verilog, and the other languages of
+#: public code-search suites (Kotlin, Scala, Swift, Elixir, Zig, Dart), which index as line windows.
 EXTENSIONS: dict[str, str] = {
     ".java": "Java", ".py": "Python", ".js": "JavaScript", ".mjs": "JavaScript", ".cjs": "JavaScript",
     ".jsx": "JavaScript", ".php": "PHP", ".rb": "Ruby", ".go": "Go", ".cs": "C#", ".cpp": "C++", ".cc": "C++",
@@ -26,7 +27,8 @@ EXTENSIONS: dict[str, str] = {
     ".sql": "SQL", ".vb": "Visual Basic", ".bas": "Visual Basic", ".ps1": "Powershell", ".psm1": "Powershell",
     ".bat": "Batchfile", ".cmd": "Batchfile", ".f": "Fortran", ".f90": "Fortran", ".f95": "Fortran",
     ".f03": "Fortran", ".for": "Fortran", ".hs": "Haskell", ".lua": "Lua", ".v": "Verilog", ".sv": "Verilog",
-    ".vh": "Verilog", ".svh": "Verilog",
+    ".vh": "Verilog", ".svh": "Verilog", ".kt": "Kotlin", ".kts": "Kotlin", ".scala": "Scala", ".sc": "Scala",
+    ".swift": "Swift", ".ex": "Elixir", ".exs": "Elixir", ".zig": "Zig", ".dart": "Dart",
 }
 LANGUAGES = sorted(set(EXTENSIONS.values()))
 #: Folders that hold someone else's code or build output, skipped by name.

@@ -8,6 +8,10 @@ Fusion is either a blend of the two scores, each scaled to [0, 1] over the query
 - **symbols**: a query that is one identifier (``Router``, ``HTTPException``, ``Mux.Route``) lifts the
   units it names: the exact name most, the same name in another case, the type whose methods it
   names, and the file named after it, less;
+- **paths**: a question whose words name a file or its folder (``middleware`` -> ``middleware.go``,
+  "connection pooling" -> ``connector.py``, plurals and prefixes of four letters or more) lifts that
+  file's units in proportion to the share of its words matched: repositories name files after what
+  they do, and a dense model of a few million parameters misses many of those names;
 - **auxiliary code** (tests, examples, docs, benchmarks, fixtures, vendored code) and **tiny units** (a
   few lines: imports, aliases, re-exports) are down-weighted, not dropped: they can still be the answer;
 - **files**: a file several candidates come from gains a little (evidence from several units), and
@@ -24,6 +28,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
+from st_code.search.lexical import STOPWORDS, code_tokens
 
 FUSIONS = ("blend", "rrf")
 _AUXILIARY = re.compile(
@@ -47,7 +53,8 @@ class RankingWeights:
     tiny_unit_lines: int = 4  # any unit shorter than this
     tiny: float = 0.8  # the factor on both
     symbol: float = 1.0  # added to a unit the one-identifier query names exactly
-    file_repeat: float = 0.7  # factor per unit of the same file already ranked
+    path_words: float = 0.5  # x the best score x share of a question's words its file or folder name carries
+    file_repeat: float = 0.5  # factor per unit of the same file already ranked
     file_evidence: float = 0.1  # x log(candidates from the same file)
     window: int = 30  # candidates the file stage reorders
 
@@ -97,6 +104,10 @@ def rank(query: str, units: list[dict], dense: np.ndarray, lexical: np.ndarray,
     wants_auxiliary = bool(_ASKS_FOR_TESTS.search(query))
     name = symbol_query(query)
     named = np.array([_names(unit, name) if name else 0.0 for unit in units])
+    if not name and weights.path_words and scores.size:
+        words = query_words(query)
+        matched = np.array([path_word_share(words, unit["path"]) for unit in units])
+        scores = scores + weights.path_words * float(scores.max()) * matched
     for i, unit in enumerate(units):
         if not wants_auxiliary and is_auxiliary(unit["path"]):
             scores[i] *= weights.auxiliary
@@ -120,6 +131,30 @@ def rank(query: str, units: list[dict], dense: np.ndarray, lexical: np.ndarray,
     head = sorted(head, key=lambda i: -final[i])
     below = float(scores.max()) + 1.0 if scores.size else 0.0  # the rest after the head, still in order
     return [(i, float(final[i])) for i in head] + [(i, float(scores[i]) - below) for i in tail]
+
+
+def query_words(query: str) -> set[str]:
+    """A question's content words (three letters or more, no English function words), singular."""
+    return {_singular(word) for word in code_tokens(query) if len(word) > 2 and word not in STOPWORDS}
+
+
+def path_word_share(words: set[str], path: str) -> float:
+    """The share of ``words`` that the file's name or its folder's name carries: a word matches a name part
+    equal to it or, both at least four letters, one starting with the other (``connect`` / ``connector``)."""
+    if not words:
+        return 0.0
+    folders = path.replace("\\", "/").split("/")
+    parts = {_singular(p) for p in code_tokens(folders[-1].split(".")[0])}
+    if len(folders) > 1:
+        parts |= {_singular(p) for p in code_tokens(folders[-2])}
+    hits = sum(1 for word in words if any(
+        word == part or (min(len(word), len(part)) >= 4 and (word.startswith(part) or part.startswith(word)))
+        for part in parts))
+    return hits / len(words)
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _is_tiny(unit: dict, weights: RankingWeights) -> bool:
