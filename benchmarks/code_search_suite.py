@@ -194,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=["hybrid", "dense"],
                         help="st-code search modes to score: hybrid, dense, lexical, hybrid-rrf (default: hybrid "
                              "dense); BM25 over the same units is always scored beside them")
-    parser.add_argument("--rerank", metavar="CROSS_ENCODER",
-                        help="also score each mode followed by this cross-encoder (MODE+rerank columns, with their "
-                             "ms per query): a CrossEncoder folder or hub id")
-    parser.add_argument("--rerank-candidates", type=int, default=30, help="candidates reread per query (default: 30)")
+    parser.add_argument("--rerank", metavar="CROSS_ENCODER|llm:MODEL",
+                        help="also score each mode followed by this reranker (MODE+rerank columns, with their ms "
+                             "per query): a CrossEncoder folder or hub id, or llm:MODEL (a chat model)")
+    parser.add_argument("--rerank-candidates", type=int, default=None,
+                        help="candidates reread per query (default: 30 for a cross-encoder, 10 for an LLM)")
+    parser.add_argument("--rerank-api-base", metavar="URL", help="the OpenAI-compatible server of --rerank llm:MODEL")
     parser.add_argument("--json", type=Path, default=None, help="also write every query's scores here")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep the indexes in this folder and reuse them on the next run (index time then "
@@ -206,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     repos = load_suite(args.suite, args.checkouts, args.repos)
     reranker = None
     if args.rerank:
-        from st_code.search.rerank import CrossEncoderReranker
+        from st_code.search.llm_rerank import make_reranker
 
-        reranker = CrossEncoderReranker(args.rerank, candidates=args.rerank_candidates)
+        reranker = make_reranker(args.rerank, args.rerank_candidates, api_base=args.rerank_api_base)
         args.modes = args.modes + [f"{mode}+rerank" for mode in args.modes]
     if not repos:
         parser.error(f"no repository of {args.suite}/repos.json has both annotations and a checkout under {args.checkouts}")
@@ -223,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory() as work:
             results = [run_repository(repo, args.model, Path(work), args.modes, reranker) for repo in repos]
+    if hasattr(reranker, "close"):
+        reranker.close()  # an LLM reranker's connections
     for line in summary(results, args.modes + ["bm25"]):
         print(line)
     if args.json:

@@ -81,22 +81,28 @@ def _search(args: argparse.Namespace) -> int:
         queries = [args.query]
     reranker = None
     if args.rerank:
-        from st_code.search.rerank import CrossEncoderReranker
+        from st_code.search.llm_rerank import make_reranker
 
-        reranker = CrossEncoderReranker(args.rerank, candidates=args.rerank_candidates, device=args.device)
-    searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
-                            device=args.device, mode=args.mode, fusion=args.fusion, reranker=reranker)
-    for start in range(0, len(queries), 256):
-        batch = queries[start:start + 256]
-        for query, hits in zip(batch, searcher.search(batch, args.k, per_file=args.per_file)):
-            if args.json or args.queries is not None:
-                print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False),
-                      flush=True)
-                continue
-            for rank, hit in enumerate(hits, 1):
-                print(f"{rank:>2}. {hit.path}:{hit.start_line}  {hit.symbol or hit.kind}  ({hit.score:.3f})")
-                for line in hit.snippet(args.lines).split("\n"):
-                    print(f"      {line}")
+        reranker = make_reranker(args.rerank, args.rerank_candidates, args.device, args.rerank_api_base)
+    elif args.rerank_api_base:
+        raise UsageError("--rerank-api-base goes with --rerank llm:MODEL")
+    try:
+        searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
+                                device=args.device, mode=args.mode, fusion=args.fusion, reranker=reranker)
+        for start in range(0, len(queries), 256):
+            batch = queries[start:start + 256]
+            for query, hits in zip(batch, searcher.search(batch, args.k, per_file=args.per_file)):
+                if args.json or args.queries is not None:
+                    print(json.dumps({"query": query, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False),
+                          flush=True)
+                    continue
+                for rank, hit in enumerate(hits, 1):
+                    print(f"{rank:>2}. {hit.path}:{hit.start_line}  {hit.symbol or hit.kind}  ({hit.score:.3f})")
+                    for line in hit.snippet(args.lines).split("\n"):
+                        print(f"      {line}")
+    finally:
+        if hasattr(reranker, "close"):
+            reranker.close()  # an LLM reranker's connections
     return 0
 
 
@@ -110,7 +116,8 @@ def _distill(args: argparse.Namespace) -> int:
 def _mcp(args: argparse.Namespace) -> int:
     from st_code.search.mcp_server import serve
 
-    serve(args.repository, index=args.index, model=args.model, device=args.device, rerank=args.rerank)
+    serve(args.repository, index=args.index, model=args.model, device=args.device, rerank=args.rerank,
+          rerank_api_base=args.rerank_api_base)
     return 0
 
 
@@ -247,12 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how hybrid joins its scores: blend (default) or rrf (reciprocal ranks)")
     search.add_argument("--per-file", action="store_true", help="one hit per file: the best unit of each of the "
                                                                 "top k files")
-    search.add_argument("--rerank", metavar="CROSS_ENCODER",
+    search.add_argument("--rerank", metavar="CROSS_ENCODER|llm:MODEL",
                         help="reorder each query's best candidates by a cross-encoder (a sentence-transformers "
-                             "CrossEncoder folder or hub id, e.g. BAAI/bge-reranker-base); slower, one pass per "
-                             "candidate; hit scores are then the cross-encoder's")
-    search.add_argument("--rerank-candidates", type=positive_int, default=30,
-                        help="candidates --rerank rereads per query (default: %(default)s)")
+                             "CrossEncoder folder or hub id, e.g. BAAI/bge-reranker-base; one pass per candidate) "
+                             "or by a chat model (llm:MODEL, a litellm name such as llm:openai/gpt-4o-mini; one call "
+                             "per query); hit scores are then the reranker's")
+    search.add_argument("--rerank-candidates", type=positive_int, default=None,
+                        help="candidates --rerank rereads per query (default: 30 for a cross-encoder, 10 for an LLM)")
+    search.add_argument("--rerank-api-base", metavar="URL",
+                        help="the OpenAI-compatible server of --rerank llm:MODEL (vLLM, llama.cpp), e.g. "
+                             "http://localhost:8000/v1")
     search.add_argument("--device")
     search.set_defaults(run=_search)
 
@@ -276,8 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--index", help="its index folder (default: REPOSITORY/.st-code-index)")
     mcp.add_argument("--model", help="the model to build the index with (default: the index's own, else the "
                                      "packaged MiniLM)")
-    mcp.add_argument("--rerank", metavar="CROSS_ENCODER", help="reorder each search's best 30 candidates by this "
-                                                               "cross-encoder (as st-code search --rerank)")
+    mcp.add_argument("--rerank", metavar="CROSS_ENCODER|llm:MODEL",
+                     help="reorder each search's best candidates by this cross-encoder or chat model (as st-code "
+                          "search --rerank)")
+    mcp.add_argument("--rerank-api-base", metavar="URL", help="the server of --rerank llm:MODEL")
     mcp.add_argument("--device")
     mcp.set_defaults(run=_mcp)
 

@@ -53,9 +53,9 @@ NEUTRAL = ("st_code.errors", "st_code.fingerprint", "st_code.lazy", "st_code.out
     ("st_code/evaluation", ("st_code.evaluation", "st_code.data", "st_code.retrieval", "st_code.reporting",
                             "st_code.model", "st_code.prompts", "st_code.locking", *NEUTRAL)),
     # code search reads repositories through the data layer and embeds with any saved (or exported) model;
-    # never training
+    # its optional LLM reranker asks through the shared LLM client; never training
     ("st_code/search", ("st_code.search", "st_code.data", "st_code.retrieval", "st_code.model", "st_code.assets",
-                        "st_code.locking", "st_code.tasks", "st_code.export", *NEUTRAL)),
+                        "st_code.locking", "st_code.tasks", "st_code.export", "st_code.llm", *NEUTRAL)),
     # data_gen writes rows in the data layer's schema through the shared LLM client; it never imports training
     ("data_gen", ("data_gen", "st_code.data", "st_code.llm", "st_code.tasks", "st_code.mining", "st_code.assets",
                   "st_code.locking", *NEUTRAL)),

@@ -28,7 +28,7 @@ class RepositorySearch:
     """The state behind the tools: one repository, its index folder, a model loaded once."""
 
     def __init__(self, repository: str | Path, index: str | Path | None = None, model: str | None = None,
-                 device: str | None = None, rerank: str | None = None) -> None:
+                 device: str | None = None, rerank: str | None = None, rerank_api_base: str | None = None) -> None:
         self.repository = Path(repository).resolve()
         if not self.repository.exists():
             raise UsageError(f"{repository} does not exist: pass the repository to serve")
@@ -36,9 +36,9 @@ class RepositorySearch:
         self.model_name, self.device = model, device
         self.reranker = None
         if rerank:  # loaded at start: a missing cross-encoder is an error before the client connects
-            from st_code.search.rerank import CrossEncoderReranker
+            from st_code.search.llm_rerank import make_reranker
 
-            self.reranker = CrossEncoderReranker(rerank, device=device)
+            self.reranker = make_reranker(rerank, device=device, api_base=rerank_api_base)
         self._loaded = None
         self._searcher = None
 
@@ -127,9 +127,9 @@ def build_server(state: RepositorySearch):
 
 
 def serve(repository: str | Path, index: str | Path | None = None, model: str | None = None,
-          device: str | None = None, rerank: str | None = None) -> None:
+          device: str | None = None, rerank: str | None = None, rerank_api_base: str | None = None) -> None:
     """Run the server on stdio until the client closes it."""
-    build_server(RepositorySearch(repository, index, model, device, rerank)).run("stdio")
+    build_server(RepositorySearch(repository, index, model, device, rerank, rerank_api_base)).run("stdio")
 
 
 __all__ = ["RepositorySearch", "build_server", "serve"]

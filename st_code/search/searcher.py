@@ -71,8 +71,8 @@ class CodeSearcher:
         rescore_multiplier: quantized indexes fetch ``k x`` this many candidates to rescore.
         mode: ``hybrid`` (vectors + BM25 + the ranking stage), ``dense`` or ``lexical``.
         fusion: how hybrid joins its two scores: ``blend`` or ``rrf`` (reciprocal ranks).
-        reranker: a :class:`~st_code.search.rerank.CrossEncoderReranker` that reorders each query's
-            best candidates (optional).
+        reranker: a :class:`~st_code.search.rerank.CrossEncoderReranker` or
+            :class:`~st_code.search.llm_rerank.LLMReranker` that reorders each query's best candidates (optional).
     """
 
     def __init__(self, index: str | Path, model: Any = None, task: str = DEFAULT_TASK,
