@@ -53,10 +53,10 @@ class RankingWeights:
     tiny_unit_lines: int = 4  # any unit shorter than this
     tiny: float = 0.8  # the factor on both
     symbol: float = 1.0  # added to a unit the one-identifier query names exactly
-    path_words: float = 0.5  # x the best score x share of a question's words its file or folder name carries
     file_repeat: float = 0.5  # factor per unit of the same file already ranked
     file_evidence: float = 0.1  # x log(candidates from the same file)
     window: int = 30  # candidates the file stage reorders
+    path_words: float = 0.5  # x the best score x share of a question's words its file or folder name carries
 
 
 def is_auxiliary(path: str) -> bool:
@@ -192,4 +192,4 @@ def _names(unit: dict, name: str) -> float:
     return score
 
 
-__all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query"]
+__all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query", "query_words", "path_word_share"]
