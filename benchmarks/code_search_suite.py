@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repos = load_suite(args.suite, args.checkouts, args.repos)
     reranker = None
+    if args.rerank_api_base and not args.rerank:
+        parser.error("--rerank-api-base goes with --rerank llm:MODEL")
     if args.rerank:
         from st_code.search.llm_rerank import make_reranker
 

@@ -67,7 +67,11 @@ def test_the_command_line_takes_an_llm_reranker(chi_index, capsys):
     assert "--rerank-api-base goes with --rerank llm:MODEL" in capsys.readouterr().err
 
 
-def test_bad_reranker_settings_are_refused():
+def test_bad_reranker_settings_are_refused(tmp_path):
+    from st_code.search.mcp_server import RepositorySearch
+
+    with pytest.raises(UsageError, match="--rerank-api-base goes with --rerank llm:MODEL"):
+        RepositorySearch(tmp_path, rerank_api_base="http://127.0.0.1:9/v1")
     with pytest.raises(UsageError, match="needs a model name"):
         make_reranker("llm:")
     with pytest.raises(UsageError, match="--rerank-candidates must be a whole number >= 1"):

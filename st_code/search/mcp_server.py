@@ -35,6 +35,8 @@ class RepositorySearch:
         self.index = Path(index) if index else self.repository / ".st-code-index"
         self.model_name, self.device = model, device
         self.reranker = None
+        if rerank_api_base and not rerank:
+            raise UsageError("--rerank-api-base goes with --rerank llm:MODEL")
         if rerank:  # loaded at start: a missing cross-encoder is an error before the client connects
             from st_code.search.llm_rerank import make_reranker
 
