@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rerank_api_base and not args.rerank:
         parser.error("--rerank-api-base goes with --rerank llm:MODEL")
     if args.rerank:
-        from st_code.search.llm_rerank import make_reranker
+        from st_code.search.rerank import make_reranker
 
         reranker = make_reranker(args.rerank, args.rerank_candidates, api_base=args.rerank_api_base)
         args.modes = args.modes + [f"{mode}+rerank" for mode in args.modes]

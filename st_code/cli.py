@@ -81,7 +81,7 @@ def _search(args: argparse.Namespace) -> int:
         queries = [args.query]
     reranker = None
     if args.rerank:
-        from st_code.search.llm_rerank import make_reranker
+        from st_code.search.rerank import make_reranker
 
         reranker = make_reranker(args.rerank, args.rerank_candidates, args.device, args.rerank_api_base)
     elif args.rerank_api_base:

@@ -10,7 +10,8 @@ import pytest
 
 from st_code.errors import UsageError
 from st_code.search import CodeSearcher
-from st_code.search.llm_rerank import LLMReranker, candidate_text, make_reranker, parse_order
+from st_code.search.llm_rerank import LLMReranker, candidate_text, parse_order
+from st_code.search.rerank import make_reranker
 from tests.openai_stub import OpenAIStub
 
 

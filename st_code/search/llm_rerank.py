@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from st_code.errors import UsageError
+from st_code.search.ranking import head_then_tail
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +105,8 @@ class LLMReranker:
             self.failures += 1
             return ranked
         order += [i for i in range(len(head)) if i not in order]
-        reranked = [(head[i][0], float(len(head) - rank), head[i][2]) for rank, i in enumerate(order)]
-        if tail:
-            shift = max(score for _, score, _ in tail) - (reranked[-1][1] - 1.0)
-            reranked += [(unit, score - shift, cosine) for unit, score, cosine in tail]
-        return reranked
+        return head_then_tail([(head[i][0], float(len(head) - rank), head[i][2]) for rank, i in enumerate(order)],
+                              tail)
 
     def close(self) -> None:
         """Close the client's connections and stop its loop."""
@@ -116,17 +114,4 @@ class LLMReranker:
         self._loop.call_soon_threadsafe(self._loop.stop)
 
 
-def make_reranker(spec: str, candidates: int | None = None, device: str | None = None,
-                  api_base: str | None = None) -> Any:
-    """``--rerank``'s value -> a reranker: ``llm:MODEL`` an :class:`LLMReranker`, anything else a
-    cross-encoder folder or hub id (:class:`~st_code.search.rerank.CrossEncoderReranker`)."""
-    if spec.startswith("llm:"):
-        return LLMReranker(spec[4:], candidates=candidates or 10, api_base=api_base)
-    if api_base:
-        raise UsageError("--rerank-api-base is for an LLM reranker (--rerank llm:MODEL), not a cross-encoder")
-    from st_code.search.rerank import CrossEncoderReranker
-
-    return CrossEncoderReranker(spec, candidates=candidates or 30, device=device)
-
-
-__all__ = ["LLMReranker", "PROMPT", "UNIT_LINES", "candidate_text", "make_reranker", "parse_order"]
+__all__ = ["LLMReranker", "PROMPT", "UNIT_LINES", "candidate_text", "parse_order"]

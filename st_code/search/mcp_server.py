@@ -38,7 +38,7 @@ class RepositorySearch:
         if rerank_api_base and not rerank:
             raise UsageError("--rerank-api-base goes with --rerank llm:MODEL")
         if rerank:  # loaded at start: a missing cross-encoder is an error before the client connects
-            from st_code.search.llm_rerank import make_reranker
+            from st_code.search.rerank import make_reranker
 
             self.reranker = make_reranker(rerank, device=device, api_base=rerank_api_base)
         self._loaded = None

@@ -11,7 +11,7 @@ Fusion is either a blend of the two scores, each scaled to [0, 1] over the query
 - **paths**: a question whose words name a file or its folder (``middleware`` -> ``middleware.go``,
   "connection pooling" -> ``connector.py``, plurals and prefixes of four letters or more) lifts that
   file's units in proportion to the share of its words matched: repositories name files after what
-  they do, and a dense model of a few million parameters misses many of those names;
+  they do, and a small dense model misses many of those names;
 - **auxiliary code** (tests, examples, docs, benchmarks, fixtures, vendored code) and **tiny units** (a
   few lines: imports, aliases, re-exports) are down-weighted, not dropped: they can still be the answer;
 - **files**: a file several candidates come from gains a little (evidence from several units), and
@@ -157,6 +157,15 @@ def _singular(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+def head_then_tail(head: list[tuple[dict, float, float | None]], tail: list[tuple[dict, float, float | None]]
+                   ) -> list[tuple[dict, float, float | None]]:
+    """A reranked head, then the rest in their order with their scores shifted below the head's lowest."""
+    if not tail:
+        return head
+    shift = max(score for _, score, _ in tail) - (head[-1][1] - 1.0)
+    return head + [(unit, score - shift, cosine) for unit, score, cosine in tail]
+
+
 def _is_tiny(unit: dict, weights: RankingWeights) -> bool:
     lines = unit["end_line"] - unit["start_line"] + 1
     return lines < weights.tiny_unit_lines or (lines < weights.tiny_lines and unit.get("kind") in ("module", "window"))
@@ -192,4 +201,5 @@ def _names(unit: dict, name: str) -> float:
     return score
 
 
-__all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query", "query_words", "path_word_share"]
+__all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query", "query_words",
+           "path_word_share", "head_then_tail"]

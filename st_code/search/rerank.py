@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from st_code.search.ranking import head_then_tail
+
 #: Characters of a unit shown to the cross-encoder (its own tokenizer truncates further).
 UNIT_CHARACTERS = 4000
 
@@ -49,11 +51,23 @@ class CrossEncoderReranker:
             return ranked
         ranked_head = self.model.rank(query, [pair_text(unit) for unit, _, _ in head], batch_size=self.batch_size,
                                       show_progress_bar=False)  # best first, as {"corpus_id", "score"}
-        reranked = [(head[r["corpus_id"]][0], float(r["score"]), head[r["corpus_id"]][2]) for r in ranked_head]
-        if tail:
-            shift = max(score for _, score, _ in tail) - (reranked[-1][1] - 1.0)
-            reranked += [(unit, score - shift, cosine) for unit, score, cosine in tail]
-        return reranked
+        return head_then_tail([(head[r["corpus_id"]][0], float(r["score"]), head[r["corpus_id"]][2])
+                               for r in ranked_head], tail)
+
+
+def make_reranker(spec: str, candidates: int | None = None, device: str | None = None,
+                  api_base: str | None = None) -> Any:
+    """``--rerank``'s value -> a reranker: ``llm:MODEL`` a chat model
+    (:class:`~st_code.search.llm_rerank.LLMReranker`), anything else a cross-encoder folder or hub id."""
+    from st_code.errors import UsageError
+
+    if spec.startswith("llm:"):
+        from st_code.search.llm_rerank import LLMReranker
+
+        return LLMReranker(spec[4:], candidates=candidates or 10, api_base=api_base)
+    if api_base:
+        raise UsageError("--rerank-api-base is for an LLM reranker (--rerank llm:MODEL), not a cross-encoder")
+    return CrossEncoderReranker(spec, candidates=candidates or 30, device=device)
 
 
 def _load_cross_encoder(name: str, device: str | None) -> Any:
@@ -70,4 +84,4 @@ def _load_cross_encoder(name: str, device: str | None) -> Any:
                          "(with the hub reachable)") from None
 
 
-__all__ = ["CrossEncoderReranker", "UNIT_CHARACTERS", "pair_text"]
+__all__ = ["CrossEncoderReranker", "UNIT_CHARACTERS", "make_reranker", "pair_text"]
