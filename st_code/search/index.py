@@ -13,6 +13,8 @@ An index is a folder:
   (int8), the structure searched;
 - ``lexical/``: the BM25 index over the units' code-aware tokens (bm25s' files), hybrid search's other
   half. An index from before it existed still opens: its BM25 is built from ``units.jsonl`` on open;
+- ``file_outlines.json`` and ``file_outlines.npy``: one vector per file, its path and the names it
+  defines (:mod:`st_code.search.file_outlines`), which hybrid search blends into its units' cosines;
 - ``cache/``: vectors of units the index dropped (:mod:`st_code.search.vector_cache`), so an update
   after switching branches and back embeds nothing it has embedded before.
 
@@ -65,11 +67,12 @@ class IndexReport:
     files_deleted: int = 0
     seconds: float = 0.0
     walk: dict[str, Any] = field(default_factory=dict)
+    outlines_embedded: int = 0
 
     def line(self) -> str:
         return (f"{self.units} unit(s): embedded {self.embedded}, reused {self.reused}, removed {self.removed}; "
-                f"files added {self.files_added}, changed {self.files_changed}, deleted {self.files_deleted} "
-                f"({self.seconds:.1f}s)")
+                f"files added {self.files_added}, changed {self.files_changed}, deleted {self.files_deleted}; "
+                f"file outlines embedded {self.outlines_embedded} ({self.seconds:.1f}s)")
 
 
 def _document_prompt(model: Any, task: str) -> str | None:
@@ -202,13 +205,19 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
     _embed(model, staging, todo, vectors, prompt, batch_size, progress)
     vectors.flush()
     manifest = {"format": FORMAT, "model": name, "model_fingerprint": fingerprint, "document_prompt": prompt,
-                "dim": int(dim), "precision": precision, "requested_index_type": index_type, "root": str(root.resolve()), "units": len(hashes),
+                "dim": int(dim), "precision": precision, "requested_index_type": index_type,
+                "root": str(root.resolve()), "units": len(hashes),
                 "files": file_hashes, "walk": report.walk}
     manifest.update(_write_search_structure(staging, vectors, index_type, precision))
+    from st_code.search.file_outlines import write_file_outlines
     from st_code.search.lexical import LexicalIndex
 
     LexicalIndex.build(_read_rows(staging / "units.jsonl")).save(staging)  # hybrid search's BM25 half
     manifest["lexical"] = "bm25s"
+    report.outlines_embedded = write_file_outlines(
+        staging, _read_rows(staging / "units.jsonl"), lambda texts: _encode(model, texts, prompt, batch_size), dim,
+        previous, progress)
+    manifest["file_outlines"] = len(file_hashes)
     known.write_cache(staging, set(hashes))  # for a branch switch back: those units need no embedding
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     del vectors, known

@@ -57,6 +57,7 @@ class RankingWeights:
     file_evidence: float = 0.1  # x log(candidates from the same file)
     window: int = 30  # candidates the file stage reorders
     path_words: float = 0.5  # x the best score x share of a question's words its file or folder name carries
+    file_outline: float = 0.2  # share of a candidate's cosine taken from its file's outline (path + names)
 
 
 def is_auxiliary(path: str) -> bool:
@@ -95,10 +96,14 @@ def _unit_scale(scores: np.ndarray) -> np.ndarray:
 
 
 def rank(query: str, units: list[dict], dense: np.ndarray, lexical: np.ndarray,
-         weights: RankingWeights = RankingWeights()) -> list[tuple[int, float]]:
+         weights: RankingWeights = RankingWeights(), file_dense: np.ndarray | None = None) -> list[tuple[int, float]]:
     """(candidate position, score) best first, for candidates ``units`` (each with path, symbol and
-    lines) and their dense and lexical scores."""
-    scores = fuse(np.asarray(dense, dtype=np.float64), np.asarray(lexical, dtype=np.float64), weights)
+    lines) and their dense and lexical scores; ``file_dense``: the cosine of each candidate's file outline
+    (:mod:`st_code.search.file_outlines`), blended into ``dense`` when given."""
+    dense = np.asarray(dense, dtype=np.float64)
+    if file_dense is not None and weights.file_outline:
+        dense = (1 - weights.file_outline) * dense + weights.file_outline * np.asarray(file_dense, dtype=np.float64)
+    scores = fuse(dense, np.asarray(lexical, dtype=np.float64), weights)
     if scores.size and scores.max() <= 0:
         scores = scores + 1e-9
     wants_auxiliary = bool(_ASKS_FOR_TESTS.search(query))

@@ -1,7 +1,8 @@
 """Searching a code index: queries get the task's instruction, hits come back as path:line + symbol.
 
 ``hybrid`` (the default) searches the vectors and the BM25 index beside them
-(:mod:`st_code.search.lexical`), fuses the two and reorders the candidates
+(:mod:`st_code.search.lexical`), blends each candidate's cosine with its file outline's
+(:mod:`st_code.search.file_outlines`), fuses the two and reorders the candidates
 (:mod:`st_code.search.ranking`); ``dense`` is the vectors alone, ``lexical`` BM25 with the ranking stage.
 
 Queries are embedded with the model's own query prompt for ``task`` (an st-code model carries one per
@@ -118,6 +119,7 @@ class CodeSearcher:
         self.precision = self.manifest["precision"]
         self._load_structure()
         self._lexical = None
+        self.outlines = self._open_outlines()
 
     def _load_structure(self) -> None:
         try:
@@ -125,6 +127,18 @@ class CodeSearcher:
         except (RuntimeError, ValueError, KeyError) as exc:  # faiss reports a garbage file as a RuntimeError
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise damaged(self.folder, f"its search structure cannot be read: {first[:200]}",
+                          self.manifest.get("root")) from None
+
+    def _open_outlines(self):
+        """The index's file outlines (None for an index built before them: it searches without)."""
+        from st_code.search.file_outlines import FileOutlines
+
+        if "file_outlines" not in self.manifest:
+            return None
+        try:
+            return FileOutlines(self.folder)
+        except (ValueError, KeyError, OSError, EOFError) as exc:
+            raise damaged(self.folder, f"its file outlines cannot be read: {str(exc)[:200]}",
                           self.manifest.get("root")) from None
 
     def _read_structure(self) -> None:
@@ -203,8 +217,10 @@ class CodeSearcher:
         dense = (np.asarray(self.vectors[rows]) @ embedding if embedding is not None  # exact, for every candidate
                  else np.zeros(len(rows), dtype=np.float32))
         units = self.units(int(r) for r in rows)
+        files = (self.outlines.cosines([unit["path"] for unit in units], embedding, dense)
+                 if embedding is not None and self.outlines is not None else None)
         return [(units[i], score, None if embedding is None else float(dense[i]))
-                for i, score in rank(query, units, dense, lexical[rows], self.weights)]
+                for i, score in rank(query, units, dense, lexical[rows], self.weights, files)]
 
     def search_embeddings(self, embeddings: np.ndarray, k: int = 10) -> list[list[Hit]]:
         """The top ``k`` units for already embedded (normalized float32) queries."""
