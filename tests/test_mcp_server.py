@@ -40,6 +40,7 @@ def test_a_client_session_indexes_searches_and_updates_over_stdio(tmp_path, mini
             seen["tools"] = sorted(tool.name for tool in (await client.list_tools()).tools)
             seen["before"] = _payload(await client.call_tool("status", {}))
             seen["index"] = _payload(await client.call_tool("index", {}))
+            seen["built"] = _payload(await client.call_tool("status", {}))
             seen["search"] = _payload(await client.call_tool("search", {"query": "Router", "k": 3}))
             (repo / "retry.go").write_text("package chi\n\n// RetryWithBackoff retries a request, doubling the wait "
                                            "each time.\nfunc RetryWithBackoff(n int) error {\n\treturn nil\n}\n")
@@ -52,6 +53,7 @@ def test_a_client_session_indexes_searches_and_updates_over_stdio(tmp_path, mini
     assert seen["tools"] == ["index", "search", "status", "update"]
     assert seen["before"]["built"] is False
     assert "embedded" in seen["index"] and (repo / ".st-code-index" / "manifest.json").is_file()
+    assert seen["built"]["hybrid"] is True and seen["built"]["file_outlines"] is True
     assert seen["search"][0]["path"] == "chi.go" and seen["search"][0]["symbol"] == "Router"
     assert "type Router interface" in seen["search"][0]["snippet"]
     assert "embedded 1," in seen["update"]  # only the new file's unit

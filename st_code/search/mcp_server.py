@@ -94,7 +94,7 @@ class RepositorySearch:
         manifest = read_manifest(self.index)
         return {"repository": str(self.repository), "index": str(self.index), "built": True,
                 "units": manifest["units"], "files": len(manifest["files"]), "model": manifest["model"],
-                "hybrid": manifest.get("lexical") == "bm25s"}
+                "hybrid": manifest.get("lexical") == "bm25s", "file_outlines": "file_outlines" in manifest}
 
 
 def build_server(state: RepositorySearch):
