@@ -52,6 +52,10 @@ def test_an_index_embeds_one_outline_per_file_and_an_update_only_the_changed_one
     assert "scale" in dict(outlines(json.loads(line) for line in (index / "units.jsonl").read_text().splitlines())
                            )["pkg/util.py"]
     assert np.allclose(after.vectors[after.row["web/config.js"]], stored.vectors[stored.row["web/config.js"]])
+    (repo / "pkg/util.py").write_text(source)  # a branch switch back: the old outline is in the cache
+    assert update_index(index, **_quiet()).outlines_embedded == 0
+    back = FileOutlines.open(index)
+    assert np.allclose(back.vectors[back.row["pkg/util.py"]], stored.vectors[stored.row["pkg/util.py"]])
 
 
 def test_hybrid_search_blends_the_outline_cosine_into_its_candidates(tmp_path, search_minilm):

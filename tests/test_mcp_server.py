@@ -31,7 +31,8 @@ def test_a_client_session_indexes_searches_and_updates_over_stdio(tmp_path, mini
     repo = write_repo(tmp_path / "repo", SOURCES)
     env = {key: os.environ[key] for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS", "PATH")
            if key in os.environ}
-    server = StdioServerParameters(command=sys.executable, args=["-m", "st_code", "mcp", str(repo), "--model", minilm_path],
+    server = StdioServerParameters(command=sys.executable,
+                                   args=["-m", "st_code", "mcp", str(repo), "--model", minilm_path],
                                    env=env, cwd=os.getcwd())
 
     async def session() -> dict:

@@ -7,16 +7,17 @@ each candidate's cosine with its file's outline cosine (``RankingWeights.file_ou
 docs/benchmarks.md, "Code search".
 
 In an index folder: ``file_outlines.json`` (the files' paths and a hash of each outline's text, in row
-order) and ``file_outlines.npy`` (their normalized float32 vectors). An update embeds only the outlines
-whose text changed: editing a function's body keeps its file's outline. An index built before outlines
-existed still opens and searches without them; ``st-code update`` adds them.
+order) and ``file_outlines.npy`` (their normalized float32 vectors). An update embeds only outlines whose
+text it has never seen (editing a function's body keeps its file's outline; a branch switch back finds
+the old ones in the index's cache). An index built before outlines existed still opens and searches
+without them; ``st-code update`` adds them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +52,25 @@ def outlines(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
 
 
 def write_file_outlines(folder: Path, rows: Iterable[dict[str, Any]], encode: Callable[[list[str]], np.ndarray],
-                        dim: int, previous: Path | None = None, progress: bool = True, chunk: int = 2048) -> int:
-    """Embed the outline of every file in ``rows`` into ``folder``, reusing ``previous``'s vectors of
-    outlines whose text is unchanged; returns how many were embedded."""
+                        dim: int, known: Container[str] | None = None, progress: bool = True,
+                        chunk: int = 2048) -> tuple[int, list[str]]:
+    """Embed the outline of every file in ``rows`` into ``folder``, taking the vector of an outline seen
+    before from ``known`` (a :class:`~st_code.search.vector_cache.KnownVectors`: the previous index's and
+    its cache's); returns how many were embedded, and every outline's hash."""
     from tqdm.auto import tqdm
 
-    known = FileOutlines.open(previous) if previous is not None else None
-    reusable = {digest: row for row, digest in enumerate(known.hashes)} if known is not None else {}
+    known = known if known is not None else {}
     paths, digests, todo = [], [], []  # todo: (row, text) of outlines never embedded before
     for path, text in outlines(rows):
         digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-        if digest not in reusable:
+        if digest not in known:
             todo.append((len(paths), text))
         paths.append(path)
         digests.append(digest)
     vectors = np.lib.format.open_memmap(folder / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(len(paths), dim))
     for row, digest in enumerate(digests):
-        if digest in reusable:
-            vectors[row] = known.vectors[reusable[digest]]
+        if digest in known:
+            vectors[row] = known[digest]
     bar = tqdm(total=len(todo), desc="Embedding file outlines", unit="file", disable=not progress or not todo)
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
@@ -78,7 +80,7 @@ def write_file_outlines(folder: Path, rows: Iterable[dict[str, Any]], encode: Ca
     vectors.flush()
     del vectors
     (folder / PATHS_FILE).write_text(json.dumps({"paths": paths, "hashes": digests}))
-    return len(todo)
+    return len(todo), digests
 
 
 class FileOutlines:

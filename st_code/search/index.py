@@ -214,11 +214,11 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
 
     LexicalIndex.build(_read_rows(staging / "units.jsonl")).save(staging)  # hybrid search's BM25 half
     manifest["lexical"] = "bm25s"
-    report.outlines_embedded = write_file_outlines(
+    report.outlines_embedded, outline_hashes = write_file_outlines(
         staging, _read_rows(staging / "units.jsonl"), lambda texts: _encode(model, texts, prompt, batch_size), dim,
-        previous, progress)
-    manifest["file_outlines"] = len(file_hashes)
-    known.write_cache(staging, set(hashes))  # for a branch switch back: those units need no embedding
+        known, progress)
+    manifest["file_outlines"] = len(outline_hashes)
+    known.write_cache(staging, set(hashes) | set(outline_hashes))  # a branch switch back embeds none of these
     (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
     del vectors, known
     return report

@@ -3,7 +3,8 @@
 A ``git checkout`` to another branch and back, or a revert, brings back units the index dropped on the
 way; they are the same content (same hash), so they need no embedding. An update keeps the vectors of
 dropped units in ``cache/`` (``hashes.json`` and ``vectors.npy``), newest first, up to as many as the
-index holds (at least :data:`MIN_KEPT`), and looks every unit up there as well as in the index.
+index holds (at least :data:`MIN_KEPT`), and looks every unit up there as well as in the index. File
+outlines (:mod:`st_code.search.file_outlines`) go the same way, keyed by the hash of their text.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class KnownVectors:
         if previous is None:
             return
         self._add(np.load(previous / "vectors.npy", mmap_mode="r"), index_hashes)
+        from st_code.search.file_outlines import FileOutlines
+
+        outlines = FileOutlines.open(previous)
+        if outlines is not None and outlines.vectors.shape[1:] == self.sources[0].shape[1:]:
+            self._add(outlines.vectors, outlines.hashes)
         cache = previous / FOLDER
         if (cache / "hashes.json").is_file() and (cache / "vectors.npy").is_file():
             try:
