@@ -15,8 +15,8 @@ An index is a folder:
   half. An index from before it existed still opens: its BM25 is built from ``units.jsonl`` on open;
 - ``file_outlines.json`` and ``file_outlines.npy``: one vector per file, its path and the names it
   defines (:mod:`st_code.search.file_outlines`), which hybrid search blends into its units' cosines;
-- ``cache/``: vectors of units the index dropped (:mod:`st_code.search.vector_cache`), so an update
-  after switching branches and back embeds nothing it has embedded before.
+- ``cache/``: vectors of units and file outlines the index dropped (:mod:`st_code.search.vector_cache`),
+  so an update after switching branches and back embeds nothing it has embedded before.
 
 Building streams: units go to disk as they are split, then are embedded a chunk at a time into a
 memory-mapped ``vectors.npy``, so no more than one chunk of texts is in memory. A build or an update
