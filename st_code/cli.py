@@ -89,6 +89,9 @@ def _search(args: argparse.Namespace) -> int:
     try:
         searcher = CodeSearcher(args.index, task=args.task, rescore_multiplier=args.rescore_multiplier,
                                 device=args.device, mode=args.mode, fusion=args.fusion, reranker=reranker)
+        if searcher.mode == "hybrid" and searcher.outlines is None:
+            print(f"note: {args.index} was built before file outlines; st-code update {args.index} adds them "
+                  "(better hybrid results)", file=sys.stderr)
         for start in range(0, len(queries), 256):
             batch = queries[start:start + 256]
             for query, hits in zip(batch, searcher.search(batch, args.k, per_file=args.per_file)):
@@ -126,7 +129,8 @@ def _adapt(args: argparse.Namespace) -> int:
 
     options = AdaptOptions(
         repository=args.repository, model=args.model, out=args.out, minutes=args.minutes,
-        heldout_percent=args.heldout_percent, heldout_paths=args.heldout_paths, seed=args.seed, learning_rate=args.learning_rate,
+        heldout_percent=args.heldout_percent, heldout_paths=args.heldout_paths, seed=args.seed,
+        learning_rate=args.learning_rate,
         batch_size=args.batch_size, train_seq_length=args.train_seq_length, languages=args.languages,
         general_sets=args.general_sets, max_steps=args.max_steps, max_general_loss=args.max_general_loss,
         llm=args.llm, api_base=args.api_base, llm_max_units=args.llm_max_units, index=args.index,
@@ -307,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--minutes", type=float, default=20.0,
                        help="wall-time budget for the whole command; training gets what reading, mining and "
                             "scoring leave (default: %(default)s)")
-    adapt.add_argument("--max-steps", type=positive_int, help="train exactly this many steps instead of filling --minutes")
+    adapt.add_argument("--max-steps", type=positive_int,
+                       help="train exactly this many steps instead of filling --minutes")
     adapt.add_argument("--learning-rate", type=float, default=5e-5, help="(default: %(default)s)")
     adapt.add_argument("--batch-size", type=positive_int, default=32, help="pairs per step, one hard negative each "
                                                                   "(default: %(default)s)")

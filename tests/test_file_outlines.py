@@ -92,7 +92,8 @@ def _strip_outlines(index: Path) -> None:
         (index / name).unlink()
 
 
-def test_an_index_built_before_outlines_searches_without_them_and_an_update_adds_them(tmp_path, search_minilm):
+def test_an_index_built_before_outlines_searches_without_them_and_an_update_adds_them(tmp_path, search_minilm,
+                                                                                      capsys):
     repo = write_repo(tmp_path / "repo")
     index = tmp_path / "index"
     build_index(repo, index, _loaded=search_minilm, **_quiet())
@@ -101,10 +102,16 @@ def test_an_index_built_before_outlines_searches_without_them_and_an_update_adds
     old = CodeSearcher(index, model=search_minilm[0])
     assert old.outlines is None
     assert old.search(["Parse a config file."], k=3)[0][0].symbol == before[0].symbol == "parseConfig"
+    from st_code.cli import main
+
+    assert main(["search", str(index), "Parse a config file.", "-k", "1"]) == 0
+    assert f"st-code update {index} adds them" in capsys.readouterr().err
     report = update_index(index, **_quiet())
     assert report.embedded == 0 and report.outlines_embedded == len(json.loads(
         (index / "manifest.json").read_text())["files"])
     assert CodeSearcher(index, model=search_minilm[0]).outlines is not None
+    assert main(["search", str(index), "Parse a config file.", "-k", "1"]) == 0
+    assert "file outlines" not in capsys.readouterr().err
 
 
 def test_a_missing_or_garbled_outline_file_is_a_damaged_index_with_its_rebuild_command(tmp_path, search_minilm):
