@@ -110,6 +110,15 @@ def code_corpus(tmp: Path) -> Path:
     return corpus
 
 
+def one_function_corpus(tmp: Path) -> Path:
+    """A data_gen output folder holding only a read corpus of one Python function (what generate reads)."""
+    out = tmp / "out"
+    out.mkdir()
+    (out / "corpus.jsonl").write_text(json.dumps({"id": "c1", "language": "Python", "path": "a.py",
+                                                  "code": "def f(x):\n    return x + 1\n"}) + "\n")
+    return out
+
+
 def data_gen_argv(tmp: Path, stage: str, *extra: str, api_base: str | None = None) -> list[str]:
     return [stage, "--out", str(tmp / "out"), "--model", "openai/stub", "--api-base", api_base or dead_api_base(),
             "--tasks", "Code Summary Retrieval", *extra]

@@ -4,9 +4,9 @@ in one clear line naming the problem and the fix (registered into ``tests.faults
 
 from __future__ import annotations
 
-import json
 
-from tests.faults.cases import Setup, case, code_corpus, data_gen_argv, dead_api_base, finished_generate
+from tests.faults.cases import (Setup, case, code_corpus, data_gen_argv, dead_api_base, finished_generate,
+                                one_function_corpus)
 
 
 # -- data_gen ---------------------------------------------------------------------------------------------
@@ -50,10 +50,7 @@ def case_data_gen_unknown_model_provider(tmp, assets):
 
 @case("data_gen", r"generate: none of \d+ calls to openai/stub at http://127\.0\.0\.1:\d+/v1 succeeded \(connection")
 def case_data_gen_server_down(tmp, assets):
-    out = tmp / "out"
-    out.mkdir()
-    (out / "corpus.jsonl").write_text(json.dumps({"id": "c1", "language": "Python", "path": "a.py",
-                                                  "code": "def f(x):\n    return x + 1\n"}) + "\n")
+    one_function_corpus(tmp)
     yield Setup(argv=data_gen_argv(tmp, "generate", "--retries", "0"))
 
 
@@ -76,10 +73,7 @@ def case_data_gen_unknown_language(tmp, assets):
 
 @case("data_gen", r"unknown CodeR-Pile task 'Code Sumary Retrieval'; did you mean \['Code Summary Retrieval'")
 def case_data_gen_unknown_task(tmp, assets):
-    out = tmp / "out"
-    out.mkdir()
-    (out / "corpus.jsonl").write_text(json.dumps({"id": "c1", "language": "Python", "path": "a.py",
-                                                  "code": "def f(x):\n    return x + 1\n"}) + "\n")
+    out = one_function_corpus(tmp)
     yield Setup(argv=["generate", "--out", str(out), "--model", "openai/stub", "--api-base", dead_api_base(),
                       "--tasks", "Code Sumary Retrieval"])
 

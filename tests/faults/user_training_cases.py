@@ -10,7 +10,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.faults.cases import STDLIB, Setup, case
+from tests.faults.cases import STDLIB, Setup, case, one_function_corpus
 from tests.faults.user_cases import repository, small_disk, user_folder
 
 
@@ -152,10 +152,7 @@ def case_data_gen_out_is_the_corpus(tmp, assets):
 
 @case("data_gen", r"unknown CodeR-Pile task 'Bananas'; the \d+ tasks are: ")
 def case_data_gen_unknown_task_near_no_name(tmp, assets):
-    out = tmp / "out"
-    out.mkdir()
-    (out / "corpus.jsonl").write_text(json.dumps({"id": "c1", "language": "Python", "path": "a.py",
-                                                  "code": "def f(x):\n    return x + 1\n"}) + "\n")
+    out = one_function_corpus(tmp)
     yield Setup(argv=["generate", "--out", str(out), "--model", "openai/stub", "--api-base", "http://127.0.0.1:9/v1",
                       "--tasks", "Bananas"])
 
