@@ -97,8 +97,8 @@ class FileOutlines:
 
     @classmethod
     def open(cls, folder: Path) -> "FileOutlines | None":
-        """The outlines of the index at ``folder``, or None for an index built before it had them (or with
-        them damaged: a search then goes on without them, an update writes them anew)."""
+        """The outlines of the index at ``folder``, or None where it has none or they are damaged: what an
+        update reads, which then embeds them anew (a search names a damaged index instead)."""
         if not ((folder / PATHS_FILE).is_file() and (folder / VECTORS_FILE).is_file()):
             return None
         try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from st_code.errors import UsageError
 from st_code.search.index import DEFAULT_TASK, load_search_model
 from st_code.search.manifest import check_index_files, damaged, read_manifest
 from st_code.search.ranking import FUSIONS, RankingWeights, rank, symbol_query
+
+if TYPE_CHECKING:
+    from st_code.search.file_outlines import FileOutlines
 
 MODES = ("hybrid", "dense", "lexical")
 #: Candidates each half of a hybrid search brings to the ranking stage.
@@ -129,7 +132,7 @@ class CodeSearcher:
             raise damaged(self.folder, f"its search structure cannot be read: {first[:200]}",
                           self.manifest.get("root")) from None
 
-    def _open_outlines(self):
+    def _open_outlines(self) -> "FileOutlines | None":
         """The index's file outlines (None for an index built before them: it searches without)."""
         from st_code.search.file_outlines import FileOutlines
 
