@@ -3,13 +3,14 @@
 One splitter for everyone who needs code in retrieval-sized pieces: ``st-code index`` embeds the
 units, data_gen's corpus hands whole functions and classes to its generation prompts, and
 ``st-code adapt`` pairs docstrings with their code. Parsing is tree-sitter's, through the grammar
-wheels the tree-sitter project publishes on PyPI (compiled, nothing downloaded at run time), for
-Python, JavaScript, TypeScript, Go, Rust, Java, C, C++ and Verilog. Code outside any unit (module-level
+wheels the tree-sitter projects publish on PyPI (compiled, nothing downloaded at run time), for the
+languages in :mod:`st_code.data.grammars` (Python, JavaScript, TypeScript, Go, Rust, Java, C, C++, C#,
+Kotlin, Scala, Swift, Ruby, PHP, Lua, Shell, Elixir, Verilog). Code outside any unit (module-level
 statements) and files in other languages are cut into line windows.
 
-A unit's text starts at its leading comments (JSDoc, ``///``, Javadoc, a comment above a C function or a
-Verilog module) and decorators/attributes, and ``doc`` holds that comment or the Python docstring,
-cleaned. Lines are 1-based and inclusive.
+A unit's text starts at its leading comments (JSDoc, ``///``, Javadoc, KDoc, a comment above a C function
+or a Verilog module) and decorators/attributes (Elixir's ``@doc``/``@spec``), and ``doc`` holds that
+comment, the Python docstring or Elixir's ``@doc``, cleaned. Lines are 1-based and inclusive.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import ast
 import hashlib
 import importlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from st_code.data.grammars import (BODIES, FIXED_NAMES, GRAMMARS, SCOPES, Grammar, elixir_doc, elixir_kind,
+                                   elixir_name)
 
 #: A class (or struct, trait, interface) longer than this many lines is kept as its head only, up to
 #: its first member unit; its methods are units of their own anyway.
@@ -49,62 +53,6 @@ class CodeUnit:
         return hashlib.sha1(f"{self.language}\0{self.text}".encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
-@dataclass(frozen=True)
-class _Grammar:
-    """How one language's syntax tree is read."""
-
-    module: str
-    function: str = "language"
-    units: dict[str, str] = field(default_factory=dict)  # node type -> kind
-    containers: frozenset[str] = frozenset()  # their named children's units are members ("Class.method")
-    wrappers: frozenset[str] = frozenset()  # a unit's range grows to these (decorators, export, template)
-    comments: frozenset[str] = frozenset({"comment"})
-    leading: frozenset[str] = frozenset()  # other leading nodes that belong to the unit (attributes)
-
-
-_C_LIKE_COMMENTS = frozenset({"comment"})
-GRAMMARS: dict[str, _Grammar] = {
-    "Python": _Grammar("tree_sitter_python", units={"function_definition": "function", "class_definition": "class"},
-                       containers=frozenset({"class_definition"}), wrappers=frozenset({"decorated_definition"})),
-    "JavaScript": _Grammar(
-        "tree_sitter_javascript",
-        units={"function_declaration": "function", "generator_function_declaration": "function",
-               "class_declaration": "class", "method_definition": "method"},
-        containers=frozenset({"class_declaration", "class"}), wrappers=frozenset({"export_statement"})),
-    "TypeScript": _Grammar(
-        "tree_sitter_typescript", "language_typescript",
-        units={"function_declaration": "function", "generator_function_declaration": "function",
-               "class_declaration": "class", "abstract_class_declaration": "class", "method_definition": "method",
-               "interface_declaration": "class", "enum_declaration": "class"},
-        containers=frozenset({"class_declaration", "abstract_class_declaration"}),
-        wrappers=frozenset({"export_statement"})),
-    "Go": _Grammar("tree_sitter_go", units={"function_declaration": "function", "method_declaration": "method",
-                                            "type_declaration": "class"}),
-    "Rust": _Grammar(
-        "tree_sitter_rust",
-        units={"function_item": "function", "struct_item": "class", "enum_item": "class", "trait_item": "class",
-               "macro_definition": "function"},
-        containers=frozenset({"impl_item", "trait_item", "mod_item"}),
-        comments=frozenset({"line_comment", "block_comment"}), leading=frozenset({"attribute_item"})),
-    "Java": _Grammar(
-        "tree_sitter_java",
-        units={"class_declaration": "class", "interface_declaration": "class", "enum_declaration": "class",
-               "record_declaration": "class", "method_declaration": "method", "constructor_declaration": "method"},
-        containers=frozenset({"class_declaration", "interface_declaration", "enum_declaration", "record_declaration"}),
-        comments=frozenset({"line_comment", "block_comment"})),
-    "C": _Grammar("tree_sitter_c", units={"function_definition": "function", "struct_specifier": "class"}),
-    "C++": _Grammar(
-        "tree_sitter_cpp",
-        units={"function_definition": "function", "class_specifier": "class", "struct_specifier": "class"},
-        containers=frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
-        wrappers=frozenset({"template_declaration"})),
-    "Verilog": _Grammar("tree_sitter_verilog", units={"module_declaration": "class", "function_declaration": "function",
-                                                      "task_declaration": "function"},
-                        containers=frozenset({"module_declaration"})),
-}
-GRAMMARS["TSX"] = _Grammar("tree_sitter_typescript", "language_tsx", units=GRAMMARS["TypeScript"].units,
-                           containers=GRAMMARS["TypeScript"].containers, wrappers=GRAMMARS["TypeScript"].wrappers)
-#: Member kinds: a function inside a container is a method.
 _NAME_TYPES = ("identifier", "field_identifier", "type_identifier", "property_identifier", "simple_identifier",
                "qualified_identifier", "destructor_name", "operator_name", "name", "constant")
 _parsers: dict[str, Any] = {}
@@ -159,23 +107,16 @@ def split_units(text: str, language: str, path: str = "", max_class_lines: int =
     return sorted(found + rest, key=lambda u: (u.start_line, -u.end_line))
 
 
-_SCOPES = ("namespace_definition", "mod_item")  # containers whose functions are not methods
-
-
-def _walk(node, grammar: _Grammar, lines: list[str], path: str, language: str, prefix: str,
+def _walk(node, grammar: Grammar, lines: list[str], path: str, language: str, prefix: str,
           found: list[CodeUnit], max_class_lines: int, in_class: bool = False) -> None:
     for child in node.named_children:
-        kind = grammar.units.get(child.type)
-        if kind is None and child.type in ("lexical_declaration", "variable_declaration"):
-            kind = "function" if _assigned_function(child) else None  # const f = () => {...}
+        kind = _kind(child, grammar, language)
         if kind is None:
             if child.type in grammar.containers:  # e.g. a Rust impl or C++ namespace: a scope, not a unit
                 name = _name(child, language)
                 _walk(child, grammar, lines, path, language, f"{prefix}{name}." if name else prefix, found,
-                      max_class_lines, child.type not in _SCOPES)
-            elif child.type in grammar.wrappers or child.type in ("declaration_list", "class_body", "block",
-                                                                  "field_declaration_list", "body",
-                                                                  "interface_body", "enum_body"):
+                      max_class_lines, child.type not in SCOPES)
+            elif child.type in grammar.wrappers or child.type in BODIES:
                 _walk(child, grammar, lines, path, language, prefix, found, max_class_lines, in_class)
             continue
         name = _name(child, language)
@@ -183,16 +124,28 @@ def _walk(node, grammar: _Grammar, lines: list[str], path: str, language: str, p
             kind = "method"
         start, end = _extent(child, grammar)
         symbol = f"{prefix}{name}" if name else prefix.rstrip(".")
-        doc = _docstring(child) if language == "Python" else _comment_doc(child, grammar)
+        doc = _docstring(child) if language == "Python" else _comment_doc(child, grammar, language)
         members: list[CodeUnit] = []
-        if child.type in grammar.containers:
+        if child.type in grammar.containers or (language == "Elixir" and kind == "class"):
             _walk(child, grammar, lines, path, language, f"{symbol}.", members, max_class_lines, True)
-        if members and end - start + 1 > max_class_lines:
-            end = max(start, members[0].start_line - 2)  # the head: signature, docstring, fields
+        if members and end - start + 1 > max_class_lines:  # the head: signature, docstring, fields
+            end = max(child.start_point[0] + 1, members[0].start_line - 1)  # its own first line at least
+            while end > child.start_point[0] + 1 and not lines[end - 1].strip():
+                end -= 1
         body = "\n".join(lines[start - 1:end]).rstrip()
         if sum(1 for line in lines[start - 1:end] if line.strip()) >= 1 and body:
             found.append(CodeUnit(path, language, kind, symbol, start, end, body, doc))
         found.extend(members)
+
+
+def _kind(node, grammar: Grammar, language: str) -> str | None:
+    """The unit kind of a node, or None: the grammar's table, plus ``const f = () => {}`` and Elixir's defs."""
+    if language == "Elixir":
+        return elixir_kind(node) if node.type == "call" else None
+    kind = grammar.units.get(node.type)
+    if kind is None and node.type in ("lexical_declaration", "variable_declaration"):
+        kind = "function" if _assigned_function(node) else None
+    return kind
 
 
 def _assigned_function(node) -> bool:
@@ -204,21 +157,42 @@ def _assigned_function(node) -> bool:
     return False
 
 
-def _extent(node, grammar: _Grammar) -> tuple[int, int]:
-    """1-based lines of a unit: its wrappers (decorators, export, template) and leading comments included."""
-    outer = node
-    while outer.parent is not None and outer.parent.type in grammar.wrappers:
-        outer = outer.parent
-    start = outer.start_point[0]
-    previous = outer.prev_named_sibling
+def _outer(node, grammar: Grammar):
+    """The node with its wrappers (decorators, export, template)."""
+    while node.parent is not None and node.parent.type in grammar.wrappers:
+        node = node.parent
+    return node
+
+
+def _leading(outer, grammar: Grammar) -> list:
+    """The comments and attributes right above a unit, in file order, with no blank line between.
+
+    A first member's comment can sit before its container's body (Ruby: ``class A`` / ``# doc`` /
+    ``body_statement``), so the search goes on from the body's own previous sibling."""
+    found: list = []
+    start, previous = outer.start_point[0], outer.prev_named_sibling
+    if previous is None and outer.parent is not None and outer.parent.type in BODIES \
+            and outer.parent.start_point[0] == outer.start_point[0]:
+        previous = outer.parent.prev_named_sibling
     while previous is not None and (previous.type in grammar.comments or previous.type in grammar.leading) \
             and start - previous.end_point[0] <= 1:
-        start = previous.start_point[0]
-        previous = previous.prev_named_sibling
-    return start + 1, outer.end_point[0] + 1
+        found.insert(0, previous)
+        start, previous = previous.start_point[0], previous.prev_named_sibling
+    return found
+
+
+def _extent(node, grammar: Grammar) -> tuple[int, int]:
+    """1-based lines of a unit: its wrappers and leading comments included."""
+    outer = _outer(node, grammar)
+    leading = _leading(outer, grammar)
+    return (leading[0] if leading else outer).start_point[0] + 1, outer.end_point[0] + 1
 
 
 def _name(node, language: str) -> str:
+    if node.type in FIXED_NAMES and node.child_by_field_name("name") is None:
+        return FIXED_NAMES[node.type]
+    if language == "Elixir":
+        return elixir_name(node)
     if language == "Go" and node.type == "method_declaration":
         receiver = node.child_by_field_name("receiver")
         kind = re.sub(r"[^\w]", "", _first_type(receiver)) if receiver is not None else ""
@@ -285,22 +259,17 @@ def _docstring(node) -> str:
     return _clean(value if isinstance(value, str) else "")
 
 
-def _comment_doc(node, grammar: _Grammar) -> str:
-    outer = node
-    while outer.parent is not None and outer.parent.type in grammar.wrappers:
-        outer = outer.parent
-    comments: list[str] = []
-    previous, start = outer.prev_named_sibling, outer.start_point[0]
-    while previous is not None and start - previous.end_point[0] <= 1 and (
-            previous.type in grammar.comments or previous.type in grammar.leading):
-        if previous.type in grammar.comments:
-            comments.insert(0, _text(previous))
-        start = previous.start_point[0]
-        previous = previous.prev_named_sibling
-    return _clean("\n".join(_uncomment(c) for c in comments))
+def _comment_doc(node, grammar: Grammar, language: str = "") -> str:
+    leading = _leading(_outer(node, grammar), grammar)
+    if language == "Elixir":
+        return _clean(elixir_doc(node, [n for n in leading if n.type in grammar.leading]))
+    comments = [_uncomment(_text(n)) for n in leading if n.type in grammar.comments]
+    return _clean(_XML_DOC_TAGS.sub("", "\n".join(comments)))
 
 
-_COMMENT_MARKS = re.compile(r"^\s*(/\*\*?|\*/|\*(?!/)|///?!?|//!|#)\s?")
+#: C#'s XML doc comments: the tags that wrap prose go, the prose stays.
+_XML_DOC_TAGS = re.compile(r"</?(summary|remarks|para|returns|value|example)>")
+_COMMENT_MARKS = re.compile(r"^\s*(/\*\*?|\*/|\*(?!/)|///?!?|//!|#|---?(\[\[)?)\s?")
 
 
 def _uncomment(comment: str) -> str:

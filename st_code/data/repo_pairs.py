@@ -1,8 +1,8 @@
 """A repository -> retrieval pairs with no LLM: its documented code, split by file.
 
 What a team's own code teaches an embedder without anyone writing a query: every documented
-function, method, class or module (Python docstrings, JSDoc and Javadoc, ``///`` and ``/** */``, Go and
-Rust doc comments, the comment above a C function or a Verilog module; found by
+function, method, class or module (Python docstrings, JSDoc, Javadoc, KDoc and Scaladoc, ``///`` and
+``/** */``, Go, Rust, Ruby and shell doc comments, Elixir's ``@doc``, the comment above a C function; found by
 :mod:`st_code.data.code_units`) gives
 
 * ``Code Explanation to Implementation Retrieval`` (Text2Code): the doc's summary -> the code without it
@@ -172,7 +172,14 @@ def code_without_doc(unit: CodeUnit) -> str:
         return unit.text
     if unit.language == "Python":
         return _strip_python_docstring(unit.text)
-    return _strip_leading_comments(unit.text)
+    if unit.language == "Elixir":  # @doc / @moduledoc strings, then any leading # comments
+        return _strip_leading_comments(_ELIXIR_DOC.sub("", unit.text), "#") or unit.text
+    return _strip_leading_comments(unit.text, _LINE_COMMENTS.get(unit.language, "//"))
+
+
+#: Line-comment marks of the languages whose comments do not start with ``//``.
+_LINE_COMMENTS = {"Ruby": "#", "Shell": "#", "Lua": "--"}
+_ELIXIR_DOC = re.compile(r'[ \t]*@(?:module)?doc\s+(?:~[sS])?("""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*")[ \t]*\n?')
 
 
 def _strip_python_docstring(text: str) -> str:
@@ -194,7 +201,7 @@ def _strip_python_docstring(text: str) -> str:
     return "\n".join(kept).strip("\n")
 
 
-def _strip_leading_comments(text: str) -> str:
+def _strip_leading_comments(text: str, mark: str = "//") -> str:
     lines = text.split("\n")
     index, in_block = 0, False
     while index < len(lines):
@@ -203,7 +210,7 @@ def _strip_leading_comments(text: str) -> str:
             in_block = "*/" not in stripped
         elif stripped.startswith("/*"):
             in_block = "*/" not in stripped[2:]
-        elif not (stripped.startswith("//") or not stripped):
+        elif not (stripped.startswith(mark) or not stripped):
             break
         index += 1
     rest = "\n".join(lines[index:]).strip("\n")

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Extension -> language: CodeR-Pile's 20 languages (appendix D.2), Verilog, and the other languages of
-#: public code-search suites (Kotlin, Scala, Swift, Elixir, Zig, Dart), which index as line windows.
+#: public code-search suites (Kotlin, Scala, Swift, Elixir, Zig, Dart). Languages without a grammar in
+#: :mod:`st_code.data.grammars` (Zig, Dart, SQL, ...) index as line windows.
 EXTENSIONS: dict[str, str] = {
     ".java": "Java", ".py": "Python", ".js": "JavaScript", ".mjs": "JavaScript", ".cjs": "JavaScript",
     ".jsx": "JavaScript", ".php": "PHP", ".rb": "Ruby", ".go": "Go", ".cs": "C#", ".cpp": "C++", ".cc": "C++",
