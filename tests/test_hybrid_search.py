@@ -115,6 +115,18 @@ def test_fusion_and_ranking_by_hand():
     assert order[:2] == [2, 1]  # a second unit of mux.go yields to the next file
 
 
+
+def test_a_type_name_finds_the_type_before_its_constructor_and_its_partial_files():
+    """C#: ``Serializer`` names the class in Serializer.cs, not its constructor or Serializer.Json.cs."""
+    units = [{"path": "src/Serializer.NonGeneric.cs", "symbol": "Ns.Serializer.Serializer", "kind": "method",
+              "start_line": 20, "end_line": 30},
+             {"path": "src/Serializer.Json.cs", "symbol": "Ns.Serializer", "kind": "class", "start_line": 1,
+              "end_line": 20},
+             {"path": "src/Serializer.cs", "symbol": "Ns.Serializer", "kind": "class", "start_line": 1,
+              "end_line": 20}]
+    order = [i for i, _ in rank("Serializer", units, np.array([0.9, 0.7, 0.68]), np.array([3.0, 2.1, 2.0]))]
+    assert order == [2, 1, 0]
+
 def test_a_question_whose_words_name_a_file_lifts_it():
     words = query_words("how are connections pooled by the TCP connector")
     assert words == {"connection", "pooled", "tcp", "connector"}  # no function words, singular
