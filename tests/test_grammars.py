@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from st_code.data.code_units import has_grammar, split_units
-from st_code.data.repo_pairs import code_without_doc
+from st_code.data.repo_pairs import TEXT2CODE, build_repository_pairs, code_without_doc
 from st_code.data.repository import language_of
 
 SNIPPETS = {
@@ -258,3 +258,15 @@ def test_a_long_class_head_keeps_its_own_line_when_a_member_follows_it_directly(
     text = f"# A long class.\nclass Big\n{methods}end\n"
     head = split_units(text, "Ruby", "big.rb")[0]
     assert (head.symbol, head.start_line, head.end_line, head.doc) == ("Big", 1, 2, "A long class.")
+
+
+def test_adapt_finds_doc_comment_pairs_in_a_folder_of_these_languages(tmp_path):
+    """The seam adapt crosses: walk -> split -> doc -> code pairs, in every new language."""
+    for copy in ("a", "b"):  # two files a language, so the split has a side for each
+        for path, text in SNIPPETS.items():
+            (tmp_path / copy / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / copy / path).write_text(text)
+    pairs = build_repository_pairs(tmp_path, heldout_percent=50, seed=0)
+    docs = [p for p in pairs.train + pairs.heldout_pairs if p.task == TEXT2CODE]
+    assert {p.language for p in docs} == {language_of(path) for path in SNIPPETS}
+    assert all(p.query not in p.positive for p in docs)
