@@ -241,6 +241,13 @@ def test_an_elixir_function_without_doc_and_a_guarded_head_is_named_by_its_call(
     assert [(u.kind, u.symbol, u.doc) for u in units] == [("class", "M", ""), ("method", "M.pick", "")]
 
 
+def test_elixir_docs_in_a_sigil_count_and_doc_false_is_no_doc():
+    text = ('defmodule M do\n  @doc ~S"""\n  Parses a path.\n  """\n  def parse(x), do: x\n\n'
+            '  @doc false\n  def hidden(x), do: x\nend\n')
+    docs = {u.symbol: u.doc for u in split_units(text, "Elixir", "m.ex")}
+    assert docs == {"M": "", "M.parse": "Parses a path.", "M.hidden": ""}
+
+
 @pytest.mark.parametrize("path", sorted(SNIPPETS))
 def test_adapt_pairs_take_the_doc_out_of_the_code_in_every_language(path):
     """doc -> code pairs must not be string matching: the code side loses its doc comment or @doc."""

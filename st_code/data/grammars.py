@@ -145,18 +145,19 @@ def elixir_name(node) -> str:
 
 
 def elixir_doc(node, leading: list) -> str:
-    """The ``@doc`` before a function, or the ``@moduledoc`` first in a module's body, as text."""
-    attributes = list(leading)
+    """The ``@doc`` before a function, or the ``@moduledoc`` in a module's body, as text (a string, a
+    heredoc or a ``~S`` sigil; ``@doc false`` is no doc)."""
+    wanted, attributes = "doc", list(leading)
     if elixir_kind(node) == "class":
         body = next((c for c in node.named_children if c.type == "do_block"), None)
-        attributes = [c for c in (body.named_children if body is not None else []) if c.type == "unary_operator"][:1]
+        wanted, attributes = "moduledoc", [c for c in (body.named_children if body is not None else [])
+                                           if c.type == "unary_operator"]
     for attribute in attributes:
         call = attribute.named_children[0] if attribute.named_children else None
-        if call is None or call.type != "call" or _text(call.child_by_field_name("target")) not in ("doc",
-                                                                                                    "moduledoc"):
+        if call is None or call.type != "call" or _text(call.child_by_field_name("target")) != wanted:
             continue
         values = [c for c in call.named_children if c.type == "arguments"]
-        strings = [s for s in (values[0].named_children if values else []) if s.type == "string"]
-        if strings:
-            return "".join(_text(part) for part in strings[0].named_children if part.type == "quoted_content")
+        strings = [s for s in (values[0].named_children if values else []) if s.type in ("string", "sigil")]
+        return "".join(_text(part) for part in strings[0].named_children
+                       if part.type == "quoted_content") if strings else ""
     return ""
