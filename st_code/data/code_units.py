@@ -122,9 +122,11 @@ def _walk(node, grammar: Grammar, lines: list[str], path: str, language: str, pr
         name = _name(child, language)
         if kind == "function" and in_class:
             kind = "method"
-        start, end = _extent(child, grammar)
+        outer = _outer(child, grammar)
+        leading = _leading(outer, grammar)  # comments and attributes above it: part of its text and its doc
+        start, end = (leading[0] if leading else outer).start_point[0] + 1, outer.end_point[0] + 1
         symbol = f"{prefix}{name}" if name else prefix.rstrip(".")
-        doc = _docstring(child) if language == "Python" else _comment_doc(child, grammar, language)
+        doc = _docstring(child) if language == "Python" else _comment_doc(child, leading, grammar, language)
         members: list[CodeUnit] = []
         if child.type in grammar.containers or (language == "Elixir" and kind == "class"):
             _walk(child, grammar, lines, path, language, f"{symbol}.", members, max_class_lines, True)
@@ -179,13 +181,6 @@ def _leading(outer, grammar: Grammar) -> list:
         found.insert(0, previous)
         start, previous = previous.start_point[0], previous.prev_named_sibling
     return found
-
-
-def _extent(node, grammar: Grammar) -> tuple[int, int]:
-    """1-based lines of a unit: its wrappers and leading comments included."""
-    outer = _outer(node, grammar)
-    leading = _leading(outer, grammar)
-    return (leading[0] if leading else outer).start_point[0] + 1, outer.end_point[0] + 1
 
 
 def _name(node, language: str) -> str:
@@ -259,8 +254,8 @@ def _docstring(node) -> str:
     return _clean(value if isinstance(value, str) else "")
 
 
-def _comment_doc(node, grammar: Grammar, language: str = "") -> str:
-    leading = _leading(_outer(node, grammar), grammar)
+def _comment_doc(node, leading: list, grammar: Grammar, language: str) -> str:
+    """A unit's doc from the nodes above it: its comments, or Elixir's ``@doc`` attribute."""
     if language == "Elixir":
         return _clean(elixir_doc(node, [n for n in leading if n.type in grammar.leading]))
     comments = [_uncomment(_text(n)) for n in leading if n.type in grammar.comments]
