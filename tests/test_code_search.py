@@ -52,7 +52,8 @@ def test_a_docstring_query_finds_its_function_first(repo, tmp_path, minilm):
                "Half adder.": ("rtl/adder.v", "half_adder"),
                "Sum adds numbers.": ("cmd/sum.go", "Sum")}
     for query, hits in zip(queries, searcher.search(list(queries), k=3)):
-        assert (hits[0].path, hits[0].symbol) == queries[query], (query, hits)
+        path, name = queries[query]  # a function or the pack of small siblings it is in (sibling_packs)
+        assert hits[0].path == path and name in hits[0].symbol.split(", "), (query, hits)
         assert hits[0].score >= hits[1].score
     first = searcher.search(["Increment it."], k=1)[0][0]
     assert (first.path, first.start_line, first.end_line) == ("src/Counter.java", 7, 10)
@@ -162,7 +163,7 @@ def test_the_command_line_from_index_to_json_lines(repo, tmp_path, minilm_path, 
     assert done.returncode == 0, done.stderr
     answers = [json.loads(line) for line in done.stdout.splitlines()]
     assert [a["query"] for a in answers] == ["Parse a config file.", "Half adder."]
-    assert answers[0]["hits"][0]["symbol"] == "parseConfig" and len(answers[1]["hits"]) == 2
+    assert "parseConfig" in answers[0]["hits"][0]["symbol"].split(", ") and len(answers[1]["hits"]) == 2
     # the other commands through the same entry point in this process: a new process would only add
     # the ~12 s of importing sentence-transformers again
     from st_code.cli import main

@@ -101,7 +101,7 @@ def test_an_index_built_before_outlines_searches_without_them_and_an_update_adds
     _strip_outlines(index)
     old = CodeSearcher(index, model=search_minilm[0])
     assert old.outlines is None
-    assert old.search(["Parse a config file."], k=3)[0][0].symbol == before[0].symbol == "parseConfig"
+    assert old.search(["Parse a config file."], k=3)[0][0].symbol == before[0].symbol == "parseConfig, add"
     from st_code.cli import main
 
     assert main(["search", str(index), "Parse a config file.", "-k", "1"]) == 0

@@ -40,12 +40,14 @@ class CodeUnit:
 
     path: str
     language: str
-    kind: str  # function | method | class | module (top-level code) | window (no grammar)
+    kind: str  # function | method | class | module (top-level code) | window (no grammar) | group (search's packs)
     symbol: str  # "Class.method", "function", "" for windows
     start_line: int
     end_line: int
     text: str
     doc: str = ""
+    #: a search index's pack of small siblings (:mod:`st_code.search.sibling_packs`): (symbol, kind, start, end) each
+    members: tuple[tuple[str, str, int, int], ...] = ()
 
     @property
     def hash(self) -> str:

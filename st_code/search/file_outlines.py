@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from st_code.search.sibling_packs import unit_names
+
 PATHS_FILE = "file_outlines.json"
 VECTORS_FILE = "file_outlines.npy"
 #: An outline's names are cut here: enough for a large file's definitions, short of a model's window.
@@ -46,7 +48,7 @@ def outlines(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[str, str]]:
             if row["path"] in done:
                 raise ValueError(f"the units of {row['path']} are not together: an index lists a file's units in a row")
             path, symbols = row["path"], []
-        symbols.append(row.get("symbol") or "")
+        symbols.extend(unit_names(row))
     if path is not None:
         yield path, outline_text(path, symbols)
 

@@ -6,7 +6,8 @@ An index is a folder:
   embedded with, dimension, precision, faiss index type, the root, per-file content hashes, and the
   walk's skip counts;
 - ``units.jsonl`` and ``units.offsets.npy``: one unit a line (path, lines, language, kind, symbol,
-  content hash, text) and the byte offset of each line, so a search reads only its hits;
+  content hash, text; a pack of small siblings also its ``members``, :mod:`st_code.search.sibling_packs`) and
+  the byte offset of each line, so a search reads only its hits;
 - ``vectors.npy``: the float32 unit embeddings (normalized), kept for updates and for rescoring
   quantized search;
 - ``index.faiss`` (float32: flat, HNSW or IVF), ``index.binary.faiss`` (binary) or ``vectors.int8.npy``
@@ -46,6 +47,7 @@ from st_code.outputs import staged_folder
 from st_code.search.manifest import (
     FORMAT, check_batch_size, check_index_files, check_index_folder, check_same_repository, read_manifest,
 )
+from st_code.search.sibling_packs import pack_small_units
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 PRECISIONS = ("float32", "int8", "binary")
@@ -171,6 +173,8 @@ def _build_into(staging: Path, root: Path, model: Any, name: str, fingerprint: s
             file_hashes.setdefault(unit.path, file_hash)
             offsets.append(handle.tell())
             row = {**asdict(unit), "hash": unit.hash}
+            if not unit.members:
+                del row["members"]
             handle.write(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
             hashes.append(unit.hash)
     np.save(staging / "units.offsets.npy", np.asarray(offsets, dtype=np.int64))
@@ -231,7 +235,7 @@ def _units(root: Path, walk: WalkReport) -> Iterator[tuple[CodeUnit, str]]:
         if found.text is None:
             continue
         file_hash = hashlib.sha1(found.text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-        for unit in split_units(found.text, found.language, found.path):
+        for unit in pack_small_units(split_units(found.text, found.language, found.path), found.text):
             yield unit, file_hash
 
 

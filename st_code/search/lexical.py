@@ -3,8 +3,8 @@
 Dense vectors find what code *does*; a bare name (``Router``, ``HTTPException``) or a rare word is
 found better by its letters. Tokens keep an identifier whole and also split it at camelCase and
 snake_case (``parseHTTPHeader`` -> ``parsehttpheader parse http header``), lowercased; a unit's tokens are
-its path, its symbol (twice: a field boost) and its text. Queries drop English function words, so
-"how are routes registered" searches ``routes registered``.
+its path, its symbol (twice: a field boost; a pack's, every member's) and its text. Queries drop English
+function words, so "how are routes registered" searches ``routes registered``.
 
 bm25s does the scoring (sparse, numpy only) and the saving: the index lives in ``lexical/`` beside the
 vectors, memory-mapped on open. An index built before hybrid search had it is read from its
@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from st_code.search.sibling_packs import unit_names
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 _PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
@@ -54,8 +56,8 @@ def query_tokens(query: str) -> list[str]:
 
 
 def unit_tokens(unit: dict) -> list[str]:
-    """What BM25 reads of a unit: its path, its symbol twice, its text."""
-    symbol = code_tokens(unit.get("symbol") or "")
+    """What BM25 reads of a unit: its path, its symbol (a pack's: every member's) twice, its text."""
+    symbol = code_tokens(" ".join(unit_names(unit)))
     return code_tokens(unit["path"]) + symbol + symbol + code_tokens(unit["text"])
 
 
@@ -78,8 +80,8 @@ class LexicalIndex:
         symbols: dict[str, list[int]] = {}
         for row, unit in enumerate(units):
             ids.append([vocabulary.setdefault(token, len(vocabulary)) for token in unit_tokens(unit)] or [0])
-            if unit.get("symbol"):
-                symbols.setdefault(symbol_key(unit["symbol"]), []).append(row)
+            for name in dict.fromkeys(symbol_key(symbol) for symbol in unit_names(unit)):
+                symbols.setdefault(name, []).append(row)
         bm25 = bm25s.BM25()
         bm25.index(Tokenized(ids=ids, vocab=vocabulary), create_empty_token=False, show_progress=False)
         return cls(bm25, symbols)

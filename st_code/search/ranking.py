@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from st_code.search.lexical import STOPWORDS, code_tokens
+from st_code.search.sibling_packs import unit_names
 
 FUSIONS = ("blend", "rrf")
 _AUXILIARY = re.compile(
@@ -183,31 +184,33 @@ _REEXPORTS = r"^[ \t]*(?:pub(?:\([^)]*\))?\s+use\s|export\s*\{|export\s+\*|from\
 
 
 def _names(unit: dict, name: str) -> float:
-    """How squarely a unit is what the identifier ``name`` names: 1 when its symbol is the name, 0.6 when a
-    line of it declares the name (a type alias or a Ruby module inside a window), 0.3 for a re-export or
-    the same name in another case, 0.2 for the methods of the type it names; +0.3 for the file named so
-    (+0.2 for ``Name.Part.cs``).
+    """How squarely a unit is what the identifier ``name`` names: 1 when its symbol (or a packed member's)
+    is the name, 0.6 when a line of it declares the name (a type alias or a Ruby module inside a window),
+    0.3 for a re-export or the same name in another case, 0.2 for the methods of the type it names; +0.3
+    for the file named so (+0.2 for ``Name.Part.cs``).
     A constructor (``Pool.Pool``: Java, C#, C++) names its type less squarely than the type: 0.6."""
-    symbol = unit.get("symbol") or ""
     leaf = re.split(r"[.:]+", name)[-1]
-    parts = symbol.split(".")
-    score = 0.0
     text = unit.get("text") or ""
-    if symbol == name or parts[-1] == leaf:
-        score = 0.6 if len(parts) > 1 and parts[-2] == parts[-1] and symbol != name else 1.0
-    elif leaf in text and re.search(_DECLARES + re.escape(leaf) + r"\b", text, re.MULTILINE):
+    score = max((_symbol_names(symbol, name, leaf) for symbol in unit_names(unit) or [""]), default=0.0)
+    if score < 0.6 and leaf in text and re.search(_DECLARES + re.escape(leaf) + r"\b", text, re.MULTILINE):
         score = 0.6
-    elif parts[-1].lower() == leaf.lower() or (
-            leaf in text and re.search(_REEXPORTS + re.escape(leaf) + r"\b", text, re.MULTILINE)):
+    elif score < 0.3 and leaf in text and re.search(_REEXPORTS + re.escape(leaf) + r"\b", text, re.MULTILINE):
         score = 0.3
-    elif len(parts) > 1 and parts[0] == leaf:
-        score = 0.2
     file_name = unit["path"].replace("\\", "/").rsplit("/", 1)[-1].lower()
     if file_name.rsplit(".", 1)[0] == leaf.lower():
         score += 0.3
     elif file_name.split(".")[0] == leaf.lower():  # Foo.Json.cs, foo.d.ts: a part of what Foo names
         score += 0.2
     return score
+
+
+def _symbol_names(symbol: str, name: str, leaf: str) -> float:
+    parts = symbol.split(".")
+    if symbol == name or parts[-1] == leaf:
+        return 0.6 if len(parts) > 1 and parts[-2] == parts[-1] and symbol != name else 1.0
+    if parts[-1].lower() == leaf.lower():
+        return 0.3
+    return 0.2 if len(parts) > 1 and parts[0] == leaf else 0.0
 
 
 __all__ = ["RankingWeights", "FUSIONS", "rank", "fuse", "is_auxiliary", "symbol_query", "query_words",

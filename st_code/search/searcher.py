@@ -23,6 +23,7 @@ import numpy as np
 from st_code.errors import UsageError
 from st_code.search.index import DEFAULT_TASK, load_search_model
 from st_code.search.manifest import check_index_files, damaged, read_manifest
+from st_code.search.sibling_packs import display_symbol, narrow_to_member
 from st_code.search.ranking import FUSIONS, RankingWeights, rank, symbol_query
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ CANDIDATES = 100
 class Hit:
     """One search result. ``score`` orders the hits of one query (in hybrid search a fused, ranked score,
     comparable within a query only); ``similarity`` is the query's cosine with the unit, the number to
-    threshold across queries (``None`` in lexical search)."""
+    threshold across queries (``None`` in lexical search). A pack of small siblings
+    (:mod:`st_code.search.sibling_packs`) is of kind ``group`` and shows its members' names joined as its symbol."""
 
     path: str
     start_line: int
@@ -58,8 +60,8 @@ class Hit:
 
     @classmethod
     def from_unit(cls, unit: dict[str, Any], score: float, similarity: float | None = None) -> "Hit":
-        return cls(unit["path"], unit["start_line"], unit["end_line"], unit["symbol"], unit["language"], unit["kind"],
-                   float(score), unit["text"], None if similarity is None else float(similarity))
+        return cls(unit["path"], unit["start_line"], unit["end_line"], display_symbol(unit), unit["language"],
+                   unit["kind"], float(score), unit["text"], None if similarity is None else float(similarity))
 
     def snippet(self, lines: int = 6) -> str:
         return "\n".join(self.text.split("\n")[:lines])
@@ -191,6 +193,9 @@ class CodeSearcher:
             ranked = self._ranked(query, None if embeddings is None else embeddings[i], k, per_file)
             if self.reranker is not None:
                 ranked = self.reranker.rerank(query, ranked)
+            name = symbol_query(query)
+            if name:  # a pack's member that the query names is shown alone
+                ranked = [(narrow_to_member(unit, name), score, cosine) for unit, score, cosine in ranked]
             if per_file:
                 ranked = _best_per_file(ranked)
             results.append([Hit.from_unit(unit, score, similarity) for unit, score, similarity in ranked[:k]])
