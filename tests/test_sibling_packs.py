@@ -85,6 +85,20 @@ def test_small_methods_of_one_class_pack_and_keep_every_name():
     assert any(u.symbol == "Pool" and u.kind == "class" for u in units)
 
 
+def test_go_methods_pack_by_receiver_and_elixir_clauses_show_their_name_once():
+    go = ("package pool\n\ntype Pool struct {\n\titems []Conn\n}\n\n// Size is how many are free.\n"
+          "func (p *Pool) Size() int {\n\treturn len(p.items)\n}\n\n"
+          "func (p *Pool) Put(c Conn) {\n\tp.items = append(p.items, c)\n}\n\nfunc helper() int {\n\treturn 1\n}\n")
+    units = pack_small_units(split_units(go, "Go", "pool.go"), go)
+    assert [(u.kind, u.symbol) for u in units] == [("class", "Pool"), ("group", "Pool.Size"), ("function", "helper")]
+    assert units[1].start_line == 7 and units[1].text.startswith("// Size is how many are free.")
+    elixir = ('defmodule Pool do\n  @doc "Size."\n  def size(%{items: items}), do: length(items)\n'
+              '  def size(_), do: 0\n\n  def put(pool, c) do\n    %{pool | items: [c | pool.items]}\n  end\nend\n')
+    (group,) = [u for u in pack_small_units(split_units(elixir, "Elixir", "pool.ex"), elixir) if u.kind == "group"]
+    row = {**group.__dict__, "members": [list(m) for m in group.members]}
+    assert len(group.members) == 3 and display_symbol(row) == "Pool.size, Pool.put"
+
+
 def test_limits_bound_a_pack_and_a_lone_small_unit_stays_itself():
     units = _packed(max_lines=6)  # room for size + empty only
     group = next(u for u in units if u.kind == "group" and u.symbol.startswith("Pool."))

@@ -87,8 +87,9 @@ def narrow_to_member(unit: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def display_symbol(unit: dict[str, Any]) -> str:
-    """What a hit shows as its symbol: a pack's member names joined (``Pool.get, Pool.put``)."""
-    return ", ".join(unit_names(unit)) if unit.get("members") else unit.get("symbol") or ""
+    """What a hit shows as its symbol: a pack's member names joined, each once (``Pool.get, Pool.put``;
+    Elixir's clauses of one function share a name)."""
+    return ", ".join(dict.fromkeys(unit_names(unit))) if unit.get("members") else unit.get("symbol") or ""
 
 
 __all__ = ["pack_small_units", "unit_names", "narrow_to_member", "display_symbol", "MEMBER_LINES", "MAX_LINES"]
