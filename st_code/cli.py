@@ -112,7 +112,11 @@ def _search(args: argparse.Namespace) -> int:
 def _distill(args: argparse.Namespace) -> int:
     from st_code.search.static import distill
 
-    distill(args.model, args.out, dims=args.dims, device=args.device, log=lambda line: print(line, file=sys.stderr))
+    from st_code.search.static import ALIGN_TEXTS
+
+    distill(args.model, args.out, dims=args.dims, device=args.device,
+            align_texts=ALIGN_TEXTS if args.align_texts is None else args.align_texts,
+            align_corpus=args.align_corpus, log=lambda line: print(line, file=sys.stderr))
     return 0
 
 
@@ -274,11 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     distill = commands.add_parser(
         "distill", help="distill an embedder into a static model that indexes thousands of units a second",
         description="Every vocabulary token is embedded by the model on its own, reduced by PCA and weighted "
-                    "(model2vec's recipe); the folder is a sentence-transformers StaticEmbedding model. Index "
+                    "(model2vec's recipe), then the space is aligned with the model's on a sample of code and docs; "
+                    "the folder is a sentence-transformers StaticEmbedding model. Index "
                     "with it: st-code index REPO --model OUT (hybrid search makes up most of what it loses).")
     distill.add_argument("model", nargs="?", default=None, help="the embedder (default: the packaged MiniLM)")
     distill.add_argument("--out", required=True, help="the static model's folder")
     distill.add_argument("--dims", type=positive_int, default=256, help="dimensions kept by PCA (default: %(default)s)")
+    distill.add_argument("--align-texts", type=int, metavar="N",
+                         help="code units and docs embedded by the model to align the static space with its own "
+                              "(about two minutes on 2 CPU cores; 0: skip; default: 4000)")
+    distill.add_argument("--align-corpus", metavar="FOLDER",
+                         help="the code those texts come from (default: Python's standard library)")
     distill.add_argument("--device")
     distill.set_defaults(run=_distill)
 

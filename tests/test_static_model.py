@@ -9,7 +9,7 @@ import pytest
 
 from st_code.errors import UsageError
 from st_code.search import CodeSearcher, build_index
-from st_code.search.static import _pca, _weighted, distill
+from st_code.search.static import _pca, _weighted, distill, sample_texts
 from tests.test_code_search import write_repo
 from tests.test_hybrid_search import SOURCES
 
@@ -55,9 +55,66 @@ def test_a_distilled_model_loads_anywhere_and_indexes_a_repository(tiny_bert, tm
     assert report.embedded == report.units > 0
     hits = CodeSearcher(tmp_path / "index").search(["Router"], k=1)[0]
     assert (hits[0].path, hits[0].symbol) == ("chi.go", "Router")
-    distill(tiny_bert, out, dims=8, log=lambda _: None, progress=False)  # its own folder: replaced
+    distill(tiny_bert, out, dims=8, align_texts=0, log=lambda _: None, progress=False)  # its own folder: replaced
     assert SentenceTransformer(str(out), device="cpu").get_embedding_dimension() == 8
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     with pytest.raises(UsageError, match="--out"):
         distill(tiny_bert, tmp_path / "notes", log=lambda _: None, progress=False)
+
+
+def _corpus(folder, functions: int = 40):
+    folder.mkdir()
+    verbs = ["parse", "render", "encode", "retry", "route", "compress", "hash", "sort"]
+    for number in range(functions):
+        verb = verbs[number % len(verbs)]
+        (folder / f"mod_{number}.py").write_text(
+            f'def {verb}_{number}(items, limit={number}):\n    """{verb.title()} the items, at most {number} of '
+            f'them."""\n    out = []\n    for item in items[:limit]:\n        out.append(item)\n    return out\n')
+    return folder
+
+
+def test_sampled_texts_are_units_and_docs_drawn_evenly_and_reproducibly(tmp_path):
+    corpus = _corpus(tmp_path / "corpus")
+    every = sample_texts(corpus, 1000)
+    assert len(every) == 80 and sum(text.startswith(("Parse", "Render")) for text in every) == 10  # 40 units, 40 docs
+    drawn = sample_texts(corpus, 20)
+    assert len(drawn) == 20 and set(drawn) <= set(every) and drawn == sample_texts(corpus, 20)
+    assert drawn != sample_texts(corpus, 20, seed=1)
+
+
+def test_the_alignment_moves_the_static_space_onto_the_models(tiny_bert, tmp_path):
+    """On the sampled texts, the aligned static model's vectors are nearer the model's own (PCA-reduced, as
+    the alignment targets them) than the unaligned model's are."""
+    from sentence_transformers import SentenceTransformer
+
+    corpus = _corpus(tmp_path / "corpus")
+    texts = sample_texts(corpus, 80)
+    teacher = SentenceTransformer(tiny_bert, device="cpu").encode(texts, normalize_embeddings=True)
+    target = _pca(teacher, 8)
+    target /= np.linalg.norm(target, axis=1, keepdims=True)
+
+    def mean_cosine(folder) -> float:
+        vectors = SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True)
+        return float(np.mean(np.sum(vectors * target, axis=1)))
+
+    plain = distill(tiny_bert, tmp_path / "plain", dims=8, align_texts=0, log=lambda _: None, progress=False)
+    lines = []
+    aligned = distill(tiny_bert, tmp_path / "aligned", dims=8, align_texts=80, align_corpus=corpus, log=lines.append,
+                      progress=False)
+    assert any("aligning with" in line and "80 texts" in line for line in lines)
+    assert mean_cosine(aligned) > mean_cosine(plain) + 0.1 and mean_cosine(aligned) > 0.5
+
+
+def test_alignment_inputs_that_cannot_work_are_refused_with_the_fix(tiny_bert, tmp_path):
+    corpus = _corpus(tmp_path / "corpus", functions=4)
+    with pytest.raises(UsageError, match="too few to align 8 dimensions: pass a bigger --align-corpus"):
+        distill(tiny_bert, tmp_path / "a", dims=8, align_texts=16, align_corpus=corpus, log=lambda _: None,
+                progress=False)
+    with pytest.raises(UsageError, match="--align-texts 10 is too few to fit 8 dimensions"):
+        distill(tiny_bert, tmp_path / "b", dims=8, align_texts=10, log=lambda _: None, progress=False)
+    with pytest.raises(UsageError, match="--align-texts must be 0"):
+        distill(tiny_bert, tmp_path / "c", dims=8, align_texts=-1, log=lambda _: None, progress=False)
+    with pytest.raises(UsageError, match="--align-corpus .* does not exist"):
+        distill(tiny_bert, tmp_path / "d", dims=8, align_corpus=tmp_path / "missing", log=lambda _: None,
+                progress=False)
