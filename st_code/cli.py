@@ -110,9 +110,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _distill(args: argparse.Namespace) -> int:
-    from st_code.search.static import distill
-
-    from st_code.search.static import ALIGN_TEXTS
+    from st_code.search.static import ALIGN_TEXTS, distill
 
     distill(args.model, args.out, dims=args.dims, device=args.device,
             align_texts=ALIGN_TEXTS if args.align_texts is None else args.align_texts,

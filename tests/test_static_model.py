@@ -106,6 +106,17 @@ def test_the_alignment_moves_the_static_space_onto_the_models(tiny_bert, tmp_pat
     assert mean_cosine(aligned) > mean_cosine(plain) + 0.1 and mean_cosine(aligned) > 0.5
 
 
+def test_the_command_line_passes_the_alignment_flags(tiny_bert, tmp_path, capsys):
+    from st_code.cli import main
+
+    corpus = _corpus(tmp_path / "corpus")
+    assert main(["distill", tiny_bert, "--out", str(tmp_path / "s"), "--dims", "8", "--align-texts", "30",
+                 "--align-corpus", str(corpus)]) == 0
+    assert f"aligning with {tiny_bert} on 30 texts of {corpus}" in capsys.readouterr().err
+    assert main(["distill", tiny_bert, "--out", str(tmp_path / "s"), "--dims", "8", "--align-texts", "0"]) == 0
+    assert "aligning" not in capsys.readouterr().err
+
+
 def test_alignment_inputs_that_cannot_work_are_refused_with_the_fix(tiny_bert, tmp_path):
     corpus = _corpus(tmp_path / "corpus", functions=4)
     with pytest.raises(UsageError, match="too few to align 8 dimensions: pass a bigger --align-corpus"):

@@ -23,8 +23,8 @@ import numpy as np
 from st_code.errors import UsageError
 from st_code.search.index import DEFAULT_TASK, load_search_model
 from st_code.search.manifest import check_index_files, damaged, read_manifest
-from st_code.search.sibling_packs import display_symbol, narrow_to_member
 from st_code.search.ranking import FUSIONS, RankingWeights, rank, symbol_query
+from st_code.search.sibling_packs import display_symbol, narrow_to_member
 
 if TYPE_CHECKING:
     from st_code.search.file_outlines import FileOutlines

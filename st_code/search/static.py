@@ -80,7 +80,7 @@ def distill(model: str | None, out: str | Path, dims: int = 256, batch_size: int
             raise UsageError(f"{corpus} gave {len(texts)} code units and docs, too few to align {table.shape[1]} "
                              f"dimensions: pass a bigger --align-corpus, or --align-texts 0")
         log(f"distill: aligning with {name} on {len(texts)} texts of {corpus}")
-        table = _aligned(table, loaded, texts, batch_size, progress)
+        table = _aligned(table, loaded, texts, progress)
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
@@ -152,15 +152,15 @@ def sample_texts(corpus: Path, count: int, seed: int = 0) -> list[str]:
     return chosen
 
 
-def _aligned(table: np.ndarray, model: Any, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+def _aligned(table: np.ndarray, model: Any, texts: list[str], progress: bool) -> np.ndarray:
     """``table`` times the least-squares map from its mean-pooled vectors of ``texts`` to ``model``'s
     vectors of them, reduced by PCA to the table's width."""
     dims = table.shape[1]
-    teacher = model.encode(texts, batch_size=min(batch_size, 64), normalize_embeddings=True, convert_to_numpy=True,
+    teacher = model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
                            show_progress_bar=progress).astype(np.float64)
     target = _pca(teacher, dims).astype(np.float64)
     target /= np.maximum(np.linalg.norm(target, axis=1, keepdims=True), 1e-12)
-    window = max(1, min(int(getattr(model, "max_seq_length", 512) or 512), 100_000) - 2)  # what the model read
+    window = int(getattr(model, "max_seq_length", None) or 512) - 2  # the tokens the model read, less its specials
     pooled = np.zeros((len(texts), dims))
     for row, encoding in enumerate(model.tokenizer.backend_tokenizer.encode_batch(texts, add_special_tokens=False)):
         token_ids = encoding.ids[:window]
